@@ -1,0 +1,64 @@
+import type { Context } from "hono";
+import type { AppEnv } from "./env.ts";
+import { ApiError, onError, problem } from "./errors.ts";
+import { requireAuth } from "./middleware/auth.ts";
+import { jsonBodies, requestContext } from "./middleware/request.ts";
+import { router } from "./routes/common.ts";
+import { docsRoutes } from "./routes/docs.ts";
+import { permissionRoutes, publicRoutes } from "./routes/meta.ts";
+import { orgRoutes } from "./routes/orgs.ts";
+import { serviceAccountRoutes } from "./routes/service-accounts.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
+
+const API_INFO = {
+  title: "Keyward",
+  version: "0.1.0",
+  description: "Service accounts and machine identities at the edge. Errors are RFC 9457 problem+json with a stable `code`.",
+};
+
+/** 405 instead of 404 when the path exists under another method. */
+function methodNotAllowed(routes: { method: string; path: string }[]) {
+  let table: { re: RegExp; method: string }[] | undefined;
+  return (c: Context<AppEnv>) => {
+    table ??= routes
+      .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+      .map((r) => ({ method: r.method, re: new RegExp(`^${r.path.replace(/:[A-Za-z0-9_]+/g, "[^/]+")}/?$`) }));
+    const allowed = [...new Set(table.filter((r) => r.re.test(c.req.path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      return problem(c, new ApiError("method_not_allowed", `Use ${allowed.join(", ")} on this path`, { headers: { allow: allowed.join(", ") } }));
+    }
+    return problem(c, new ApiError("route_not_found", `No route for ${c.req.method} ${c.req.path}`));
+  };
+}
+
+/** Builds the whole HTTP app: middleware, routes, the OpenAPI document and the error handling. */
+export function buildApp() {
+  const app = router();
+  app.use("*", requestContext);
+  app.use("/api/*", jsonBodies);
+  app.route("/", publicRoutes);
+  app.use("/api/v1/*", requireAuth);
+  app.route("/api/v1/permissions", permissionRoutes);
+  app.route("/api/v1/orgs", orgRoutes);
+  app.route("/api/v1/orgs", serviceAccountRoutes);
+  app.route("/api/v1/orgs", tokenRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "An access token (sat_...) or a JWT issued by Keyward",
+  });
+  let doc: ReturnType<typeof app.getOpenAPI31Document> | undefined;
+  const getDoc = (origin: string) => {
+    doc ??= app.getOpenAPI31Document({ openapi: "3.1.0", info: API_INFO, servers: [{ url: origin }] });
+    return doc;
+  };
+  app.get("/openapi.json", (c) => {
+    c.header("cache-control", "public, max-age=300");
+    return c.json(getDoc(new URL(c.req.url).origin));
+  });
+  app.route("/docs", docsRoutes(getDoc as never));
+  app.notFound(methodNotAllowed(app.routes));
+  app.onError(onError);
+  return app;
+}

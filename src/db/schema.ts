@@ -1,0 +1,160 @@
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Timestamps are milliseconds since the epoch; the API renders them as ISO-8601 UTC. */
+const ms = (name: string) => integer(name, { mode: "number" });
+
+export interface OrgPolicy {
+  /** The one-active-token rule: how many active access tokens one account may hold (default 1). */
+  maxActiveTokensPerAccount: number;
+  /** Upper bound on an access token's lifetime, in days; null for none. */
+  maxTokenLifetimeDays: number | null;
+  /** Revoke tokens unused for this many days (cron, later); null for off. */
+  unusedTokenRevokeAfterDays: number | null;
+}
+
+export const orgs = sqliteTable("orgs", {
+  id: text("id").primaryKey(),
+  slug: text("slug").notNull().unique(),
+  name: text("name").notNull(),
+  policy: text("policy", { mode: "json" }).$type<OrgPolicy>().notNull(),
+  createdAt: ms("created_at").notNull(),
+  createdBy: text("created_by").notNull(),
+  updatedAt: ms("updated_at").notNull(),
+});
+
+export const projects = sqliteTable(
+  "projects",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+  },
+  (t) => [uniqueIndex("projects_org_slug").on(t.orgId, t.slug)],
+);
+
+export const environments = sqliteTable(
+  "environments",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    projectId: text("project_id").notNull(),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+  },
+  (t) => [uniqueIndex("environments_project_slug").on(t.projectId, t.slug), index("environments_org").on(t.orgId)],
+);
+
+export type AccountStatus = "active" | "disabled";
+
+export const serviceAccounts = sqliteTable(
+  "service_accounts",
+  {
+    id: text("id").primaryKey(),
+    /** Null for platform-level accounts (the bootstrap root and `/api/service-accounts`). */
+    orgId: text("org_id"),
+    name: text("name").notNull(),
+    /** `<org id or empty>/<lowercased name>`: names are unique per org, case-insensitively. */
+    nameKey: text("name_key").notNull().unique(),
+    email: text("email").notNull().unique(),
+    displayName: text("display_name"),
+    description: text("description"),
+    groups: text("groups", { mode: "json" }).$type<string[]>().notNull(),
+    externalId: text("external_id"),
+    status: text("status").$type<AccountStatus>().notNull(),
+    expiresAt: ms("expires_at"),
+    /** Operations held platform-wide (platform accounts only), e.g. `platform.root`. */
+    platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+    lastUsedAt: ms("last_used_at"),
+  },
+  (t) => [
+    index("service_accounts_org_created").on(t.orgId, t.createdAt, t.id),
+  ],
+);
+
+export type TokenStatus = "active" | "revoked" | "expired";
+
+export const accessTokens = sqliteTable(
+  "access_tokens",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    orgId: text("org_id"),
+    name: text("name"),
+    /** SHA-256 (hex) of the current secret; the secret itself is never stored. */
+    secretHash: text("secret_hash").notNull().unique(),
+    hint: text("hint").notNull(),
+    status: text("status").$type<TokenStatus>().notNull(),
+    expiresAt: ms("expires_at"),
+    /** The previous secret during a regenerate grace period. */
+    previousSecretHash: text("previous_secret_hash"),
+    previousSecretExpiresAt: ms("previous_secret_expires_at"),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    regeneratedAt: ms("regenerated_at"),
+    revokedAt: ms("revoked_at"),
+    revokedBy: text("revoked_by"),
+    lastUsedAt: ms("last_used_at"),
+  },
+  (t) => [index("access_tokens_account").on(t.accountId, t.status), index("access_tokens_status_expiry").on(t.status, t.expiresAt)],
+);
+
+export type ScopeType = "org" | "project" | "environment";
+
+export const roleAssignments = sqliteTable(
+  "role_assignments",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    orgId: text("org_id").notNull(),
+    roleId: text("role_id").notNull(),
+    scopeType: text("scope_type").$type<ScopeType>().notNull(),
+    scopeId: text("scope_id").notNull(),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+  },
+  (t) => [
+    uniqueIndex("role_assignments_unique").on(t.accountId, t.roleId, t.scopeType, t.scopeId),
+    index("role_assignments_org").on(t.orgId, t.roleId),
+  ],
+);
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id"),
+    actorId: text("actor_id").notNull(),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id").notNull(),
+    requestId: text("request_id"),
+    ip: text("ip"),
+    userAgent: text("user_agent"),
+    details: text("details", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: ms("created_at").notNull(),
+  },
+  (t) => [index("audit_events_org_time").on(t.orgId, t.createdAt), index("audit_events_target").on(t.targetId)],
+);
+
+/** Platform-wide one-time facts, e.g. `bootstrap` (the primary key makes bootstrap race-safe). */
+export const systemState = sqliteTable("system_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+  createdAt: ms("created_at").notNull(),
+});
+
+export type Org = typeof orgs.$inferSelect;
+export type Project = typeof projects.$inferSelect;
+export type Environment = typeof environments.$inferSelect;
+export type ServiceAccount = typeof serviceAccounts.$inferSelect;
+export type AccessToken = typeof accessTokens.$inferSelect;
+export type RoleAssignment = typeof roleAssignments.$inferSelect;
+export type AuditEvent = typeof auditEvents.$inferSelect;

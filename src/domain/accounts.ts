@@ -1,0 +1,238 @@
+import { and, eq, exists, gt, isNotNull, isNull, like, lte, or, sql, type SQL } from "drizzle-orm";
+import { serviceAccounts, type Org, type ServiceAccount } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { randomBase62 } from "../lib/crypto.ts";
+import { newId } from "../lib/ids.ts";
+import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
+import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { accountObject, unwrap } from "./account-do.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import type { AccountStatePatch } from "./credentials.ts";
+import { orgFor, visibleOrg } from "./orgs.ts";
+import { authorize, type Operation } from "./permissions.ts";
+import type { Principal } from "./principal.ts";
+import { assignmentInserts, planAssignments, type AssignmentInput } from "./role-assignments.ts";
+
+const DAY_MS = 86_400_000;
+export const MAX_VALIDITY_DAYS = 730;
+
+export type AccountView = "active" | "disabled" | "expired";
+
+/** The status the API shows: an active account past its validity is `expired`. */
+export function accountStatus(account: ServiceAccount, now: number): AccountView {
+  if (account.status === "disabled") return "disabled";
+  return account.expiresAt !== null && account.expiresAt <= now ? "expired" : "active";
+}
+
+export interface Validity {
+  daysValid?: number | undefined;
+  expiresAt?: string | null | undefined;
+}
+
+/** `daysValid` (1..730) or `expiresAt` (future, within 730 days); null for no expiry; undefined when not given. */
+export function resolveValidity(input: Validity, now: number): number | null | undefined {
+  if (input.daysValid !== undefined && input.expiresAt !== undefined) {
+    throw new ApiError("validation_failed", "Give daysValid or expiresAt, not both", {
+      errors: [{ path: "body.expiresAt", message: "Mutually exclusive with daysValid" }],
+    });
+  }
+  if (input.daysValid !== undefined) return now + input.daysValid * DAY_MS;
+  if (input.expiresAt === null || input.expiresAt === undefined) return input.expiresAt;
+  const at = Date.parse(input.expiresAt);
+  if (at <= now || at > now + MAX_VALIDITY_DAYS * DAY_MS) {
+    throw new ApiError("validation_failed", `expiresAt must be in the future and within ${MAX_VALIDITY_DAYS} days`, {
+      errors: [{ path: "body.expiresAt", message: "Out of range" }],
+    });
+  }
+  return at;
+}
+
+/** `<name>@<org-slug>.<domain>`, the name reduced to an email local part. */
+function generatedEmail(ctx: Ctx, name: string, orgSlug: string, suffix = ""): string {
+  const local = name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "").slice(0, 48) || "sa";
+  return `${local}${suffix}@${orgSlug}.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`;
+}
+
+export const nameKey = (orgId: string | null, name: string) => `${orgId ?? ""}/${name.toLowerCase()}`;
+
+export interface CreateAccountInput extends Validity {
+  name: string;
+  email?: string | undefined;
+  displayName?: string | undefined;
+  description?: string | undefined;
+  groups?: string[] | undefined;
+  externalId?: string | undefined;
+  roles?: AssignmentInput[] | undefined;
+}
+
+/** Inserts an account (with its role assignments and audit event) in one batch; maps unique violations to 409s. */
+export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: ReturnType<typeof assignmentInserts> = [], emailGiven = true): Promise<void> {
+  const audit = auditInsert(ctx, {
+    action: "service_account.created",
+    orgId: account.orgId,
+    targetType: "service_account",
+    targetId: account.id,
+    details: { name: account.name, email: account.email, expiresAt: account.expiresAt },
+  });
+  try {
+    await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra]);
+  } catch (err) {
+    if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${account.name}' already exists here`);
+    if (isUniqueViolation(err, "email")) {
+      if (emailGiven) throw new ApiError("email_taken", `The email ${account.email} is already in use`);
+      const [local, domain] = account.email.split("@");
+      return insertAccount(ctx, { ...account, email: `${local}-${randomBase62(4).toLowerCase()}@${domain}` }, extra, true);
+    }
+    throw err;
+  }
+}
+
+export async function createAccount(ctx: Ctx, principal: Principal, orgRef: string, input: CreateAccountInput): Promise<{ org: Org; account: ServiceAccount }> {
+  const org = await orgFor(ctx, principal, orgRef, "service-accounts.edit");
+  const now = ctx.now();
+  const id = newId("account");
+  const assignments = await planAssignments(ctx, principal, org, id, input.roles ?? []);
+  const account: ServiceAccount = {
+    id,
+    orgId: org.id,
+    name: input.name,
+    nameKey: nameKey(org.id, input.name),
+    email: (input.email ?? generatedEmail(ctx, input.name, org.slug)).toLowerCase(),
+    displayName: input.displayName ?? null,
+    description: input.description ?? null,
+    groups: [...new Set(input.groups ?? [])],
+    externalId: input.externalId ?? null,
+    status: "active",
+    expiresAt: resolveValidity(input, now) ?? null,
+    platformPermissions: null,
+    createdAt: now,
+    createdBy: principal.accountId,
+    updatedAt: now,
+    lastUsedAt: null,
+  };
+  await insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined);
+  return { org, account };
+}
+
+/** An account of the org that the principal may perform `operation` on; 404 for other orgs' accounts. */
+export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, operation: Operation) {
+  const org = await visibleOrg(ctx, principal, orgRef);
+  const account = await ctx.db
+    .select()
+    .from(serviceAccounts)
+    .where(and(eq(serviceAccounts.id, accountId), eq(serviceAccounts.orgId, org.id)))
+    .get();
+  if (!account) throw notFound("Service account");
+  await authorize(ctx, principal, operation, { orgId: org.id });
+  return { org, account };
+}
+
+export interface ListAccountsQuery extends PageQuery {
+  q?: string | undefined;
+  status?: AccountView | undefined;
+  group?: string | undefined;
+  externalId?: string | undefined;
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`);
+
+function statusFilter(status: AccountView | undefined, now: number): SQL | undefined {
+  const t = serviceAccounts;
+  switch (status) {
+    case "disabled":
+      return eq(t.status, "disabled");
+    case "expired":
+      return and(eq(t.status, "active"), isNotNull(t.expiresAt), lte(t.expiresAt, now));
+    case "active":
+      return and(eq(t.status, "active"), or(isNull(t.expiresAt), gt(t.expiresAt, now)));
+    default:
+      return undefined;
+  }
+}
+
+export async function listAccounts(ctx: Ctx, principal: Principal, orgRef: string, query: ListAccountsQuery) {
+  const org = await orgFor(ctx, principal, orgRef, "service-accounts.read");
+  const t = serviceAccounts;
+  const { where, orderBy } = keyset(t, query.cursor);
+  const pattern = query.q ? `%${escapeLike(query.q.toLowerCase())}%` : undefined;
+  const rows = await ctx.db
+    .select()
+    .from(t)
+    .where(
+      and(
+        eq(t.orgId, org.id),
+        where,
+        pattern
+          ? or(sql`${t.nameKey} like ${pattern} escape '\\'`, sql`${t.email} like ${pattern} escape '\\'`, sql`lower(${t.displayName}) like ${pattern} escape '\\'`)
+          : undefined,
+        statusFilter(query.status, ctx.now()),
+        query.group ? exists(sql`select 1 from json_each(${t.groups}) where value = ${query.group}`) : undefined,
+        query.externalId ? eq(t.externalId, query.externalId) : undefined,
+      ),
+    )
+    .orderBy(...orderBy)
+    .limit(query.limit + 1);
+  return toPage(rows, query.limit, (r) => r);
+}
+
+export interface PatchAccountInput extends Validity {
+  name?: string | undefined;
+  displayName?: string | null | undefined;
+  description?: string | null | undefined;
+  groups?: string[] | undefined;
+  externalId?: string | null | undefined;
+  status?: "active" | "disabled" | undefined;
+}
+
+/**
+ * Descriptive fields are written here; status and validity go through the account's Durable
+ * Object because they change whether its credentials work.
+ */
+export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: PatchAccountInput): Promise<ServiceAccount> {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit");
+  const now = ctx.now();
+  const expiresAt = resolveValidity(input, now);
+  const descriptive: Partial<ServiceAccount> = {};
+  if (input.name !== undefined) Object.assign(descriptive, { name: input.name, nameKey: nameKey(account.orgId, input.name) });
+  if (input.displayName !== undefined) descriptive.displayName = input.displayName;
+  if (input.description !== undefined) descriptive.description = input.description;
+  if (input.groups !== undefined) descriptive.groups = [...new Set(input.groups)];
+  if (input.externalId !== undefined) descriptive.externalId = input.externalId;
+  let next: ServiceAccount = { ...account, ...descriptive };
+  if (Object.keys(descriptive).length > 0) {
+    try {
+      await ctx.db.batch([
+        ctx.db.update(serviceAccounts).set({ ...descriptive, updatedAt: now }).where(eq(serviceAccounts.id, account.id)),
+        auditInsert(ctx, {
+          action: "service_account.updated",
+          orgId: account.orgId,
+          targetType: "service_account",
+          targetId: account.id,
+          details: { fields: Object.keys(descriptive).filter((k) => k !== "nameKey") },
+        }),
+      ]);
+    } catch (err) {
+      if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${input.name}' already exists here`);
+      throw err;
+    }
+    next = { ...next, updatedAt: now };
+  }
+  const state: AccountStatePatch = {};
+  if (input.status !== undefined && input.status !== account.status) state.status = input.status;
+  if (expiresAt !== undefined && expiresAt !== account.expiresAt) state.expiresAt = expiresAt;
+  if (Object.keys(state).length > 0) {
+    const { account: updated } = unwrap(await accountObject(ctx, account.id).setAccountState(account.id, state, ctx.meta));
+    next = { ...next, status: updated.status, expiresAt: updated.expiresAt, updatedAt: updated.updatedAt };
+  }
+  return next;
+}
+
+/** Deleting an account revokes every credential it has in the same request (through its Durable Object). */
+export async function deleteAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string): Promise<void> {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit");
+  if (account.id === principal.accountId) {
+    throw new ApiError("bad_request", "A service account cannot delete itself");
+  }
+  unwrap(await accountObject(ctx, account.id).deleteAccount(account.id, ctx.meta));
+}

@@ -1,0 +1,56 @@
+import { systemState, type ServiceAccount } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { timingSafeEqualString } from "../lib/crypto.ts";
+import { newId } from "../lib/ids.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import { nameKey } from "./accounts.ts";
+import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { serviceAccounts } from "../db/schema.ts";
+import { issueFor } from "./tokens.ts";
+
+/**
+ * Creates the platform root service account (all permissions) and its first token, once. The
+ * `system_state` primary key makes concurrent bootstraps race-safe: one wins, the rest get 409.
+ */
+export async function bootstrap(ctx: Ctx, presented: string) {
+  const secret = ctx.config.bootstrapSecret;
+  if (!secret) throw new ApiError("bootstrap_not_configured", "Set the BOOTSTRAP_SECRET secret to enable bootstrap");
+  if (!(await timingSafeEqualString(presented, secret))) {
+    throw new ApiError("unauthenticated", "The bootstrap secret does not match", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
+  }
+  const now = ctx.now();
+  const account: ServiceAccount = {
+    id: newId("account"),
+    orgId: null,
+    name: "root",
+    nameKey: nameKey(null, "root"),
+    email: `root@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
+    displayName: "Platform root",
+    description: "Created by bootstrap; holds every permission",
+    groups: [],
+    externalId: null,
+    status: "active",
+    expiresAt: null,
+    platformPermissions: ["platform.root"],
+    createdAt: now,
+    createdBy: "bootstrap",
+    updatedAt: now,
+    lastUsedAt: null,
+  };
+  const audited = { ...ctx, meta: { ...ctx.meta, actorId: account.id } };
+  try {
+    await ctx.db.batch([
+      ctx.db.insert(systemState).values({ key: "bootstrap", value: account.id, createdAt: now }),
+      ctx.db.insert(serviceAccounts).values(account),
+      auditInsert(audited, { action: "platform.bootstrapped", orgId: null, targetType: "service_account", targetId: account.id }),
+    ]);
+  } catch (err) {
+    if (isUniqueViolation(err, "system_state") || isUniqueViolation(err, "name_key")) {
+      throw new ApiError("already_bootstrapped", "Bootstrap has already been done; use the root token it returned");
+    }
+    throw err;
+  }
+  const { token, secret: tokenSecret } = await issueFor(audited, null, account.id, {});
+  return { account, token, secret: tokenSecret };
+}

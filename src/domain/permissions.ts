@@ -1,0 +1,150 @@
+import { and, eq } from "drizzle-orm";
+import { roleAssignments, type ScopeType } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import type { Ctx } from "./context.ts";
+import type { Principal } from "./principal.ts";
+
+/** The catalogue of operations (`GET /api/v1/permissions`). Every route declares the one it needs. */
+export const OPERATIONS = {
+  "platform.root": "Everything, on every org (the bootstrap account)",
+  "orgs.read": "Read an org, its policy, projects and environments",
+  "orgs.admin": "Edit an org's policy, projects and environments",
+  "service-accounts.read": "List and read service accounts, their tokens (hints only), keys and roles",
+  "service-accounts.edit": "Create, edit, disable and delete service accounts",
+  "service-accounts.access-tokens.edit": "Issue, revoke and regenerate access tokens",
+  "roles.edit": "Assign and unassign roles",
+  "audit.read": "Read the org's audit log",
+} as const;
+
+export type Operation = keyof typeof OPERATIONS;
+export const ORG_OPERATIONS = (Object.keys(OPERATIONS) as Operation[]).filter((op) => op !== "platform.root");
+
+export interface BuiltinRole {
+  id: string;
+  name: string;
+  description: string;
+  operations: Operation[];
+  assignableToServiceAccounts: boolean;
+}
+
+/** Built-in roles, the same in every org. A service account can never own an org (Witboost's limitation). */
+export const BUILTIN_ROLES: BuiltinRole[] = [
+  {
+    id: "role_org-owner",
+    name: "org-owner",
+    description: "Owns the org; held by people, never by a service account",
+    operations: ORG_OPERATIONS,
+    assignableToServiceAccounts: false,
+  },
+  {
+    id: "role_org-admin",
+    name: "org-admin",
+    description: "Everything in the org",
+    operations: ORG_OPERATIONS,
+    assignableToServiceAccounts: true,
+  },
+  {
+    id: "role_service-account-admin",
+    name: "service-account-admin",
+    description: "Manage service accounts and their credentials",
+    operations: [
+      "orgs.read",
+      "service-accounts.read",
+      "service-accounts.edit",
+      "service-accounts.access-tokens.edit",
+    ],
+    assignableToServiceAccounts: true,
+  },
+  {
+    id: "role_viewer",
+    name: "viewer",
+    description: "Read-only access to the org",
+    operations: ["orgs.read", "service-accounts.read", "audit.read"],
+    assignableToServiceAccounts: true,
+  },
+];
+
+export function findBuiltinRole(idOrName: string): BuiltinRole | undefined {
+  return BUILTIN_ROLES.find((r) => r.id === idOrName || r.name === idOrName);
+}
+
+/** Where an operation applies. Permissions granted at a level are inherited downward. */
+export interface Scope {
+  orgId: string;
+  projectId?: string;
+  environmentId?: string;
+}
+
+interface Grant {
+  roleId: string;
+  scopeType: ScopeType;
+  scopeId: string;
+}
+
+const grantCache = new WeakMap<Principal, Map<string, Promise<Grant[]>>>();
+
+/** The principal's role assignments in one org, loaded once per request. */
+function grantsIn(ctx: Ctx, principal: Principal, orgId: string): Promise<Grant[]> {
+  let byOrg = grantCache.get(principal);
+  if (!byOrg) grantCache.set(principal, (byOrg = new Map()));
+  let grants = byOrg.get(orgId);
+  if (!grants) {
+    grants = ctx.db
+      .select({ roleId: roleAssignments.roleId, scopeType: roleAssignments.scopeType, scopeId: roleAssignments.scopeId })
+      .from(roleAssignments)
+      .where(and(eq(roleAssignments.accountId, principal.accountId), eq(roleAssignments.orgId, orgId)));
+    byOrg.set(orgId, grants);
+  }
+  return grants;
+}
+
+function applies(grant: Grant, scope: Scope): boolean {
+  switch (grant.scopeType) {
+    case "org":
+      return grant.scopeId === scope.orgId;
+    case "project":
+      return grant.scopeId === scope.projectId;
+    case "environment":
+      return grant.scopeId === scope.environmentId;
+  }
+}
+
+export function isPlatformRoot(principal: Principal): boolean {
+  return principal.platformPermissions.includes("platform.root");
+}
+
+/**
+ * The operations a principal holds at a scope, or null when it holds nothing anywhere in that org
+ * (then the org and everything in it is invisible to it: 404, never a hint that it exists).
+ */
+export async function effectiveOperations(ctx: Ctx, principal: Principal, scope: Scope): Promise<Set<Operation> | null> {
+  if (isPlatformRoot(principal)) return new Set(Object.keys(OPERATIONS) as Operation[]);
+  const grants = await grantsIn(ctx, principal, scope.orgId);
+  const platformOps = principal.platformPermissions as Operation[];
+  if (grants.length === 0 && platformOps.length === 0) return null;
+  const ops = new Set<Operation>(platformOps);
+  for (const grant of grants) {
+    if (!applies(grant, scope)) continue;
+    for (const op of findBuiltinRole(grant.roleId)?.operations ?? []) ops.add(op);
+  }
+  return ops;
+}
+
+/**
+ * The one authorization check: throws 404 when the org is invisible to the principal and 403 naming
+ * the missing operation when it is visible but not permitted.
+ */
+export async function authorize(ctx: Ctx, principal: Principal, operation: Operation, scope: Scope): Promise<void> {
+  const ops = await effectiveOperations(ctx, principal, scope);
+  if (ops === null) throw notFound("Organization");
+  if (!ops.has(operation) && !ops.has("platform.root")) {
+    throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
+  }
+}
+
+/** Platform-level operations (creating orgs, platform accounts): root only. */
+export function authorizePlatform(principal: Principal, operation: Operation): void {
+  if (!isPlatformRoot(principal) && !principal.platformPermissions.includes(operation)) {
+    throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
+  }
+}

@@ -1,0 +1,8 @@
+/** An authenticated caller: always a service account, reached through one of its credentials. */
+export interface Principal {
+  accountId: string;
+  /** The account's home org; null for platform-level accounts. */
+  orgId: string | null;
+  platformPermissions: string[];
+  credential: { type: "access_token"; tokenId: string } | { type: "jwt"; jti: string };
+}

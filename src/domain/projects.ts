@@ -1,0 +1,123 @@
+import { and, eq, or } from "drizzle-orm";
+import { environments, projects, roleAssignments, type Environment, type Project } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../lib/ids.ts";
+import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
+import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import { orgFor, visibleOrg } from "./orgs.ts";
+import { authorize, type Operation } from "./permissions.ts";
+import type { Principal } from "./principal.ts";
+
+/** The org > project > environment hierarchy, used as scopes of role assignments. */
+
+export interface NodeInput {
+  slug: string;
+  name: string;
+}
+
+const slugTaken = (err: unknown, what: string, slug: string) =>
+  isUniqueViolation(err, "slug") ? new ApiError("slug_taken", `A ${what} with slug '${slug}' already exists here`) : err;
+
+async function findProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<Project> {
+  const org = await visibleOrg(ctx, principal, orgRef);
+  const project = await ctx.db
+    .select()
+    .from(projects)
+    .where(and(eq(projects.orgId, org.id), or(eq(projects.id, projectRef), eq(projects.slug, projectRef.toLowerCase()))))
+    .get();
+  if (!project) throw notFound("Project");
+  return project;
+}
+
+/** A project the principal may perform `operation` on; roles granted on the project itself count. */
+export async function projectFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, operation: Operation) {
+  const project = await findProject(ctx, principal, orgRef, projectRef);
+  await authorize(ctx, principal, operation, { orgId: project.orgId, projectId: project.id });
+  return project;
+}
+
+export async function createProject(ctx: Ctx, principal: Principal, orgRef: string, input: NodeInput): Promise<Project> {
+  const org = await orgFor(ctx, principal, orgRef, "orgs.admin");
+  const project: Project = { id: newId("project"), orgId: org.id, slug: input.slug.toLowerCase(), name: input.name, createdAt: ctx.now(), createdBy: principal.accountId };
+  try {
+    await ctx.db.batch([
+      ctx.db.insert(projects).values(project),
+      auditInsert(ctx, { action: "project.created", orgId: org.id, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
+    ]);
+  } catch (err) {
+    throw slugTaken(err, "project", project.slug);
+  }
+  return project;
+}
+
+export async function listProjects(ctx: Ctx, principal: Principal, orgRef: string, page: PageQuery) {
+  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
+  const { where, orderBy } = keyset(projects, page.cursor);
+  const rows = await ctx.db.select().from(projects).where(and(eq(projects.orgId, org.id), where)).orderBy(...orderBy).limit(page.limit + 1);
+  return toPage(rows, page.limit, (r) => r);
+}
+
+/** Deleting a project removes its environments and every role assignment scoped to either. */
+export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<void> {
+  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
+  const envs = await ctx.db.select({ id: environments.id }).from(environments).where(eq(environments.projectId, project.id));
+  await ctx.db.batch([
+    ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "project"), eq(roleAssignments.scopeId, project.id))),
+    ...envs.map((e) => ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, e.id)))),
+    ctx.db.delete(environments).where(eq(environments.projectId, project.id)),
+    ctx.db.delete(projects).where(eq(projects.id, project.id)),
+    auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
+  ]);
+}
+
+export async function environmentFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string, operation: Operation) {
+  const project = await findProject(ctx, principal, orgRef, projectRef);
+  const env = await ctx.db
+    .select()
+    .from(environments)
+    .where(and(eq(environments.projectId, project.id), or(eq(environments.id, envRef), eq(environments.slug, envRef.toLowerCase()))))
+    .get();
+  if (!env) throw notFound("Environment");
+  await authorize(ctx, principal, operation, { orgId: env.orgId, projectId: env.projectId, environmentId: env.id });
+  return env;
+}
+
+export async function createEnvironment(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, input: NodeInput): Promise<Environment> {
+  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
+  const env: Environment = {
+    id: newId("environment"),
+    orgId: project.orgId,
+    projectId: project.id,
+    slug: input.slug.toLowerCase(),
+    name: input.name,
+    createdAt: ctx.now(),
+    createdBy: principal.accountId,
+  };
+  try {
+    await ctx.db.batch([
+      ctx.db.insert(environments).values(env),
+      auditInsert(ctx, { action: "environment.created", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug, projectId: project.id } }),
+    ]);
+  } catch (err) {
+    throw slugTaken(err, "environment", env.slug);
+  }
+  return env;
+}
+
+export async function listEnvironments(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, page: PageQuery) {
+  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.read");
+  const { where, orderBy } = keyset(environments, page.cursor);
+  const rows = await ctx.db.select().from(environments).where(and(eq(environments.projectId, project.id), where)).orderBy(...orderBy).limit(page.limit + 1);
+  return toPage(rows, page.limit, (r) => r);
+}
+
+export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string): Promise<void> {
+  const env = await environmentFor(ctx, principal, orgRef, projectRef, envRef, "orgs.admin");
+  await ctx.db.batch([
+    ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, env.id))),
+    ctx.db.delete(environments).where(eq(environments.id, env.id)),
+    auditInsert(ctx, { action: "environment.deleted", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug } }),
+  ]);
+}

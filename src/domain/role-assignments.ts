@@ -1,0 +1,100 @@
+import { and, eq } from "drizzle-orm";
+import { environments, projects, roleAssignments, type Org, type RoleAssignment, type ScopeType } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../lib/ids.ts";
+import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import { effectiveOperations, findBuiltinRole, type Scope } from "./permissions.ts";
+import type { Principal } from "./principal.ts";
+
+export interface AssignmentInput {
+  role: string;
+  scope?: { type: ScopeType; id: string } | undefined;
+}
+
+async function resolveScope(ctx: Ctx, org: Org, input: AssignmentInput["scope"]): Promise<{ scope: Scope; type: ScopeType; id: string }> {
+  if (!input || input.type === "org") {
+    if (input && input.id !== org.id && input.id !== org.slug) throw notFound("Scope");
+    return { scope: { orgId: org.id }, type: "org", id: org.id };
+  }
+  if (input.type === "project") {
+    const p = await ctx.db.select().from(projects).where(and(eq(projects.id, input.id), eq(projects.orgId, org.id))).get();
+    if (!p) throw notFound("Project");
+    return { scope: { orgId: org.id, projectId: p.id }, type: "project", id: p.id };
+  }
+  const e = await ctx.db.select().from(environments).where(and(eq(environments.id, input.id), eq(environments.orgId, org.id))).get();
+  if (!e) throw notFound("Environment");
+  return { scope: { orgId: org.id, projectId: e.projectId, environmentId: e.id }, type: "environment", id: e.id };
+}
+
+/**
+ * Validates assignments for an account of `org` and builds their rows. No privilege escalation:
+ * the caller must itself hold every operation of the role at that scope.
+ */
+export async function planAssignments(ctx: Ctx, principal: Principal, org: Org, accountId: string, inputs: AssignmentInput[]): Promise<RoleAssignment[]> {
+  const rows: RoleAssignment[] = [];
+  for (const input of inputs) {
+    const role = findBuiltinRole(input.role);
+    if (!role) throw new ApiError("validation_failed", `Unknown role '${input.role}'`, { errors: [{ path: "body.role", message: "Unknown role" }] });
+    if (!role.assignableToServiceAccounts) {
+      throw new ApiError("role_not_assignable", `The role ${role.name} can never be held by a service account`);
+    }
+    const { scope, type, id } = await resolveScope(ctx, org, input.scope);
+    const held = (await effectiveOperations(ctx, principal, scope)) ?? new Set();
+    const missing = role.operations.filter((op) => !held.has(op) && !held.has("platform.root"));
+    if (missing.length > 0) {
+      throw new ApiError("permission_denied", `Assigning ${role.name} needs operations you do not hold here: ${missing.join(", ")}`, { missing });
+    }
+    rows.push({ id: newId("roleAssignment"), accountId, orgId: org.id, roleId: role.id, scopeType: type, scopeId: id, createdAt: ctx.now(), createdBy: principal.accountId });
+  }
+  return rows;
+}
+
+export function assignmentInserts(ctx: Ctx, rows: RoleAssignment[]) {
+  return rows.flatMap((row) => [
+    ctx.db.insert(roleAssignments).values(row),
+    auditInsert(ctx, {
+      action: "role_assignment.created",
+      orgId: row.orgId,
+      targetType: "service_account",
+      targetId: row.accountId,
+      details: { assignmentId: row.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId },
+    }),
+  ]);
+}
+
+export async function assign(ctx: Ctx, principal: Principal, org: Org, accountId: string, input: AssignmentInput): Promise<RoleAssignment> {
+  const rows = await planAssignments(ctx, principal, org, accountId, [input]);
+  try {
+    const [first, ...rest] = assignmentInserts(ctx, rows);
+    await ctx.db.batch([first!, ...rest]);
+  } catch (err) {
+    if (isUniqueViolation(err, "role_assignments")) throw new ApiError("already_assigned", "The account already holds this role at this scope");
+    throw err;
+  }
+  return rows[0]!;
+}
+
+export async function listAssignments(ctx: Ctx, accountId: string): Promise<RoleAssignment[]> {
+  return ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId)).orderBy(roleAssignments.createdAt);
+}
+
+export async function unassign(ctx: Ctx, principal: Principal, org: Org, accountId: string, assignmentId: string): Promise<void> {
+  const row = await ctx.db
+    .select()
+    .from(roleAssignments)
+    .where(and(eq(roleAssignments.id, assignmentId), eq(roleAssignments.accountId, accountId), eq(roleAssignments.orgId, org.id)))
+    .get();
+  if (!row) throw notFound("Role assignment");
+  await ctx.db.batch([
+    ctx.db.delete(roleAssignments).where(eq(roleAssignments.id, row.id)),
+    auditInsert(ctx, {
+      action: "role_assignment.deleted",
+      orgId: org.id,
+      targetType: "service_account",
+      targetId: accountId,
+      details: { assignmentId: row.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId },
+    }),
+  ]);
+}

@@ -1,0 +1,59 @@
+import { z } from "zod";
+import type { Principal } from "./domain/principal.ts";
+import type { AccountCredentials } from "./durable-objects/account-credentials.ts";
+
+/** Bindings and variables declared in wrangler.toml, plus secrets from `.dev.vars` / `wrangler secret`. */
+export interface Bindings {
+  DB: D1Database;
+  TOKENS: KVNamespace;
+  ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
+  ISSUER?: string;
+  SERVICE_ACCOUNT_EMAIL_DOMAIN?: string;
+  DEFAULT_JWT_TTL_SECONDS?: string;
+  MAX_JWT_TTL_SECONDS?: string;
+  MAX_BODY_BYTES?: string;
+  BOOTSTRAP_SECRET?: string;
+}
+
+const intVar = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const configSchema = z.object({
+  ISSUER: z.url().default("http://localhost:8787"),
+  SERVICE_ACCOUNT_EMAIL_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i)
+    .default("svc.keyward.dev"),
+  DEFAULT_JWT_TTL_SECONDS: intVar(300, 30, 86_400),
+  MAX_JWT_TTL_SECONDS: intVar(3600, 30, 86_400),
+  MAX_BODY_BYTES: intVar(65_536, 1024, 1_048_576),
+});
+
+export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined };
+
+const cache = new WeakMap<object, Config>();
+
+/** Parses and caches the configuration once per isolate; a bad variable fails loudly at the first request. */
+export function getConfig(env: Bindings): Config {
+  let config = cache.get(env);
+  if (!config) {
+    const parsed = configSchema.parse({
+      ISSUER: env.ISSUER || undefined,
+      SERVICE_ACCOUNT_EMAIL_DOMAIN: env.SERVICE_ACCOUNT_EMAIL_DOMAIN || undefined,
+      DEFAULT_JWT_TTL_SECONDS: env.DEFAULT_JWT_TTL_SECONDS || undefined,
+      MAX_JWT_TTL_SECONDS: env.MAX_JWT_TTL_SECONDS || undefined,
+      MAX_BODY_BYTES: env.MAX_BODY_BYTES || undefined,
+    });
+    config = { ...parsed, ISSUER: parsed.ISSUER.replace(/\/+$/, ""), bootstrapSecret: env.BOOTSTRAP_SECRET };
+    cache.set(env, config);
+  }
+  return config;
+}
+
+export interface Variables {
+  requestId: string;
+  principal: Principal;
+}
+
+/** The Hono environment of the whole app. */
+export type AppEnv = { Bindings: Bindings; Variables: Variables };

@@ -1,0 +1,14 @@
+import { buildApp } from "./app.ts";
+import { runScheduled } from "./cron/index.ts";
+import type { Bindings } from "./env.ts";
+
+export { AccountCredentials } from "./durable-objects/account-credentials.ts";
+
+const app = buildApp();
+
+export default {
+  fetch: app.fetch,
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(runScheduled(env, controller));
+  },
+} satisfies ExportedHandler<Bindings>;

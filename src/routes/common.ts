@@ -1,0 +1,93 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { createCtx, type Ctx } from "../domain/context.ts";
+import type { AppEnv } from "../env.ts";
+import { problemSchema, validationError } from "../errors.ts";
+
+/** A router whose validation failures all become the same problem+json (one shared hook). */
+export function router() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw validationError(result.error, result.target);
+    },
+  });
+}
+
+/** The service context of a request: its principal (if any) is the audit actor. */
+export function ctxOf(c: Context<AppEnv>, actorId?: string): Ctx {
+  let waitUntil: (p: Promise<unknown>) => void = () => {};
+  try {
+    const ec = c.executionCtx;
+    waitUntil = (p) => ec.waitUntil(p);
+  } catch {
+    // no execution context (direct app.request in tests)
+  }
+  return createCtx(
+    c.env,
+    {
+      actorId: actorId ?? c.get("principal")?.accountId ?? "anonymous",
+      requestId: c.get("requestId"),
+      ip: c.req.header("cf-connecting-ip") ?? null,
+      userAgent: c.req.header("user-agent") ?? null,
+    },
+    waitUntil,
+  );
+}
+
+export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+const problemContent = { "application/problem+json": { schema: problemSchema } };
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "Invalid request (validation_failed, malformed_json, ...)",
+  401: "Missing or invalid credential (unauthenticated)",
+  403: "Authenticated but not permitted (permission_denied)",
+  404: "Not found, or not visible to the caller",
+  409: "Conflict with the current state",
+  413: "Body over the size limit",
+  415: "Body is not JSON",
+  422: "Semantically invalid",
+};
+
+/** Problem+json responses for the given statuses, for a route's OpenAPI description. */
+export function errors(...statuses: number[]) {
+  return Object.fromEntries(statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s] ?? "Error", content: problemContent }]));
+}
+
+export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  body: { required, content: { "application/json": { schema } } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(description: string, schema: T) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: "Page size (1..200)" }),
+  cursor: z.string().max(512).optional().openapi({ description: "The nextCursor of the previous page" }),
+});
+
+export const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+export const security = [{ bearer: [] }];
+
+/** Route metadata naming the operation a route needs (shown in the OpenAPI document and the README). */
+export const needs = (operation: string) => ({
+  security,
+  "x-required-permission": operation,
+  description: `Requires \`${operation}\`.`,
+});
+
+export const slugSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/i, "1-40 letters, digits or dashes, not starting or ending with a dash")
+  .openapi({ example: "acme" });
+
+export const displayText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^[^\p{Cc}]*$/u, "Control characters are not allowed");

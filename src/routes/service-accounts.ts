@@ -1,0 +1,132 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
+import { assign, listAssignments, unassign } from "../domain/role-assignments.ts";
+import { issueFor } from "../domain/tokens.ts";
+import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
+import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
+import { issueTokenBody } from "./tokens.ts";
+
+const groups = z.array(displayText(64)).max(50);
+const externalId = z.string().trim().min(1).max(256);
+const validity = {
+  daysValid: z.number().int().min(1).max(MAX_VALIDITY_DAYS).optional().openapi({ description: "Days the account stays valid (1..730)" }),
+  expiresAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "Or an explicit end of validity (within 730 days)" }),
+};
+
+export const scopeSchema = z.object({ type: z.enum(["org", "project", "environment"]), id: z.string().max(100) }).strict();
+export const assignmentBody = z
+  .object({ role: z.string().min(1).max(100).openapi({ example: "viewer" }), scope: scopeSchema.optional().openapi({ description: "Defaults to the org" }) })
+  .strict()
+  .openapi("CreateRoleAssignment");
+
+export const createAccountBody = z
+  .object({
+    name: displayText(64).openapi({ example: "deploy-bot" }),
+    email: z.email().max(254).optional().openapi({ description: "Defaults to <name>@<org-slug>.<SERVICE_ACCOUNT_EMAIL_DOMAIN>" }),
+    displayName: displayText(128).optional(),
+    description: displayText(1024).optional(),
+    groups: groups.optional(),
+    externalId: externalId.optional(),
+    ...validity,
+    roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
+    issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
+  })
+  .strict()
+  .openapi("CreateServiceAccount");
+
+export const patchAccountBody = z
+  .object({
+    name: displayText(64).optional(),
+    displayName: displayText(128).nullable().optional(),
+    description: displayText(1024).nullable().optional(),
+    groups: groups.optional(),
+    externalId: externalId.nullable().optional(),
+    status: z.enum(["active", "disabled"]).optional(),
+    daysValid: validity.daysValid,
+    expiresAt: validity.expiresAt.unwrap().nullable().optional(),
+  })
+  .strict()
+  .openapi("PatchServiceAccount");
+
+const listQuery = pageQuery.extend({
+  q: z.string().max(128).optional().openapi({ description: "Search in name, email and display name" }),
+  status: z.enum(["active", "disabled", "expired"]).optional(),
+  group: z.string().max(64).optional(),
+  externalId: z.string().max(256).optional(),
+});
+
+const orgParam = z.object({ org: z.string().max(100) });
+export const saParam = orgParam.extend({ sa: z.string().max(100) });
+const raParam = saParam.extend({ ra: z.string().max(100) });
+const createdSchema = accountSchema.extend({ token: issuedTokenSchema.optional() }).openapi("CreatedServiceAccount");
+const tags = ["Service accounts"];
+
+export const serviceAccountRoutes = router()
+  .openapi(
+    createRoute({ method: "post", path: "/{org}/service-accounts", tags, summary: "Create a service account", ...needs("service-accounts.edit"), request: { params: orgParam, ...jsonBody(createAccountBody) }, responses: { 201: jsonResponse("The account (and its token, shown once, if issueToken was set)", createdSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
+    async (c) => {
+      const ctx = ctxOf(c);
+      const { issueToken, ...input } = c.req.valid("json");
+      const { org, account } = await createAccount(ctx, c.get("principal"), c.req.valid("param").org, input);
+      if (!issueToken) return c.json(toAccountDto(account), 201);
+      const issued = await issueFor(ctx, org, account.id, issueToken === true ? {} : issueToken);
+      return c.json({ ...toAccountDto(account), token: toIssuedTokenDto(issued.token, issued.secret) }, 201);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts", tags, summary: "List and search service accounts", ...needs("service-accounts.read"), request: { params: orgParam, query: listQuery }, responses: { 200: jsonResponse("A page of accounts", pageOf(accountSchema)), ...errors(400, 401, 403, 404) } }),
+    async (c) => {
+      const page = await listAccounts(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
+      return c.json({ items: page.items.map((a) => toAccountDto(a)), nextCursor: page.nextCursor }, 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json(toAccountDto((await accountFor(ctxOf(c), c.get("principal"), org, sa, "service-accounts.read")).account), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "patch", path: "/{org}/service-accounts/{sa}", tags, summary: "Edit, disable or re-enable a service account", ...needs("service-accounts.edit"), request: { params: saParam, ...jsonBody(patchAccountBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 409) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json(toAccountDto(await patchAccount(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}", tags, summary: "Delete a service account and revoke all its credentials", ...needs("service-accounts.edit"), request: { params: saParam }, responses: { 204: { description: "Deleted; every credential is dead" }, ...errors(400, 401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      await deleteAccount(ctxOf(c), c.get("principal"), org, sa);
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "Grant a role at org, project or environment level", ...needs("roles.edit"), request: { params: saParam, ...jsonBody(assignmentBody) }, responses: { 201: jsonResponse("The assignment", assignmentSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      const ctx = ctxOf(c);
+      const found = await accountFor(ctx, c.get("principal"), org, sa, "roles.edit");
+      return c.json(toAssignmentDto(await assign(ctx, c.get("principal"), found.org, found.account.id, c.req.valid("json"))), 201);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "List an account's role assignments", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("Assignments", pageOf(assignmentSchema)), ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      const ctx = ctxOf(c);
+      const found = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
+      return c.json({ items: (await listAssignments(ctx, found.account.id)).map(toAssignmentDto), nextCursor: null }, 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/role-assignments/{ra}", tags: ["Roles"], summary: "Remove a role assignment", ...needs("roles.edit"), request: { params: raParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa, ra } = c.req.valid("param");
+      const ctx = ctxOf(c);
+      const found = await accountFor(ctx, c.get("principal"), org, sa, "roles.edit");
+      await unassign(ctx, c.get("principal"), found.org, found.account.id, ra);
+      return c.body(null, 204);
+    },
+  );

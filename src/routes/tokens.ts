@@ -1,0 +1,58 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { issueToken, listTokens, MAX_GRACE_SECONDS, regenerateToken, revokeToken } from "../domain/tokens.ts";
+import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
+import { issuedTokenSchema, toIssuedTokenDto, toTokenDto, tokenSchema } from "./dto.ts";
+
+export const issueTokenBody = z
+  .object({
+    name: displayText(64).optional(),
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    expiresInSeconds: z.number().int().min(60).max(3650 * 86_400).optional(),
+  })
+  .strict()
+  .openapi("IssueAccessToken");
+
+export const regenerateBody = z
+  .object({
+    graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).default(0).openapi({ description: "Keep the old secret working this long (zero-downtime rotation, up to 24 h)" }),
+  })
+  .strict()
+  .openapi("RegenerateAccessToken");
+
+const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
+const tokParam = saParam.extend({ tok: z.string().max(100) });
+const tags = ["Access tokens"];
+
+export const tokenRoutes = router()
+  .openapi(
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "Issue an access token (shown once)", ...needs("service-accounts.access-tokens.edit"), request: { params: saParam, ...jsonBody(issueTokenBody) }, responses: { 201: jsonResponse("The token with its secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      const { token, secret } = await issueToken(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"));
+      return c.json(toIssuedTokenDto(token, secret), 201);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "List an account's tokens (hints only)", ...needs("service-accounts.read"), request: { params: saParam, query: pageQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      const page = await listTokens(ctxOf(c), c.get("principal"), org, sa, c.req.valid("query"));
+      return c.json({ items: page.items.map((t) => toTokenDto(t)), nextCursor: page.nextCursor }, 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/tokens/{tok}", tags, summary: "Revoke a token (idempotent)", ...needs("service-accounts.access-tokens.edit"), request: { params: tokParam }, responses: { 204: { description: "Revoked (or already dead)" }, ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa, tok } = c.req.valid("param");
+      await revokeToken(ctxOf(c), c.get("principal"), org, sa, tok);
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens/{tok}/regenerate", tags, summary: "New secret, same token and expiry; the old secret dies now or after graceSeconds", ...needs("service-accounts.access-tokens.edit"), request: { params: tokParam, ...jsonBody(regenerateBody, false) }, responses: { 200: jsonResponse("The token with its new secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
+    async (c) => {
+      const { org, sa, tok } = c.req.valid("param");
+      const { token, secret } = await regenerateToken(ctxOf(c), c.get("principal"), org, sa, tok, c.req.valid("json")?.graceSeconds ?? 0);
+      return c.json(toIssuedTokenDto(token, secret), 200);
+    },
+  );
