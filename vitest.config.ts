@@ -5,18 +5,36 @@ import { defineConfig } from "vitest/config";
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: { TEST_MIGRATIONS: migrations, BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789" },
-        },
-      }),
-    ],
     test: {
-      include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
-      setupFiles: ["test/setup.ts"],
-      testTimeout: 30_000,
+      projects: [
+        {
+          // Unit and integration tests run inside workerd with real local D1, KV and Durable Objects.
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: { TEST_MIGRATIONS: migrations, BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789" },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+            setupFiles: ["test/setup.ts"],
+            testTimeout: 30_000,
+          },
+        },
+        {
+          // Black-box tests: the real dev server (`npm run dev`) driven over HTTP from Node.
+          test: {
+            name: "e2e",
+            include: ["test/e2e/**/*.test.ts"],
+            environment: "node",
+            testTimeout: 120_000,
+            hookTimeout: 120_000,
+          },
+        },
+      ],
     },
   };
 });

@@ -1,0 +1,64 @@
+/**
+ * Starts the real dev server (`scripts/dev.ts`) on a free port with a fresh persistence folder,
+ * for black-box tests and the smoke script. Returns its URL, the root token it printed, and stop().
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export interface DevServer {
+  base: string;
+  rootToken: string;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
+  const root = path.resolve(import.meta.dirname, "..");
+  const port = await freePort();
+  const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
+  const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    rmSync(persist, { recursive: true, force: true });
+  };
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const token = /KEYWARD_ROOT_TOKEN=(sat_[0-9A-Za-z]+)/.exec(output)?.[1];
+    if (token && output.includes("[dev] Keyward is listening")) {
+      return { base: `http://127.0.0.1:${port}`, rootToken: token, output: () => output, stop };
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error(`the dev server did not come up:\n${output}`);
+}
