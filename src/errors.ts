@@ -10,6 +10,9 @@ export const ERROR_STATUS = {
   malformed_json: 400,
   bad_request: 400,
   token_lifetime_exceeded: 400,
+  invalid_key: 400,
+  invalid_scope: 400,
+  invalid_duration: 400,
   unauthenticated: 401,
   permission_denied: 403,
   not_found: 404,
@@ -20,6 +23,9 @@ export const ERROR_STATUS = {
   slug_taken: 409,
   already_assigned: 409,
   token_limit_reached: 409,
+  key_exists: 409,
+  key_limit_reached: 409,
+  conflict: 409,
   token_not_active: 409,
   account_not_active: 409,
   already_bootstrapped: 409,
@@ -28,6 +34,7 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   internal_error: 500,
   bootstrap_not_configured: 503,
+  signing_not_configured: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -37,6 +44,9 @@ const TITLES: Record<ErrorCode, string> = {
   malformed_json: "The request body is not valid JSON",
   bad_request: "Bad request",
   token_lifetime_exceeded: "The requested lifetime exceeds what is allowed",
+  invalid_key: "The public key is not usable",
+  invalid_scope: "The requested scope is not allowed",
+  invalid_duration: "The requested duration is not allowed",
   unauthenticated: "Authentication required",
   permission_denied: "Permission denied",
   not_found: "Not found",
@@ -48,6 +58,9 @@ const TITLES: Record<ErrorCode, string> = {
   already_assigned: "The account already holds this role at this scope",
   token_limit_reached: "The account already holds its maximum of active tokens",
   token_not_active: "The token is not active",
+  key_exists: "A key with this kid is already registered",
+  key_limit_reached: "The account holds its maximum of public keys",
+  conflict: "Conflict with the current state",
   account_not_active: "The service account is not active",
   already_bootstrapped: "The platform is already bootstrapped",
   role_not_assignable: "The role cannot be assigned to a service account",
@@ -55,6 +68,7 @@ const TITLES: Record<ErrorCode, string> = {
   unsupported_media_type: "Unsupported media type",
   internal_error: "Internal error",
   bootstrap_not_configured: "Bootstrap is not configured",
+  signing_not_configured: "JWT signing is not configured",
 };
 
 export interface FieldError {

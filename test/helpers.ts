@@ -59,6 +59,8 @@ export async function platformRoot(): Promise<{ id: string; token: string }> {
     displayName: null,
     description: null,
     groups: [],
+    allowedScopes: [],
+    tokenEndpointAuthMethod: null,
     externalId: null,
     status: "active",
     expiresAt: null,

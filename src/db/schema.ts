@@ -50,6 +50,7 @@ export const environments = sqliteTable(
 );
 
 export type AccountStatus = "active" | "disabled";
+export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt";
 
 export const serviceAccounts = sqliteTable(
   "service_accounts",
@@ -67,6 +68,10 @@ export const serviceAccounts = sqliteTable(
     externalId: text("external_id"),
     status: text("status").$type<AccountStatus>().notNull(),
     expiresAt: ms("expires_at"),
+    /** Extra scopes the account may put in its JWTs (e.g. `service:computational-governance`). */
+    allowedScopes: text("allowed_scopes", { mode: "json" }).$type<string[]>().notNull().default([]),
+    /** OAuth client authentication the account is registered for (platform accounts); null allows any. */
+    tokenEndpointAuthMethod: text("token_endpoint_auth_method").$type<TokenEndpointAuthMethod>(),
     /** Operations held platform-wide (platform accounts only), e.g. `platform.root`. */
     platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
     createdAt: ms("created_at").notNull(),
@@ -104,6 +109,28 @@ export const accessTokens = sqliteTable(
     lastUsedAt: ms("last_used_at"),
   },
   (t) => [index("access_tokens_account").on(t.accountId, t.status), index("access_tokens_status_expiry").on(t.status, t.expiresAt)],
+);
+
+export type PublicKeyAlg = "ES256" | "RS256" | "EdDSA";
+
+/** Public keys registered on an account, for `private_key_jwt` client authentication. */
+export const publicKeys = sqliteTable(
+  "public_keys",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    orgId: text("org_id"),
+    /** The JWT `kid` clients put in their assertions (given, or the RFC 7638 thumbprint). */
+    kid: text("kid").notNull(),
+    alg: text("alg").$type<PublicKeyAlg>().notNull(),
+    jwk: text("jwk", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    /** SHA-256 JWK thumbprint (RFC 7638), base64url. */
+    fingerprint: text("fingerprint").notNull(),
+    name: text("name"),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+  },
+  (t) => [uniqueIndex("public_keys_account_kid").on(t.accountId, t.kid), index("public_keys_account").on(t.accountId)],
 );
 
 export type ScopeType = "org" | "project" | "environment";
@@ -158,3 +185,4 @@ export type ServiceAccount = typeof serviceAccounts.$inferSelect;
 export type AccessToken = typeof accessTokens.$inferSelect;
 export type RoleAssignment = typeof roleAssignments.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
+export type PublicKey = typeof publicKeys.$inferSelect;

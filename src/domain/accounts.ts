@@ -8,7 +8,7 @@ import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
-import type { AccountStatePatch } from "./credentials.ts";
+import type { AccountPatch } from "./credentials.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
 import { authorize, type Operation } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
@@ -62,6 +62,7 @@ export interface CreateAccountInput extends Validity {
   displayName?: string | undefined;
   description?: string | undefined;
   groups?: string[] | undefined;
+  allowedScopes?: string[] | undefined;
   externalId?: string | undefined;
   roles?: AssignmentInput[] | undefined;
 }
@@ -102,6 +103,8 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
     displayName: input.displayName ?? null,
     description: input.description ?? null,
     groups: [...new Set(input.groups ?? [])],
+    allowedScopes: [...new Set(input.allowedScopes ?? [])],
+    tokenEndpointAuthMethod: null,
     externalId: input.externalId ?? null,
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,
@@ -183,49 +186,24 @@ export interface PatchAccountInput extends Validity {
   groups?: string[] | undefined;
   externalId?: string | null | undefined;
   status?: "active" | "disabled" | undefined;
+  allowedScopes?: string[] | undefined;
 }
 
-/**
- * Descriptive fields are written here; status and validity go through the account's Durable
- * Object because they change whether its credentials work.
- */
+/** Every edit goes through the account's Durable Object: status, validity and groups are in its KV records. */
 export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: PatchAccountInput): Promise<ServiceAccount> {
   const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit");
-  const now = ctx.now();
-  const expiresAt = resolveValidity(input, now);
-  const descriptive: Partial<ServiceAccount> = {};
-  if (input.name !== undefined) Object.assign(descriptive, { name: input.name, nameKey: nameKey(account.orgId, input.name) });
-  if (input.displayName !== undefined) descriptive.displayName = input.displayName;
-  if (input.description !== undefined) descriptive.description = input.description;
-  if (input.groups !== undefined) descriptive.groups = [...new Set(input.groups)];
-  if (input.externalId !== undefined) descriptive.externalId = input.externalId;
-  let next: ServiceAccount = { ...account, ...descriptive };
-  if (Object.keys(descriptive).length > 0) {
-    try {
-      await ctx.db.batch([
-        ctx.db.update(serviceAccounts).set({ ...descriptive, updatedAt: now }).where(eq(serviceAccounts.id, account.id)),
-        auditInsert(ctx, {
-          action: "service_account.updated",
-          orgId: account.orgId,
-          targetType: "service_account",
-          targetId: account.id,
-          details: { fields: Object.keys(descriptive).filter((k) => k !== "nameKey") },
-        }),
-      ]);
-    } catch (err) {
-      if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${input.name}' already exists here`);
-      throw err;
-    }
-    next = { ...next, updatedAt: now };
-  }
-  const state: AccountStatePatch = {};
-  if (input.status !== undefined && input.status !== account.status) state.status = input.status;
-  if (expiresAt !== undefined && expiresAt !== account.expiresAt) state.expiresAt = expiresAt;
-  if (Object.keys(state).length > 0) {
-    const { account: updated } = unwrap(await accountObject(ctx, account.id).setAccountState(account.id, state, ctx.meta));
-    next = { ...next, status: updated.status, expiresAt: updated.expiresAt, updatedAt: updated.updatedAt };
-  }
-  return next;
+  const expiresAt = resolveValidity(input, ctx.now());
+  const patch: AccountPatch = {};
+  if (input.name !== undefined) Object.assign(patch, { name: input.name, nameKey: nameKey(account.orgId, input.name) });
+  if (input.displayName !== undefined) patch.displayName = input.displayName;
+  if (input.description !== undefined) patch.description = input.description;
+  if (input.groups !== undefined) patch.groups = [...new Set(input.groups)];
+  if (input.allowedScopes !== undefined) patch.allowedScopes = [...new Set(input.allowedScopes)];
+  if (input.externalId !== undefined) patch.externalId = input.externalId;
+  if (input.status !== undefined) patch.status = input.status;
+  if (expiresAt !== undefined) patch.expiresAt = expiresAt;
+  if (Object.keys(patch).length === 0) return account;
+  return unwrap(await accountObject(ctx, account.id).updateAccount(account.id, patch, ctx.meta)).account;
 }
 
 /** Deleting an account revokes every credential it has in the same request (through its Durable Object). */

@@ -32,9 +32,9 @@ export async function authenticate(env: Bindings, header: string | undefined, no
     const record = await verifyAccessToken(env, credential, now);
     if (record) {
       return {
-        accountId: record.accountId,
-        orgId: record.orgId,
-        platformPermissions: record.platformPermissions ?? [],
+        accountId: record.account.accountId,
+        orgId: record.account.orgId,
+        platformPermissions: record.account.platformPermissions,
         credential: { type: "access_token", tokenId: record.tokenId },
       };
     }

@@ -29,6 +29,8 @@ export async function bootstrap(ctx: Ctx, presented: string) {
     displayName: "Platform root",
     description: "Created by bootstrap; holds every permission",
     groups: [],
+    allowedScopes: [],
+    tokenEndpointAuthMethod: null,
     externalId: null,
     status: "active",
     expiresAt: null,

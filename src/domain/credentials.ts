@@ -1,12 +1,13 @@
 import { and, eq } from "drizzle-orm";
-import { accessTokens, roleAssignments, serviceAccounts, type AccessToken, type ServiceAccount } from "../db/schema.ts";
+import { accessTokens, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../db/schema.ts";
 import type { ErrorCode } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { generateAccessToken, hashToken, tokenHint } from "./access-token.ts";
-import { auditInsert } from "./audit.ts";
+import { auditInsert, type AuditInput } from "./audit.ts";
+import { accountRecordOf, claimsOf, loadAccountState, type AccountState } from "./claims.ts";
 import { statement, type Change, type KvOp } from "./credential-change.ts";
 import type { Ctx } from "./context.ts";
-import { kvExpiration, tokenKey, type TokenRecord } from "./kv-records.ts";
+import { accountKey, kvExpiration, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
 
 /**
  * The credential changes of one account, computed from D1 state. Only the account's Durable
@@ -16,6 +17,7 @@ import { kvExpiration, tokenKey, type TokenRecord } from "./kv-records.ts";
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; detail: string };
 
 const fail = (code: ErrorCode, detail: string): Outcome<never> => ({ ok: false, code, detail });
+const accountNotFound = () => fail("not_found", "Service account not found");
 
 export function isTokenLive(token: AccessToken, now: number): boolean {
   return token.status === "active" && (token.expiresAt === null || token.expiresAt > now);
@@ -26,19 +28,11 @@ export function isAccountLive(account: ServiceAccount, now: number): boolean {
 }
 
 /** KV puts that make a token's live secrets (current, and previous during a grace) authenticate. */
-function grantOps(token: AccessToken, account: ServiceAccount, now: number): KvOp[] {
-  const base: Omit<TokenRecord, "expiresAt"> = {
-    tokenId: token.id,
-    accountId: account.id,
-    orgId: account.orgId,
-    accountStatus: account.status,
-    accountExpiresAt: account.expiresAt,
-    platformPermissions: account.platformPermissions ?? [],
-  };
+function grantOps(token: AccessToken, claims: AccountClaims, now: number): KvOp[] {
   const put = (hash: string, expiresAt: number | null): KvOp => ({
     op: "put",
     key: tokenKey(hash),
-    value: JSON.stringify({ ...base, expiresAt } satisfies TokenRecord),
+    value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims } satisfies TokenRecord),
     expiration: kvExpiration(expiresAt, now),
   });
   const ops = [put(token.secretHash, token.expiresAt)];
@@ -54,9 +48,11 @@ function revokeOps(token: AccessToken): KvOp[] {
   return ops;
 }
 
-async function loadAccount(ctx: Ctx, accountId: string) {
-  return ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.id, accountId)).get();
-}
+const accountRecordOp = (state: AccountState): KvOp => ({
+  op: "put",
+  key: accountKey(state.account.id),
+  value: JSON.stringify(accountRecordOf(state)),
+});
 
 async function liveTokens(ctx: Ctx, accountId: string): Promise<AccessToken[]> {
   const now = ctx.now();
@@ -67,6 +63,15 @@ async function liveTokens(ctx: Ctx, accountId: string): Promise<AccessToken[]> {
   return rows.filter((t) => isTokenLive(t, now));
 }
 
+/** Every KV record of the account as `state` says it should be: the account record and each live token. */
+async function recordOps(ctx: Ctx, state: AccountState): Promise<KvOp[]> {
+  const claims = claimsOf(state);
+  const tokens = await liveTokens(ctx, state.account.id);
+  return [accountRecordOp(state), ...tokens.flatMap((t) => grantOps(t, claims, ctx.now()))];
+}
+
+const audited = (ctx: Ctx, input: AuditInput) => statement(auditInsert(ctx, input));
+
 export interface IssueInput {
   accountId: string;
   name: string | null;
@@ -76,8 +81,9 @@ export interface IssueInput {
 
 export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ change: Change; token: AccessToken; secret: string }>> {
   const now = ctx.now();
-  const account = await loadAccount(ctx, input.accountId);
-  if (!account) return fail("not_found", "Service account not found");
+  const state = await loadAccountState(ctx, input.accountId);
+  if (!state) return accountNotFound();
+  const { account } = state;
   if (!isAccountLive(account, now)) return fail("account_not_active", "The service account is disabled or expired");
   const live = await liveTokens(ctx, account.id);
   if (live.length >= input.limit) {
@@ -109,17 +115,15 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
     kvBefore: [],
     d1: [
       statement(ctx.db.insert(accessTokens).values(token).onConflictDoNothing()),
-      statement(
-        auditInsert(ctx, {
-          action: "access_token.created",
-          orgId: account.orgId,
-          targetType: "access_token",
-          targetId: token.id,
-          details: { accountId: account.id, hint: token.hint, name: token.name, expiresAt: token.expiresAt },
-        }),
-      ),
+      audited(ctx, {
+        action: "access_token.created",
+        orgId: account.orgId,
+        targetType: "access_token",
+        targetId: token.id,
+        details: { accountId: account.id, hint: token.hint, name: token.name, expiresAt: token.expiresAt },
+      }),
     ],
-    kvAfter: grantOps(token, account, now),
+    kvAfter: [accountRecordOp(state), ...grantOps(token, claimsOf(state), now)],
   };
   return { ok: true, value: { change, token, secret } };
 }
@@ -138,29 +142,16 @@ export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string): 
   if (!token) return fail("not_found", "Access token not found");
   if (token.status !== "active") return { ok: true, value: { change: null, token } };
   const now = ctx.now();
-  const revoked: AccessToken = { ...token, status: "revoked", revokedAt: now, revokedBy: ctx.meta.actorId };
+  const set = { status: "revoked" as const, revokedAt: now, revokedBy: ctx.meta.actorId, previousSecretHash: null, previousSecretExpiresAt: null };
   const change: Change = {
     kvBefore: revokeOps(token),
     d1: [
-      statement(
-        ctx.db
-          .update(accessTokens)
-          .set({ status: "revoked", revokedAt: now, revokedBy: ctx.meta.actorId, previousSecretHash: null, previousSecretExpiresAt: null })
-          .where(eq(accessTokens.id, token.id)),
-      ),
-      statement(
-        auditInsert(ctx, {
-          action: "access_token.revoked",
-          orgId: token.orgId,
-          targetType: "access_token",
-          targetId: token.id,
-          details: { accountId, hint: token.hint },
-        }),
-      ),
+      statement(ctx.db.update(accessTokens).set(set).where(eq(accessTokens.id, token.id))),
+      audited(ctx, { action: "access_token.revoked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint } }),
     ],
     kvAfter: [],
   };
-  return { ok: true, value: { change, token: { ...revoked, previousSecretHash: null, previousSecretExpiresAt: null } } };
+  return { ok: true, value: { change, token: { ...token, ...set } } };
 }
 
 /**
@@ -177,8 +168,8 @@ export async function planRegenerate(
   const token = await loadToken(ctx, accountId, tokenId);
   if (!token) return fail("not_found", "Access token not found");
   if (!isTokenLive(token, now)) return fail("token_not_active", "Only an active token can be regenerated");
-  const account = await loadAccount(ctx, accountId);
-  if (!account) return fail("not_found", "Service account not found");
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
   const secret = generateAccessToken();
   const graceEnd = graceSeconds > 0 ? Math.min(now + graceSeconds * 1000, token.expiresAt ?? Infinity) : null;
   const next: AccessToken = {
@@ -192,10 +183,10 @@ export async function planRegenerate(
   const kvBefore: KvOp[] = [];
   if (token.previousSecretHash) kvBefore.push({ op: "delete", key: tokenKey(token.previousSecretHash) });
   if (!graceEnd) kvBefore.push({ op: "delete", key: tokenKey(token.secretHash) });
-  // With a grace, grantOps below rewrites the old secret's record with the shortened expiry.
-  const grants = grantOps(next, account, now);
+  // [new secret, old secret with the grace's end]: the old one is shortened before D1 commits.
+  const [grantNew, ...shortenOld] = grantOps(next, claimsOf(state), now);
   const change: Change = {
-    kvBefore: graceEnd ? [...kvBefore, ...grants.slice(1)] : kvBefore,
+    kvBefore: [...kvBefore, ...shortenOld],
     d1: [
       statement(
         ctx.db
@@ -209,87 +200,125 @@ export async function planRegenerate(
           })
           .where(eq(accessTokens.id, token.id)),
       ),
-      statement(
-        auditInsert(ctx, {
-          action: "access_token.regenerated",
-          orgId: token.orgId,
-          targetType: "access_token",
-          targetId: token.id,
-          details: { accountId, hint: next.hint, previousHint: token.hint, graceSeconds },
-        }),
-      ),
+      audited(ctx, {
+        action: "access_token.regenerated",
+        orgId: token.orgId,
+        targetType: "access_token",
+        targetId: token.id,
+        details: { accountId, hint: next.hint, previousHint: token.hint, graceSeconds },
+      }),
     ],
-    kvAfter: grants.slice(0, 1),
+    kvAfter: [grantNew!],
   };
   return { ok: true, value: { change, token: next, secret } };
 }
 
-export interface AccountStatePatch {
-  status?: "active" | "disabled";
-  expiresAt?: number | null;
-}
+export type AccountPatch = Partial<
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes">
+>;
 
 /**
- * A change of account status or validity, mirrored into every live token's KV record. Taking
- * access away writes KV first; giving it back writes D1 first (the order of `Change`).
+ * Any edit of an account, mirrored into its KV records. Taking access away (disable, shorter
+ * validity) writes KV first; anything else writes D1 first (the order of `Change`).
  */
-export async function planAccountState(ctx: Ctx, accountId: string, patch: AccountStatePatch): Promise<Outcome<{ change: Change; account: ServiceAccount }>> {
+export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: AccountPatch): Promise<Outcome<{ change: Change; account: ServiceAccount }>> {
   const now = ctx.now();
-  const account = await loadAccount(ctx, accountId);
-  if (!account) return fail("not_found", "Service account not found");
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
+  const { account } = state;
   const next: ServiceAccount = { ...account, ...patch, updatedAt: now };
   const restricts =
-    next.status === "disabled" ||
+    (next.status === "disabled" && account.status !== "disabled") ||
     (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt));
-  const tokens = await liveTokens(ctx, accountId);
-  const kvOps = tokens.flatMap((t) => grantOps(t, next, now));
-  const action =
-    patch.status && patch.status !== account.status
-      ? patch.status === "disabled"
-        ? "service_account.disabled"
-        : "service_account.enabled"
-      : "service_account.validity_changed";
+  const kvOps = await recordOps(ctx, { ...state, account: next });
+  const statusChanged = patch.status !== undefined && patch.status !== account.status;
+  const action = statusChanged ? (patch.status === "disabled" ? "service_account.disabled" : "service_account.enabled") : "service_account.updated";
   const change: Change = {
     kvBefore: restricts ? kvOps : [],
     d1: [
       statement(ctx.db.update(serviceAccounts).set({ ...patch, updatedAt: now }).where(eq(serviceAccounts.id, accountId))),
-      statement(
-        auditInsert(ctx, {
-          action,
-          orgId: account.orgId,
-          targetType: "service_account",
-          targetId: accountId,
-          details: { status: next.status, expiresAt: next.expiresAt },
-        }),
-      ),
+      audited(ctx, {
+        action,
+        orgId: account.orgId,
+        targetType: "service_account",
+        targetId: accountId,
+        details: { fields: Object.keys(patch).filter((k) => k !== "nameKey"), status: next.status, expiresAt: next.expiresAt },
+      }),
     ],
     kvAfter: restricts ? [] : kvOps,
   };
   return { ok: true, value: { change, account: next } };
 }
 
-/** Deleting an account kills every secret in KV first, then removes the account and its credentials in one batch. */
-export async function planDeleteAccount(ctx: Ctx, accountId: string): Promise<Outcome<{ change: Change; account: ServiceAccount; revoked: number }>> {
-  const account = await loadAccount(ctx, accountId);
-  if (!account) return fail("not_found", "Service account not found");
-  const tokens = await ctx.db.select().from(accessTokens).where(eq(accessTokens.accountId, accountId));
+/** Rewrites every KV record of the account from D1 (after role changes, and to repair drift). */
+export async function planSync(ctx: Ctx, accountId: string): Promise<Outcome<{ change: Change }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return { ok: true, value: { change: { kvBefore: [{ op: "delete", key: accountKey(accountId) }], d1: [], kvAfter: [] } } };
+  return { ok: true, value: { change: { kvBefore: [], d1: [], kvAfter: await recordOps(ctx, state) } } };
+}
+
+export async function planAddKey(ctx: Ctx, key: PublicKey): Promise<Outcome<{ change: Change; key: PublicKey }>> {
+  const state = await loadAccountState(ctx, key.accountId);
+  if (!state) return accountNotFound();
+  if (state.keys.some((k) => k.kid === key.kid)) return fail("key_exists", `The account already has a key with kid '${key.kid}'`);
+  if (state.keys.length >= 10) return fail("key_limit_reached", "An account holds at most 10 public keys");
   const change: Change = {
-    kvBefore: tokens.flatMap(revokeOps),
+    kvBefore: [],
     d1: [
-      statement(ctx.db.delete(accessTokens).where(eq(accessTokens.accountId, accountId))),
-      statement(ctx.db.delete(roleAssignments).where(eq(roleAssignments.accountId, accountId))),
-      statement(ctx.db.delete(serviceAccounts).where(eq(serviceAccounts.id, accountId))),
-      statement(
-        auditInsert(ctx, {
-          action: "service_account.deleted",
-          orgId: account.orgId,
-          targetType: "service_account",
-          targetId: accountId,
-          details: { name: account.name, email: account.email, revokedTokens: tokens.filter((t) => t.status === "active").length },
-        }),
-      ),
+      statement(ctx.db.insert(publicKeys).values(key).onConflictDoNothing()),
+      audited(ctx, {
+        action: "public_key.created",
+        orgId: key.orgId,
+        targetType: "public_key",
+        targetId: key.id,
+        details: { accountId: key.accountId, kid: key.kid, alg: key.alg, fingerprint: key.fingerprint },
+      }),
+    ],
+    kvAfter: [accountRecordOp({ ...state, keys: [...state.keys, key] })],
+  };
+  return { ok: true, value: { change, key } };
+}
+
+/** Removing a key drops it from the KV account record before D1 forgets it. */
+export async function planRemoveKey(ctx: Ctx, accountId: string, keyId: string): Promise<Outcome<{ change: Change }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
+  const key = state.keys.find((k) => k.id === keyId);
+  if (!key) return fail("not_found", "Public key not found");
+  const change: Change = {
+    kvBefore: [accountRecordOp({ ...state, keys: state.keys.filter((k) => k.id !== keyId) })],
+    d1: [
+      statement(ctx.db.delete(publicKeys).where(eq(publicKeys.id, keyId))),
+      audited(ctx, { action: "public_key.deleted", orgId: key.orgId, targetType: "public_key", targetId: key.id, details: { accountId, kid: key.kid } }),
     ],
     kvAfter: [],
   };
-  return { ok: true, value: { change, account, revoked: tokens.length } };
+  return { ok: true, value: { change } };
+}
+
+/** Deleting an account kills every secret and key in KV first, then removes the account and its credentials in one batch. */
+export async function planDeleteAccount(ctx: Ctx, accountId: string): Promise<Outcome<{ change: Change; account: ServiceAccount; revoked: number }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
+  const { account } = state;
+  const tokens = await ctx.db.select().from(accessTokens).where(eq(accessTokens.accountId, accountId));
+  const revoked = tokens.filter((t) => t.status === "active").length;
+  const change: Change = {
+    kvBefore: [{ op: "delete", key: accountKey(accountId) }, ...tokens.flatMap(revokeOps)],
+    d1: [
+      statement(ctx.db.delete(accessTokens).where(eq(accessTokens.accountId, accountId))),
+      statement(ctx.db.delete(publicKeys).where(eq(publicKeys.accountId, accountId))),
+      statement(ctx.db.delete(roleAssignments).where(eq(roleAssignments.accountId, accountId))),
+      statement(ctx.db.delete(serviceAccounts).where(eq(serviceAccounts.id, accountId))),
+      audited(ctx, {
+        action: "service_account.deleted",
+        orgId: account.orgId,
+        targetType: "service_account",
+        targetId: accountId,
+        details: { name: account.name, email: account.email, revokedTokens: revoked },
+      }),
+    ],
+    kvAfter: [],
+  };
+  return { ok: true, value: { change, account, revoked } };
 }

@@ -1,24 +1,57 @@
+import type { PublicKeyAlg } from "../db/schema.ts";
+
 /**
- * The KV side of credentials. Layout (documented in the README):
- *   tok:<sha256 hex of an access token secret>  ->  TokenRecord, expiring with the token
- * KV only ever holds hashes. D1 is the source of truth; the account's Durable Object writes both.
+ * The KV side of credentials (the layout is documented in the README). KV only ever holds hashes
+ * and public material. D1 is the source of truth; the account's Durable Object writes both.
+ *
+ *   tok:<sha256 hex of an access token>  -> TokenRecord   (expires with the secret)
+ *   sa:<account id>                      -> AccountRecord (claims + public keys, for private_key_jwt)
+ *   jti:<jti>                            -> "1"           (revoked JWT, expires with the JWT)
+ *   signing:keyset                       -> the signing keys (private halves AES-GCM wrapped)
  */
-export interface TokenRecord {
-  tokenId: string;
+
+/** What a JWT says about an account, denormalized so that no hot path reads D1. */
+export interface AccountClaims {
   accountId: string;
   orgId: string | null;
+  status: "active" | "disabled";
+  expiresAt: number | null;
+  platformPermissions: string[];
+  groups: string[];
+  /** Names of the roles the account holds in its org. */
+  roles: string[];
+  /** Every scope the account may request: its operations plus its allowed scopes. */
+  scopes: string[];
+}
+
+export interface TokenRecord {
+  tokenId: string;
   /** Epoch ms after which this secret is dead (token expiry, or the end of a regenerate grace). */
   expiresAt: number | null;
-  accountStatus: "active" | "disabled";
-  accountExpiresAt: number | null;
-  /** Platform-wide operations of platform-level accounts (empty for org accounts). */
-  platformPermissions: string[];
+  /** Epoch ms when the token itself expires (the bound on JWTs minted from it). */
+  tokenExpiresAt: number | null;
+  account: AccountClaims;
+}
+
+export interface AccountKey {
+  kid: string;
+  alg: PublicKeyAlg;
+  jwk: Record<string, unknown>;
+}
+
+export interface AccountRecord {
+  account: AccountClaims;
+  keys: AccountKey[];
+  tokenEndpointAuthMethod: string | null;
 }
 
 /** KV refuses expirations closer than 60 s; a record may outlive its secret there, never in our checks. */
 export const KV_MIN_TTL_SECONDS = 60;
 
 export const tokenKey = (secretHash: string) => `tok:${secretHash}`;
+export const accountKey = (accountId: string) => `sa:${accountId}`;
+export const revokedJtiKey = (jti: string) => `jti:${jti}`;
+export const KEYSET_KEY = "signing:keyset";
 
 /** The `expiration` (epoch seconds) for a KV put, or undefined for none; clamped to KV's minimum. */
 export function kvExpiration(expiresAtMs: number | null, nowMs: number): number | undefined {
@@ -27,10 +60,21 @@ export function kvExpiration(expiresAtMs: number | null, nowMs: number): number 
   return Math.max(seconds, Math.ceil(nowMs / 1000) + KV_MIN_TTL_SECONDS);
 }
 
+/** Why an account's credentials no longer work, or null when they do. */
+export function accountDeadReason(account: AccountClaims, nowMs: number): string | null {
+  if (account.status !== "active") return "account disabled";
+  if (account.expiresAt !== null && account.expiresAt <= nowMs) return "account expired";
+  return null;
+}
+
 /** Why a stored record no longer authenticates, or null when it does. KV expiry is lazy, so this re-checks. */
 export function deadReason(record: TokenRecord, nowMs: number): string | null {
   if (record.expiresAt !== null && record.expiresAt <= nowMs) return "token expired";
-  if (record.accountStatus !== "active") return "account disabled";
-  if (record.accountExpiresAt !== null && record.accountExpiresAt <= nowMs) return "account expired";
-  return null;
+  return accountDeadReason(record.account, nowMs);
+}
+
+/** When credentials derived from this record stop being valid (the earliest of secret, token and account). */
+export function credentialExpiry(record: TokenRecord): number | null {
+  const times = [record.expiresAt, record.tokenExpiresAt, record.account.expiresAt].filter((t): t is number => t !== null);
+  return times.length > 0 ? Math.min(...times) : null;
 }

@@ -3,6 +3,7 @@ import { environments, projects, roleAssignments, type Org, type RoleAssignment,
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { accountObject, unwrap } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { effectiveOperations, findBuiltinRole, type Scope } from "./permissions.ts";
@@ -73,7 +74,13 @@ export async function assign(ctx: Ctx, principal: Principal, org: Org, accountId
     if (isUniqueViolation(err, "role_assignments")) throw new ApiError("already_assigned", "The account already holds this role at this scope");
     throw err;
   }
+  await syncAccount(ctx, accountId);
   return rows[0]!;
+}
+
+/** Role changes alter the account's claims (roles, requestable scopes): rewrite its KV records. */
+async function syncAccount(ctx: Ctx, accountId: string) {
+  unwrap(await accountObject(ctx, accountId).sync(accountId));
 }
 
 export async function listAssignments(ctx: Ctx, accountId: string): Promise<RoleAssignment[]> {
@@ -97,4 +104,5 @@ export async function unassign(ctx: Ctx, principal: Principal, org: Org, account
       details: { assignmentId: row.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId },
     }),
   ]);
+  await syncAccount(ctx, accountId);
 }

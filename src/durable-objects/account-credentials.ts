@@ -1,26 +1,32 @@
 import { DurableObject } from "cloudflare:workers";
-import type { AccessToken, ServiceAccount } from "../db/schema.ts";
+import type { AccessToken, PublicKey, ServiceAccount } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
 import { createCtx, type Ctx, type RequestMeta } from "../domain/context.ts";
 import { runChange, type Change } from "../domain/credential-change.ts";
 import {
-  planAccountState,
+  planAccountUpdate,
+  planAddKey,
   planDeleteAccount,
   planIssue,
   planRegenerate,
+  planRemoveKey,
   planRevoke,
-  type AccountStatePatch,
+  planSync,
+  type AccountPatch,
   type IssueInput,
   type Outcome,
 } from "../domain/credentials.ts";
+import { conflictCode } from "../lib/sql-errors.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;
+const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, userAgent: null };
 
 /**
  * One instance per service account (named by its id): the single writer of the account's
  * credentials. Every change runs under one lock, is journaled in the object's own storage before
  * it touches KV or D1, and is replayed (on the next call, or by the alarm) if it did not finish.
+ * It also remembers the `jti` of every private_key_jwt assertion until the assertion expires.
  */
 export class AccountCredentials extends DurableObject<Bindings> {
   private queue: Promise<unknown> = Promise.resolve();
@@ -43,21 +49,39 @@ export class AccountCredentials extends DurableObject<Bindings> {
     await this.ctx.storage.delete(PENDING);
   }
 
-  private async apply(change: Change): Promise<void> {
+  /**
+   * Journal, apply, clear. A constraint violation means D1 refused the batch as a whole, so the
+   * change is dropped and KV is rewritten from D1 (undoing any `kvBefore`); any other failure
+   * leaves the journal for replay.
+   */
+  private async apply(accountId: string, change: Change): Promise<Outcome<null>> {
     await this.ctx.storage.put(PENDING, change);
     await this.ctx.storage.setAlarm(Date.now() + REPLAY_AFTER_MS);
-    await runChange(this.env, change);
+    try {
+      await runChange(this.env, change);
+    } catch (err) {
+      const code = conflictCode(err);
+      if (!code) throw err;
+      await this.ctx.storage.delete(PENDING);
+      const sync = await planSync(this.ctxFor(SYSTEM), accountId);
+      if (sync.ok) await runChange(this.env, sync.value.change);
+      return { ok: false, code, detail: code === "name_taken" ? "A service account with this name already exists here" : "The change conflicts with the current state" };
+    }
     await this.ctx.storage.delete(PENDING);
+    return { ok: true, value: null };
   }
 
   /** Plans a change under the lock, applies it, and hands back what the plan produced. */
-  private mutate<T extends { change: Change | null }>(plan: () => Promise<Outcome<T>>): Promise<Outcome<Omit<T, "change">>> {
+  private mutate<T extends { change: Change | null }>(accountId: string, plan: () => Promise<Outcome<T>>): Promise<Outcome<Omit<T, "change">>> {
     return this.exclusive(async () => {
       await this.replayPending();
       const outcome = await plan();
       if (!outcome.ok) return outcome;
       const { change, ...rest } = outcome.value;
-      if (change) await this.apply(change);
+      if (change) {
+        const applied = await this.apply(accountId, change);
+        if (!applied.ok) return applied;
+      }
       return { ok: true as const, value: rest };
     });
   }
@@ -67,27 +91,47 @@ export class AccountCredentials extends DurableObject<Bindings> {
   }
 
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
-    return this.mutate(() => planIssue(this.ctxFor(meta), input));
+    return this.mutate(input.accountId, () => planIssue(this.ctxFor(meta), input));
   }
 
   revokeToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<Outcome<{ token: AccessToken }>> {
-    return this.mutate(() => planRevoke(this.ctxFor(meta), accountId, tokenId));
+    return this.mutate(accountId, () => planRevoke(this.ctxFor(meta), accountId, tokenId));
   }
 
-  regenerateToken(
-    accountId: string,
-    tokenId: string,
-    graceSeconds: number,
-    meta: RequestMeta,
-  ): Promise<Outcome<{ token: AccessToken; secret: string }>> {
-    return this.mutate(() => planRegenerate(this.ctxFor(meta), accountId, tokenId, graceSeconds));
+  regenerateToken(accountId: string, tokenId: string, graceSeconds: number, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
+    return this.mutate(accountId, () => planRegenerate(this.ctxFor(meta), accountId, tokenId, graceSeconds));
   }
 
-  setAccountState(accountId: string, patch: AccountStatePatch, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount }>> {
-    return this.mutate(() => planAccountState(this.ctxFor(meta), accountId, patch));
+  updateAccount(accountId: string, patch: AccountPatch, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount }>> {
+    return this.mutate(accountId, () => planAccountUpdate(this.ctxFor(meta), accountId, patch));
+  }
+
+  /** Rewrites the account's KV records from D1 (after role changes; also the repair path). */
+  sync(accountId: string): Promise<Outcome<object>> {
+    return this.mutate(accountId, () => planSync(this.ctxFor(SYSTEM), accountId));
+  }
+
+  addKey(key: PublicKey, meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>> {
+    return this.mutate(key.accountId, () => planAddKey(this.ctxFor(meta), key));
+  }
+
+  removeKey(accountId: string, keyId: string, meta: RequestMeta): Promise<Outcome<object>> {
+    return this.mutate(accountId, () => planRemoveKey(this.ctxFor(meta), accountId, keyId));
   }
 
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>> {
-    return this.mutate(() => planDeleteAccount(this.ctxFor(meta), accountId));
+    return this.mutate(accountId, () => planDeleteAccount(this.ctxFor(meta), accountId));
+  }
+
+  /**
+   * Records an assertion's `jti` until `expiresAt` (epoch ms); false when it was already used.
+   * The synchronous storage API makes the check-and-set atomic.
+   */
+  rememberJti(jti: string, expiresAt: number): boolean {
+    const key = `jti:${jti}`;
+    const seen = this.ctx.storage.kv.get<number>(key);
+    if (seen !== undefined && seen > Date.now()) return false;
+    this.ctx.storage.kv.put(key, expiresAt);
+    return true;
   }
 }
