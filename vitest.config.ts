@@ -13,7 +13,12 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789" },
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
+                  SIGNING_KEY_ENCRYPTION_KEY: "test-signing-key-encryption-key-0123456789",
+                  ALLOWED_AUDIENCES: "https://api.example.test",
+                },
               },
             }),
           ],

@@ -2,7 +2,13 @@ import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, problem } from "./errors.ts";
 import { requireAuth } from "./middleware/auth.ts";
-import { jsonBodies, requestContext } from "./middleware/request.ts";
+import { jsonBodies, limitBody, requestContext } from "./middleware/request.ts";
+import { wellKnownRoutes } from "./oauth/metadata.ts";
+import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { exchangeRoutes } from "./routes/exchange.ts";
+import { keyRoutes } from "./routes/keys.ts";
+import { platformAccountRoutes } from "./routes/platform-accounts.ts";
 import { router } from "./routes/common.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { permissionRoutes, publicRoutes } from "./routes/meta.ts";
@@ -35,13 +41,23 @@ function methodNotAllowed(routes: { method: string; path: string }[]) {
 export function buildApp() {
   const app = router();
   app.use("*", requestContext);
-  app.use("/api/*", jsonBodies);
+  for (const path of ["/api/v1/*", "/api/auth/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, jsonBodies);
+  for (const path of ["/oauth/*", "/api/m2m/*"]) app.use(path, limitBody);
   app.route("/", publicRoutes);
+  app.route("/api/auth/access-tokens", exchangeRoutes);
+  app.route("/oauth", oauthRoutes);
+  app.route("/api/m2m/oauth", m2mRoutes);
+  app.route("/.well-known", wellKnownRoutes);
   app.use("/api/v1/*", requireAuth);
+  app.use("/api/service-accounts/*", requireAuth);
+  app.use("/api/service-accounts", requireAuth);
   app.route("/api/v1/permissions", permissionRoutes);
+  app.route("/api/v1/admin", adminRoutes);
   app.route("/api/v1/orgs", orgRoutes);
   app.route("/api/v1/orgs", serviceAccountRoutes);
   app.route("/api/v1/orgs", tokenRoutes);
+  app.route("/api/v1/orgs", keyRoutes);
+  app.route("/api/service-accounts", platformAccountRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -1,18 +1,24 @@
 import { z } from "zod";
 import type { Principal } from "./domain/principal.ts";
 import type { AccountCredentials } from "./durable-objects/account-credentials.ts";
+import type { SigningKeys } from "./durable-objects/signing-keys.ts";
 
 /** Bindings and variables declared in wrangler.toml, plus secrets from `.dev.vars` / `wrangler secret`. */
 export interface Bindings {
   DB: D1Database;
   TOKENS: KVNamespace;
   ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
+  SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
   ISSUER?: string;
   SERVICE_ACCOUNT_EMAIL_DOMAIN?: string;
   DEFAULT_JWT_TTL_SECONDS?: string;
   MAX_JWT_TTL_SECONDS?: string;
   MAX_BODY_BYTES?: string;
+  JWT_SIGNING_ALG?: string;
+  ALLOWED_AUDIENCES?: string;
+  JWKS_MAX_AGE_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
+  SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
 
 const intVar = (fallback: number, min: number, max: number) =>
@@ -27,9 +33,16 @@ const configSchema = z.object({
   DEFAULT_JWT_TTL_SECONDS: intVar(300, 30, 86_400),
   MAX_JWT_TTL_SECONDS: intVar(3600, 30, 86_400),
   MAX_BODY_BYTES: intVar(65_536, 1024, 1_048_576),
+  JWT_SIGNING_ALG: z.enum(["ES256", "RS256", "EdDSA"]).default("ES256"),
+  /** Audiences a client may ask for with `resource`/`audience`, besides the issuer itself. */
+  ALLOWED_AUDIENCES: z
+    .string()
+    .default("")
+    .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
+  JWKS_MAX_AGE_SECONDS: intVar(300, 0, 86_400),
 });
 
-export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined };
+export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
 
 const cache = new WeakMap<object, Config>();
 
@@ -43,8 +56,16 @@ export function getConfig(env: Bindings): Config {
       DEFAULT_JWT_TTL_SECONDS: env.DEFAULT_JWT_TTL_SECONDS || undefined,
       MAX_JWT_TTL_SECONDS: env.MAX_JWT_TTL_SECONDS || undefined,
       MAX_BODY_BYTES: env.MAX_BODY_BYTES || undefined,
+      JWT_SIGNING_ALG: env.JWT_SIGNING_ALG || undefined,
+      ALLOWED_AUDIENCES: env.ALLOWED_AUDIENCES || undefined,
+      JWKS_MAX_AGE_SECONDS: env.JWKS_MAX_AGE_SECONDS || undefined,
     });
-    config = { ...parsed, ISSUER: parsed.ISSUER.replace(/\/+$/, ""), bootstrapSecret: env.BOOTSTRAP_SECRET };
+    config = {
+      ...parsed,
+      ISSUER: parsed.ISSUER.replace(/\/+$/, ""),
+      bootstrapSecret: env.BOOTSTRAP_SECRET,
+      signingSecret: env.SIGNING_KEY_ENCRYPTION_KEY,
+    };
     cache.set(env, config);
   }
   return config;

@@ -3,6 +3,7 @@ import { runScheduled } from "./cron/index.ts";
 import type { Bindings } from "./env.ts";
 
 export { AccountCredentials } from "./durable-objects/account-credentials.ts";
+export { SigningKeys } from "./durable-objects/signing-keys.ts";
 
 const app = buildApp();
 

@@ -1,7 +1,9 @@
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { hashToken, isWellFormedAccessToken, TOKEN_PREFIX } from "./access-token.ts";
-import { deadReason, tokenKey, type TokenRecord } from "./kv-records.ts";
+import type { Ctx } from "./context.ts";
+import { verifyJwt } from "./jwt.ts";
+import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
 import type { Principal } from "./principal.ts";
 
 const unauthenticated = (detail: string) =>
@@ -9,8 +11,8 @@ const unauthenticated = (detail: string) =>
 
 /** The credential of an `Authorization: Bearer` header, or a 401. */
 export function bearerCredential(header: string | undefined): string {
-  const match = /^Bearer[ ]+([\x21-\x7e]{1,4096})[ ]*$/i.exec(header ?? "");
-  if (!match) throw unauthenticated("Send Authorization: Bearer <access token>");
+  const match = /^Bearer[ ]+([\x21-\x7e]{1,8192})[ ]*$/i.exec(header ?? "");
+  if (!match) throw unauthenticated("Send Authorization: Bearer <access token or JWT>");
   return match[1]!;
 }
 
@@ -25,17 +27,40 @@ export async function verifyAccessToken(env: Bindings, token: string, now: numbe
   return record;
 }
 
-/** Authenticates a bearer credential into a principal, or throws 401 (one message for every failure). */
-export async function authenticate(env: Bindings, header: string | undefined, now: number): Promise<Principal> {
+/** The KV record of a live account (claims and public keys), or null. */
+export async function liveAccountRecord(env: Bindings, accountId: string, now: number): Promise<AccountRecord | null> {
+  if (!/^sa_[0-9A-Za-z]{1,64}$/.test(accountId)) return null;
+  const record = await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json");
+  return record && accountDeadReason(record.account, now) === null ? record : null;
+}
+
+/**
+ * Authenticates a bearer credential (an access token, or a JWT we issued for our own audience)
+ * into a principal, or throws 401 (one message for every failure).
+ */
+export async function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
   const credential = bearerCredential(header);
+  const now = ctx.now();
   if (credential.startsWith(TOKEN_PREFIX)) {
-    const record = await verifyAccessToken(env, credential, now);
+    const record = await verifyAccessToken(ctx.env, credential, now);
     if (record) {
       return {
         accountId: record.account.accountId,
         orgId: record.account.orgId,
         platformPermissions: record.account.platformPermissions,
         credential: { type: "access_token", tokenId: record.tokenId },
+      };
+    }
+  } else {
+    const jwt = await verifyJwt(ctx, credential, ctx.config.ISSUER);
+    const account = jwt ? await liveAccountRecord(ctx.env, jwt.sub, now) : null;
+    if (jwt && account) {
+      return {
+        accountId: jwt.sub,
+        orgId: account.account.orgId,
+        platformPermissions: account.account.platformPermissions,
+        credential: { type: "jwt", jti: jwt.jti },
+        scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
       };
     }
   }

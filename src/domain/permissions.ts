@@ -118,6 +118,13 @@ export function isPlatformRoot(principal: Principal): boolean {
  * (then the org and everything in it is invisible to it: 404, never a hint that it exists).
  */
 export async function effectiveOperations(ctx: Ctx, principal: Principal, scope: Scope): Promise<Set<Operation> | null> {
+  const ops = await heldOperations(ctx, principal, scope);
+  if (ops === null || !principal.scopeLimit) return ops;
+  const limit = new Set(principal.scopeLimit);
+  return new Set([...ops].filter((op) => limit.has(op) || (op !== "platform.root" && limit.has("platform.root"))));
+}
+
+async function heldOperations(ctx: Ctx, principal: Principal, scope: Scope): Promise<Set<Operation> | null> {
   if (isPlatformRoot(principal)) return new Set(Object.keys(OPERATIONS) as Operation[]);
   const grants = await grantsIn(ctx, principal, scope.orgId);
   const platformOps = principal.platformPermissions as Operation[];
@@ -144,7 +151,9 @@ export async function authorize(ctx: Ctx, principal: Principal, operation: Opera
 
 /** Platform-level operations (creating orgs, platform accounts): root only. */
 export function authorizePlatform(principal: Principal, operation: Operation): void {
-  if (!isPlatformRoot(principal) && !principal.platformPermissions.includes(operation)) {
+  const held = isPlatformRoot(principal) || principal.platformPermissions.includes(operation);
+  const withinScope = !principal.scopeLimit || principal.scopeLimit.includes(operation) || principal.scopeLimit.includes("platform.root");
+  if (!held || !withinScope) {
     throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
   }
 }

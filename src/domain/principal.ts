@@ -5,4 +5,6 @@ export interface Principal {
   orgId: string | null;
   platformPermissions: string[];
   credential: { type: "access_token"; tokenId: string } | { type: "jwt"; jti: string };
+  /** A JWT's scope: its operations are the most the principal can do, whatever its roles. */
+  scopeLimit?: string[] | undefined;
 }

@@ -16,6 +16,7 @@ import {
   type IssueInput,
   type Outcome,
 } from "../domain/credentials.ts";
+import { Serial } from "../lib/serial.ts";
 import { conflictCode } from "../lib/sql-errors.ts";
 
 const PENDING = "pending-change";
@@ -29,14 +30,7 @@ const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, user
  * It also remembers the `jti` of every private_key_jwt assertion until the assertion expires.
  */
 export class AccountCredentials extends DurableObject<Bindings> {
-  private queue: Promise<unknown> = Promise.resolve();
-
-  /** Runs `fn` after every earlier call has finished: D1 and KV awaits would otherwise interleave calls. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
+  private readonly lock = new Serial();
 
   private ctxFor(meta: RequestMeta): Ctx {
     return createCtx(this.env, meta);
@@ -73,7 +67,7 @@ export class AccountCredentials extends DurableObject<Bindings> {
 
   /** Plans a change under the lock, applies it, and hands back what the plan produced. */
   private mutate<T extends { change: Change | null }>(accountId: string, plan: () => Promise<Outcome<T>>): Promise<Outcome<Omit<T, "change">>> {
-    return this.exclusive(async () => {
+    return this.lock.run(async () => {
       await this.replayPending();
       const outcome = await plan();
       if (!outcome.ok) return outcome;
@@ -87,7 +81,7 @@ export class AccountCredentials extends DurableObject<Bindings> {
   }
 
   override async alarm(): Promise<void> {
-    await this.exclusive(() => this.replayPending());
+    await this.lock.run(() => this.replayPending());
   }
 
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getConfig, type AppEnv } from "../env.ts";
-import { ApiError, problem } from "../errors.ts";
+import { ApiError } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -29,11 +29,18 @@ export const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (hasBody && type !== "application/json" && !type.endsWith("+json")) {
       throw new ApiError("unsupported_media_type", "Send the body as application/json");
     }
-    const limit = getConfig(c.env).MAX_BODY_BYTES;
-    return bodyLimit({
-      maxSize: limit,
-      onError: (c) => problem(c, new ApiError("payload_too_large", `The body is over the limit of ${limit} bytes`)),
-    })(c, next);
+    return limitBody(c, next);
   }
   await next();
+};
+
+/** At most MAX_BODY_BYTES of body, on every route that takes one. */
+export const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
+  const limit = getConfig(c.env).MAX_BODY_BYTES;
+  return bodyLimit({
+    maxSize: limit,
+    onError: () => {
+      throw new ApiError("payload_too_large", `The body is over the limit of ${limit} bytes`);
+    },
+  })(c, next);
 };

@@ -4,6 +4,8 @@ import { assign, listAssignments, unassign } from "../domain/role-assignments.ts
 import { issueFor } from "../domain/tokens.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
+import { addKeyTo, parsePublicKey } from "../domain/public-keys.ts";
+import { publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
 
 const groups = z.array(displayText(64)).max(50);
@@ -29,6 +31,8 @@ export const createAccountBody = z
     externalId: externalId.optional(),
     ...validity,
     roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
+    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional().openapi({ description: "Extra scopes its JWTs may carry (RFC 6749 scope tokens)" }),
+    publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
   .strict()
@@ -42,6 +46,7 @@ export const patchAccountBody = z
     groups: groups.optional(),
     externalId: externalId.nullable().optional(),
     status: z.enum(["active", "disabled"]).optional(),
+    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })
@@ -66,8 +71,10 @@ export const serviceAccountRoutes = router()
     createRoute({ method: "post", path: "/{org}/service-accounts", tags, summary: "Create a service account", ...needs("service-accounts.edit"), request: { params: orgParam, ...jsonBody(createAccountBody) }, responses: { 201: jsonResponse("The account (and its token, shown once, if issueToken was set)", createdSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
     async (c) => {
       const ctx = ctxOf(c);
-      const { issueToken, ...input } = c.req.valid("json");
+      const { issueToken, publicKey, ...input } = c.req.valid("json");
+      if (publicKey !== undefined) await parsePublicKey(publicKey); // a bad key is refused before anything is created
       const { org, account } = await createAccount(ctx, c.get("principal"), c.req.valid("param").org, input);
+      if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
       if (!issueToken) return c.json(toAccountDto(account), 201);
       const issued = await issueFor(ctx, org, account.id, issueToken === true ? {} : issueToken);
       return c.json({ ...toAccountDto(account), token: toIssuedTokenDto(issued.token, issued.secret) }, 201);

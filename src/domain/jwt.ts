@@ -1,0 +1,143 @@
+import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import type { Bindings } from "../env.ts";
+import { ApiError } from "../errors.ts";
+import { randomBase62 } from "../lib/crypto.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import { KEYSET_KEY, kvExpiration, revokedJtiKey, type AccountClaims } from "./kv-records.ts";
+import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
+
+/** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
+const KEYSET_TTL_MS = 30_000;
+/** Accepted clock skew when verifying our own JWTs. */
+const CLOCK_SKEW_SECONDS = 30;
+/** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
+const RETENTION_SLACK_MS = 5 * 60_000;
+
+let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
+
+const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
+
+export function keyPolicy(ctx: Pick<Ctx, "config">) {
+  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: ctx.config.MAX_JWT_TTL_SECONDS * 1000 + RETENTION_SLACK_MS };
+}
+
+/** Replaces the isolate's keyset (after a rotation through this isolate it applies at once). */
+export function useKeyset(env: Bindings, keyset: Keyset, now: number) {
+  cached = { keyset, at: now, source: env.TOKENS };
+}
+
+/** The keyset, from the isolate cache, else KV, else the SigningKeys object (which creates the first key). */
+export async function getKeyset(ctx: Ctx): Promise<Keyset> {
+  const now = ctx.now();
+  if (cached && cached.source === ctx.env.TOKENS && now - cached.at < KEYSET_TTL_MS) return cached.keyset;
+  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  let keyset = await ctx.env.TOKENS.get<Keyset>(KEYSET_KEY, "json");
+  if (!keyset || !activeKey(keyset, now)) keyset = await keysObject(ctx.env).keyset(keyPolicy(ctx));
+  useKeyset(ctx.env, keyset, now);
+  return keyset;
+}
+
+export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
+  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  const { keyset, kid } = await keysObject(ctx.env).rotate(keyPolicy(ctx), activateInSeconds);
+  useKeyset(ctx.env, keyset, ctx.now());
+  await auditInsert(ctx, { action: "signing_key.rotated", orgId: null, targetType: "signing_key", targetId: kid, details: { activateInSeconds } });
+  return { keyset, kid };
+}
+
+function cachedKey(map: Map<string, Promise<CryptoKey>>, key: SigningKey, load: () => Promise<CryptoKey>) {
+  let k = map.get(key.kid);
+  if (!k) {
+    k = load();
+    map.set(key.kid, k);
+    k.catch(() => map.delete(key.kid));
+  }
+  return k;
+}
+
+export interface MintInput {
+  account: AccountClaims;
+  scope: string[];
+  audience: string | string[];
+  ttlSeconds: number;
+  /** The org the token is for, when not the account's own (cross-org authorization). */
+  orgId?: string | null;
+}
+
+/** Signs an RFC 9068 access token with the active key. */
+export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jwt: string; jti: string; exp: number; iat: number }> {
+  const keyset = await getKeyset(ctx);
+  const key = activeKey(keyset, ctx.now());
+  if (!key) throw new Error("no active signing key");
+  const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  const iat = Math.floor(ctx.now() / 1000);
+  const exp = iat + input.ttlSeconds;
+  const jti = randomBase62(22);
+  const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
+  const jwt = await new SignJWT({
+    client_id: input.account.accountId,
+    scope: input.scope.join(" "),
+    ...(orgId ? { org_id: orgId } : {}),
+    groups: input.account.groups,
+    roles: input.account.roles,
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+    .setIssuer(ctx.config.ISSUER)
+    .setSubject(input.account.accountId)
+    .setAudience(input.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .setJti(jti)
+    .sign(privateKey);
+  return { jwt, jti, exp, iat };
+}
+
+export interface VerifiedJwt extends JWTPayload {
+  sub: string;
+  jti: string;
+  exp: number;
+  client_id?: string;
+  scope?: string;
+  org_id?: string;
+}
+
+/**
+ * Verifies a JWT we issued: a published kid, the key's own algorithm (no alg confusion, no `none`),
+ * `typ: at+jwt`, our issuer, the expected audience (null: any), exp/iat, and the jti revocation list.
+ */
+export async function verifyJwt(ctx: Ctx, token: string, audience: string | null): Promise<VerifiedJwt | null> {
+  if (token.length > 8192 || token.split(".").length !== 3) return null;
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return null;
+  }
+  if (!kid) return null;
+  const keyset = await getKeyset(ctx);
+  const key = publishedKeys(keyset, ctx.now()).find((k) => k.kid === kid);
+  if (!key) return null;
+  try {
+    const { payload } = await jwtVerify(token, await cachedKey(verifyKeys, key, () => importVerifyKey(key)), {
+      algorithms: [key.alg],
+      issuer: ctx.config.ISSUER,
+      ...(audience ? { audience } : {}),
+      typ: "at+jwt",
+      clockTolerance: CLOCK_SKEW_SECONDS,
+      currentDate: new Date(ctx.now()),
+      requiredClaims: ["sub", "jti", "exp", "iat"],
+    });
+    if (await ctx.env.TOKENS.get(revokedJtiKey(payload.jti!))) return null;
+    return payload as VerifiedJwt;
+  } catch {
+    return null;
+  }
+}
+
+/** Puts a JWT's jti on the revocation list until the JWT would have expired anyway. */
+export async function revokeJti(ctx: Ctx, jti: string, exp: number): Promise<void> {
+  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration(exp * 1000, ctx.now()) });
+}

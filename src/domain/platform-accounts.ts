@@ -1,0 +1,71 @@
+import { and, eq, isNull } from "drizzle-orm";
+import { serviceAccounts, type ServiceAccount, type TokenEndpointAuthMethod } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../lib/ids.ts";
+import { accountObject, unwrap } from "./account-do.ts";
+import { insertAccount, nameKey } from "./accounts.ts";
+import type { Ctx } from "./context.ts";
+import { authorizePlatform, OPERATIONS, type Operation } from "./permissions.ts";
+import type { Principal } from "./principal.ts";
+import { addKeyTo, parsePublicKey } from "./public-keys.ts";
+import { issueFor } from "./tokens.ts";
+
+/** Mia-Platform's root service accounts: platform-level OAuth clients with platform-wide permissions. */
+
+export interface CreatePlatformAccountInput {
+  name: string;
+  permissions: string[];
+  tokenEndpointAuthMethod: Extract<TokenEndpointAuthMethod, "client_secret_basic" | "private_key_jwt">;
+  publicKey?: string | Record<string, unknown> | undefined;
+}
+
+export async function createPlatformAccount(ctx: Ctx, principal: Principal, input: CreatePlatformAccountInput) {
+  authorizePlatform(principal, "platform.root");
+  const unknown = input.permissions.filter((p) => !(p in OPERATIONS));
+  if (unknown.length > 0) {
+    throw new ApiError("validation_failed", `Unknown permissions: ${unknown.join(", ")}`, { errors: [{ path: "body.permissions", message: "Not in the catalogue (GET /api/v1/permissions)" }] });
+  }
+  const keyBased = input.tokenEndpointAuthMethod === "private_key_jwt";
+  if (keyBased !== (input.publicKey !== undefined)) {
+    throw new ApiError("validation_failed", "private_key_jwt needs publicKey; client_secret_basic takes none", { errors: [{ path: "body.publicKey", message: "Required exactly with private_key_jwt" }] });
+  }
+  if (input.publicKey !== undefined) await parsePublicKey(input.publicKey); // refuse a bad key before creating anything
+  const now = ctx.now();
+  const id = newId("account");
+  const slug = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "client";
+  const account: ServiceAccount = {
+    id,
+    orgId: null,
+    name: input.name,
+    nameKey: nameKey(null, input.name),
+    email: `${slug}-${id.slice(3, 9).toLowerCase()}@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
+    displayName: null,
+    description: null,
+    groups: [],
+    allowedScopes: [],
+    tokenEndpointAuthMethod: input.tokenEndpointAuthMethod,
+    externalId: null,
+    status: "active",
+    expiresAt: null,
+    platformPermissions: [...new Set(input.permissions)] as Operation[],
+    createdAt: now,
+    createdBy: principal.accountId,
+    updatedAt: now,
+    lastUsedAt: null,
+  };
+  await insertAccount(ctx, account);
+  if (input.publicKey !== undefined) {
+    await addKeyTo(ctx, id, null, { publicKey: input.publicKey });
+    unwrap(await accountObject(ctx, id).sync(id));
+    return { account, clientSecret: undefined };
+  }
+  const { secret } = await issueFor(ctx, null, id, {});
+  return { account, clientSecret: secret };
+}
+
+export async function deletePlatformAccount(ctx: Ctx, principal: Principal, clientId: string): Promise<void> {
+  authorizePlatform(principal, "platform.root");
+  const account = await ctx.db.select().from(serviceAccounts).where(and(eq(serviceAccounts.id, clientId), isNull(serviceAccounts.orgId))).get();
+  if (!account || !account.tokenEndpointAuthMethod) throw notFound("Client");
+  unwrap(await accountObject(ctx, clientId).deleteAccount(clientId, ctx.meta));
+}

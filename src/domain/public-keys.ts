@@ -1,0 +1,129 @@
+import { calculateJwkThumbprint } from "jose";
+import { and, eq } from "drizzle-orm";
+import { publicKeys, type PublicKey, type PublicKeyAlg } from "../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { newId } from "../lib/ids.ts";
+import { accountObject } from "./account-do.ts";
+import { accountFor } from "./accounts.ts";
+import type { Ctx } from "./context.ts";
+import type { Principal } from "./principal.ts";
+
+/** Public keys (PEM SPKI or JWK; ES256, RS256, EdDSA) that authenticate an account by private_key_jwt. */
+
+const IMPORT: Record<PublicKeyAlg, SubtleCryptoImportKeyAlgorithm> = {
+  ES256: { name: "ECDSA", namedCurve: "P-256" },
+  RS256: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+  EdDSA: { name: "Ed25519" },
+};
+
+const invalid = (detail: string) => new ApiError("invalid_key", detail, { errors: [{ path: "body.publicKey", message: detail }] });
+
+function algOfJwk(jwk: Record<string, unknown>): PublicKeyAlg {
+  if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
+  if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
+  if (jwk.kty === "RSA") return "RS256";
+  throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
+}
+
+function pemToDer(pem: string): ArrayBuffer {
+  const match = /^-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----$/.exec(pem.trim());
+  if (!match) throw invalid("A PEM public key must be a single SPKI block (-----BEGIN PUBLIC KEY-----)");
+  try {
+    return Uint8Array.from(atob(match[1]!.replace(/\s+/g, "")), (ch) => ch.charCodeAt(0)).buffer;
+  } catch {
+    throw invalid("The PEM body is not valid base64");
+  }
+}
+
+async function tryImport(format: "spki" | "jwk", data: ArrayBuffer | JsonWebKey, alg: PublicKeyAlg): Promise<CryptoKey | null> {
+  try {
+    return await crypto.subtle.importKey(format as "jwk", data as JsonWebKey, IMPORT[alg], true, ["verify"]);
+  } catch {
+    return null;
+  }
+}
+
+export interface ParsedKey {
+  alg: PublicKeyAlg;
+  jwk: Record<string, unknown>;
+  thumbprint: string;
+}
+
+/** Parses and normalizes a public key; private keys, unsupported types and short RSA keys are refused. */
+export async function parsePublicKey(input: string | Record<string, unknown>, algHint?: PublicKeyAlg): Promise<ParsedKey> {
+  let key: CryptoKey | null = null;
+  let alg: PublicKeyAlg;
+  if (typeof input === "string") {
+    const der = pemToDer(input);
+    const candidates: PublicKeyAlg[] = algHint ? [algHint] : ["ES256", "EdDSA", "RS256"];
+    alg = candidates[0]!;
+    for (const candidate of candidates) {
+      key = await tryImport("spki", der, candidate);
+      if (key) {
+        alg = candidate;
+        break;
+      }
+    }
+  } else {
+    if ("d" in input || "p" in input || "k" in input) throw invalid("Send the public key only; never a private or symmetric key");
+    alg = algOfJwk(input);
+    if (algHint && algHint !== alg) throw invalid(`The key type does not match alg ${algHint}`);
+    key = await tryImport("jwk", input as unknown as JsonWebKey, alg);
+  }
+  if (!key) throw invalid("The key could not be read as an ES256, RS256 or EdDSA public key");
+  const full = (await crypto.subtle.exportKey("jwk", key)) as JsonWebKey & Record<string, unknown>;
+  const { kty, crv, x, y, n, e } = full;
+  const jwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, v]) => v !== undefined));
+  if (alg === "RS256" && typeof n === "string" && (n.length * 6) / 8 < 255) throw invalid("RSA keys must be at least 2048 bits");
+  return { alg, jwk, thumbprint: await calculateJwkThumbprint(jwk as never, "sha256") };
+}
+
+export interface AddKeyInput {
+  publicKey: string | Record<string, unknown>;
+  alg?: PublicKeyAlg | undefined;
+  kid?: string | undefined;
+  name?: string | undefined;
+}
+
+export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
+  const parsed = await parsePublicKey(input.publicKey, input.alg);
+  const kidFromJwk = typeof input.publicKey === "object" && typeof input.publicKey.kid === "string" ? input.publicKey.kid : undefined;
+  return {
+    id: newId("key"),
+    accountId,
+    orgId,
+    kid: input.kid ?? kidFromJwk ?? parsed.thumbprint,
+    alg: parsed.alg,
+    jwk: parsed.jwk,
+    fingerprint: parsed.thumbprint,
+    name: input.name ?? null,
+    createdAt: ctx.now(),
+    createdBy: ctx.meta.actorId,
+  };
+}
+
+/** Registers a key through the account's Durable Object (it publishes the key to the account's KV record). */
+export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
+  const row = await keyRow(ctx, accountId, orgId, input);
+  const outcome = await accountObject(ctx, accountId).addKey(row, ctx.meta);
+  if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+  return row;
+}
+
+export async function addKey(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: AddKeyInput) {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
+  return addKeyTo(ctx, account.id, account.orgId, input);
+}
+
+export async function listKeys(ctx: Ctx, principal: Principal, orgRef: string, accountId: string) {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
+  return ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, account.id)).orderBy(publicKeys.createdAt);
+}
+
+export async function removeKey(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, keyId: string) {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
+  const key = await ctx.db.select({ id: publicKeys.id }).from(publicKeys).where(and(eq(publicKeys.id, keyId), eq(publicKeys.accountId, account.id))).get();
+  if (!key) throw new ApiError("not_found", "Public key not found");
+  const outcome = await accountObject(ctx, account.id).removeKey(account.id, keyId, ctx.meta);
+  if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+}

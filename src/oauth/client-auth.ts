@@ -1,0 +1,133 @@
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
+import type { TokenEndpointAuthMethod } from "../db/schema.ts";
+import { accountObject } from "../domain/account-do.ts";
+import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
+import type { Ctx } from "../domain/context.ts";
+import { credentialExpiry, type AccountClaims, type AccountKey } from "../domain/kv-records.ts";
+import { invalidClient, OAuthError } from "./errors.ts";
+
+export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** RFC 7523: the assertion's exp may be at most this far ahead. */
+const MAX_ASSERTION_LIFETIME_S = 300;
+const CLOCK_SKEW_S = 30;
+
+export interface ClientForm {
+  client_id?: string | undefined;
+  client_secret?: string | undefined;
+  client_assertion?: string | undefined;
+  client_assertion_type?: string | undefined;
+}
+
+export interface AuthenticatedClient {
+  clientId: string;
+  account: AccountClaims;
+  method: TokenEndpointAuthMethod;
+  /** When what authenticated the client stops being valid (bounds the JWTs it gets). */
+  expiresAt: number | null;
+}
+
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
+
+function verifyKey(key: AccountKey): Promise<CryptoKey> {
+  const id = JSON.stringify(key.jwk);
+  let k = verifyKeys.get(id);
+  if (!k) {
+    if (verifyKeys.size > 1000) verifyKeys.clear();
+    k = importJWK({ ...key.jwk, alg: key.alg } as never, key.alg) as Promise<CryptoKey>;
+    verifyKeys.set(id, k);
+    k.catch(() => verifyKeys.delete(id));
+  }
+  return k;
+}
+
+/** RFC 6749 §2.3.1: Basic with form-urlencoded id and secret. */
+function parseBasic(header: string): { id: string; secret: string } | null {
+  const match = /^Basic[ ]+([A-Za-z0-9+/=]{1,2048})[ ]*$/i.exec(header);
+  if (!match) return null;
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(match[1]!), (ch) => ch.charCodeAt(0)));
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return null;
+  const unform = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
+  try {
+    return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
+  } catch {
+    return null;
+  }
+}
+
+async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
+  const record = await verifyAccessToken(ctx.env, secret, ctx.now());
+  if (!record || record.account.accountId !== id) throw invalidClient("Client authentication failed", usedBasic);
+  return { clientId: id, account: record.account, method, expiresAt: credentialExpiry(record) };
+}
+
+/** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */
+async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Promise<AuthenticatedClient> {
+  const fail = (why: string) => invalidClient(`Client assertion rejected: ${why}`, false);
+  const assertion = form.client_assertion!;
+  if (form.client_assertion_type !== JWT_BEARER_ASSERTION) throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
+  let claims: ReturnType<typeof decodeJwt>;
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    claims = decodeJwt(assertion);
+    header = decodeProtectedHeader(assertion);
+  } catch {
+    throw fail("not a JWT");
+  }
+  const clientId = typeof claims.sub === "string" ? claims.sub : "";
+  if (form.client_id !== undefined && form.client_id !== clientId) throw fail("client_id does not match the assertion's subject");
+  const record = await liveAccountRecord(ctx.env, clientId, ctx.now());
+  if (!record) throw fail("unknown or inactive client");
+  const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
+  const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid));
+  for (const key of keys) {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(assertion, await verifyKey(key), {
+        algorithms: key.alg === "EdDSA" ? ["EdDSA", "Ed25519"] : [key.alg],
+        issuer: clientId,
+        subject: clientId,
+        audience: audiences,
+        requiredClaims: ["exp", "jti"],
+        clockTolerance: CLOCK_SKEW_S,
+        currentDate: new Date(ctx.now()),
+      }));
+    } catch {
+      continue;
+    }
+    const expMs = payload.exp! * 1000;
+    if (expMs > ctx.now() + (MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) * 1000) throw fail("exp is more than 5 minutes ahead");
+    if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
+    const fresh = await accountObject(ctx, clientId).rememberJti(payload.jti, expMs);
+    if (!fresh) throw fail("this assertion was already used");
+    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt };
+  }
+  throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key");
+}
+
+/**
+ * Authenticates the client of a token, introspection or revocation request by exactly one of
+ * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
+ */
+export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, audiences: string[]): Promise<AuthenticatedClient> {
+  const usedBasic = authorization !== undefined && /^Basic /i.test(authorization);
+  const methods = [usedBasic, form.client_secret !== undefined, form.client_assertion !== undefined].filter(Boolean).length;
+  if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");
+  if (usedBasic) {
+    const basic = parseBasic(authorization!);
+    if (!basic) throw invalidClient("Malformed Basic credentials", true);
+    if (form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError("invalid_request", "client_id differs from the Basic credentials");
+    return bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true);
+  }
+  if (form.client_secret !== undefined) {
+    if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
+    return bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false);
+  }
+  if (form.client_assertion !== undefined) return byAssertion(ctx, form, audiences);
+  throw invalidClient("Client authentication is required", true);
+}

@@ -1,0 +1,64 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AppEnv } from "../env.ts";
+import { ApiError } from "../errors.ts";
+
+/** RFC 6749 §5.2 error codes (plus RFC 8707's invalid_target). */
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
+  | "invalid_target"
+  | "unsupported_token_type"
+  | "server_error"
+  | "temporarily_unavailable";
+
+export class OAuthError extends Error {
+  constructor(
+    readonly error: OAuthErrorCode,
+    readonly description: string,
+    readonly status: ContentfulStatusCode = 400,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(description);
+  }
+}
+
+/** invalid_client is a 401; when the client used Basic it carries a Basic challenge (RFC 6749 §5.2). */
+export const invalidClient = (description: string, usedBasic: boolean) =>
+  new OAuthError("invalid_client", description, 401, usedBasic ? { "www-authenticate": 'Basic realm="keyward", charset="UTF-8"' } : {});
+
+/** The error handler of the OAuth endpoints: RFC 6749 bodies, never problem+json, never cached. */
+export function onOAuthError(err: Error, c: Context<AppEnv>): Response {
+  let e: OAuthError;
+  if (err instanceof OAuthError) e = err;
+  else if (err instanceof ApiError) e = fromApiError(err);
+  else if (err instanceof HTTPException) e = new OAuthError("invalid_request", err.status === 413 ? "The body is too large" : "Malformed request");
+  else {
+    console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
+    e = new OAuthError("server_error", `Internal error; quote request id ${c.get("requestId")}`, 500);
+  }
+  return new Response(JSON.stringify({ error: e.error, error_description: e.description }), {
+    status: e.status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", pragma: "no-cache", ...e.headers },
+  });
+}
+
+function fromApiError(err: ApiError): OAuthError {
+  switch (err.code) {
+    case "invalid_scope":
+      return new OAuthError("invalid_scope", err.detail);
+    case "invalid_target":
+      return new OAuthError("invalid_target", err.detail);
+    case "signing_not_configured":
+      return new OAuthError("temporarily_unavailable", err.detail, 503);
+    case "payload_too_large":
+      return new OAuthError("invalid_request", err.detail, 413);
+    default:
+      return new OAuthError("invalid_request", err.detail);
+  }
+}

@@ -1,0 +1,68 @@
+import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
+import type { Ctx } from "../domain/context.ts";
+import { grantScope, issueJwtFor, remainingSeconds, resolveAudience, type IssuedJwt } from "../domain/exchange.ts";
+import { verifyJwt } from "../domain/jwt.ts";
+import { credentialExpiry, type AccountClaims } from "../domain/kv-records.ts";
+import type { AuthenticatedClient } from "./client-auth.ts";
+import { OAuthError } from "./errors.ts";
+
+export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+export const JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+
+/** The lifetime of a JWT from a grant: the default, never past what the credential has left. */
+function boundedTtl(ctx: Ctx, expiresAt: number | null): number {
+  const ttl = Math.min(ctx.config.DEFAULT_JWT_TTL_SECONDS, remainingSeconds(expiresAt, ctx.now()));
+  if (ttl < 1) throw new OAuthError("invalid_grant", "The credential has expired");
+  return ttl;
+}
+
+/** client_credentials: the authenticated client gets a JWT for itself. */
+export function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[]): Promise<IssuedJwt> {
+  return issueJwtFor(ctx, client.account, {
+    scope: grantScope(scope, client.account.scopes),
+    audience: resolveAudience(ctx, audiences),
+    ttlSeconds: boundedTtl(ctx, client.expiresAt),
+  });
+}
+
+export interface ExchangeForm {
+  subject_token?: string | undefined;
+  subject_token_type?: string | undefined;
+  requested_token_type?: string | undefined;
+  scope?: string | undefined;
+}
+
+/**
+ * RFC 8693 token exchange with an access token or one of our JWTs as subject token. The new JWT
+ * never has more scope or lifetime than the subject allows.
+ */
+export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: string[]): Promise<IssuedJwt> {
+  const { subject_token: subject, subject_token_type: type } = form;
+  if (!subject || !type) throw new OAuthError("invalid_request", "subject_token and subject_token_type are required");
+  if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Unsupported subject_token_type");
+  if (form.requested_token_type && form.requested_token_type !== ACCESS_TOKEN_TYPE && form.requested_token_type !== JWT_TOKEN_TYPE) {
+    throw new OAuthError("invalid_request", "Only access tokens (JWTs) can be issued");
+  }
+  let account: AccountClaims;
+  let allowed: string[];
+  let expiresAt: number | null;
+  const record = subject.startsWith("sat_") ? await verifyAccessToken(ctx.env, subject, ctx.now()) : null;
+  if (record) {
+    ({ account } = record);
+    allowed = account.scopes;
+    expiresAt = credentialExpiry(record);
+  } else {
+    const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, null);
+    const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
+    if (!jwt || !live) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
+    account = live.account;
+    allowed = (jwt.scope ?? "").split(" ").filter(Boolean);
+    expiresAt = jwt.exp * 1000;
+  }
+  return issueJwtFor(ctx, account, {
+    scope: grantScope(form.scope, allowed),
+    audience: resolveAudience(ctx, audiences),
+    ttlSeconds: boundedTtl(ctx, expiresAt),
+  });
+}

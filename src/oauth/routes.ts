@@ -1,0 +1,155 @@
+import { zValidator } from "@hono/zod-validator";
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { accountObject } from "../domain/account-do.ts";
+import { auditInsert } from "../domain/audit.ts";
+import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
+import { verifyJwt, revokeJti } from "../domain/jwt.ts";
+import { credentialExpiry } from "../domain/kv-records.ts";
+import { isPlatformRoot } from "../domain/permissions.ts";
+import type { AppEnv } from "../env.ts";
+import { ctxOf } from "../routes/common.ts";
+import { authenticateClient, type AuthenticatedClient } from "./client-auth.ts";
+import { OAuthError, onOAuthError } from "./errors.ts";
+import { ACCESS_TOKEN_TYPE, clientCredentials, TOKEN_EXCHANGE_GRANT, tokenExchange } from "./grants.ts";
+
+const param = z.string().max(8192).optional();
+/** RFC 8707 lets `resource` repeat; every other parameter must appear at most once (RFC 6749 §3.2). */
+const repeatable = z.union([z.string().max(2048), z.array(z.string().max(2048)).max(10)]).optional();
+const clientFields = { client_id: param, client_secret: param, client_assertion: param, client_assertion_type: param };
+
+const tokenForm = z.object({
+  grant_type: param,
+  scope: param,
+  resource: repeatable,
+  audience: repeatable,
+  subject_token: param,
+  subject_token_type: param,
+  requested_token_type: param,
+  ...clientFields,
+});
+const tokenQueryForm = z.object({ token: param, token_type_hint: param, ...clientFields });
+
+/** Every parameter problem is an RFC 6749 invalid_request, whatever the validator found. */
+const form = <T extends z.ZodType>(schema: T) =>
+  zValidator("form", schema, (result) => {
+    if (!result.success) {
+      const repeated = result.error.issues.some((i) => i.code === "invalid_type" && i.expected === "string");
+      throw new OAuthError("invalid_request", repeated ? "A parameter is repeated or not a string" : "Malformed parameters");
+    }
+  });
+
+const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
+function assertionAudiences(c: Context<AppEnv>): string[] {
+  const issuer = ctxOf(c).config.ISSUER;
+  return [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, new URL(c.req.url).origin + c.req.path];
+}
+
+const noStore = { "cache-control": "no-store", pragma: "no-cache" };
+
+/** Form bodies only, at most MAX_BODY_BYTES (checked by the app-wide limit). */
+const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
+  await next();
+};
+
+async function authenticated(c: Context<AppEnv>, body: Record<string, unknown>): Promise<AuthenticatedClient> {
+  return authenticateClient(ctxOf(c), c.req.header("authorization"), body as never, assertionAudiences(c));
+}
+
+const token = new Hono<AppEnv>().post("/", requireForm, form(tokenForm), async (c) => {
+  const body = c.req.valid("form");
+  const ctx = ctxOf(c);
+  const audiences = [...asList(body.resource), ...asList(body.audience)];
+  let issued;
+  if (body.grant_type === "client_credentials") {
+    issued = await clientCredentials(ctx, await authenticated(c, body), body.scope, audiences);
+  } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
+    issued = await tokenExchange(ctx, body, audiences);
+  } else if (body.grant_type === undefined) {
+    throw new OAuthError("invalid_request", "grant_type is required");
+  } else {
+    throw new OAuthError("unsupported_grant_type", "Supported: client_credentials and token-exchange (RFC 8693)");
+  }
+  return c.json(
+    {
+      access_token: issued.jwt,
+      token_type: "Bearer",
+      expires_in: issued.expiresIn,
+      scope: issued.scope.join(" "),
+      ...(body.grant_type === TOKEN_EXCHANGE_GRANT ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
+    },
+    200,
+    noStore,
+  );
+});
+
+/** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
+const introspect = new Hono<AppEnv>().post("/", requireForm, form(tokenQueryForm), async (c) => {
+  const body = c.req.valid("form");
+  await authenticated(c, body);
+  const ctx = ctxOf(c);
+  const value = body.token ?? "";
+  const now = ctx.now();
+  const record = value.startsWith("sat_") ? await verifyAccessToken(ctx.env, value, now) : null;
+  if (record) {
+    const exp = credentialExpiry(record);
+    return c.json(
+      {
+        active: true,
+        token_type: "access_token",
+        client_id: record.account.accountId,
+        sub: record.account.accountId,
+        scope: record.account.scopes.join(" "),
+        iss: ctx.config.ISSUER,
+        ...(exp !== null ? { exp: Math.floor(exp / 1000) } : {}),
+        ...(record.account.orgId ? { org_id: record.account.orgId } : {}),
+      },
+      200,
+      noStore,
+    );
+  }
+  const jwt = value.startsWith("sat_") ? null : await verifyJwt(ctx, value, null);
+  if (jwt && (await liveAccountRecord(ctx.env, jwt.sub, now))) {
+    const { sub, client_id, scope, exp, iat, iss, aud, jti, org_id } = jwt;
+    return c.json({ active: true, token_type: "Bearer", sub, client_id, scope, exp, iat, iss, aud, jti, ...(org_id ? { org_id } : {}) }, 200, noStore);
+  }
+  return c.json({ active: false }, 200, noStore);
+});
+
+/**
+ * RFC 7009: 200 for unknown or dead tokens. A client may revoke its own tokens (the platform root
+ * any): an access token through its account's Durable Object, a JWT by putting its jti on the list.
+ */
+const revoke = new Hono<AppEnv>().post("/", requireForm, form(tokenQueryForm), async (c) => {
+  const body = c.req.valid("form");
+  const client = await authenticated(c, body);
+  const ctx = ctxOf(c, client.clientId);
+  const value = body.token ?? "";
+  const mayRevoke = (owner: string) => {
+    const root = isPlatformRoot({ accountId: client.clientId, orgId: null, platformPermissions: client.account.platformPermissions, credential: { type: "jwt", jti: "" } });
+    if (owner !== client.clientId && !root) throw new OAuthError("unauthorized_client", "A client may revoke only its own tokens");
+  };
+  const record = value.startsWith("sat_") ? await verifyAccessToken(ctx.env, value, ctx.now()) : null;
+  if (record) {
+    mayRevoke(record.account.accountId);
+    await accountObject(ctx, record.account.accountId).revokeToken(record.account.accountId, record.tokenId, ctx.meta);
+  } else if (!value.startsWith("sat_")) {
+    const jwt = await verifyJwt(ctx, value, null);
+    if (jwt) {
+      mayRevoke(jwt.sub);
+      await revokeJti(ctx, jwt.jti, jwt.exp);
+      await auditInsert(ctx, { action: "jwt.revoked", orgId: jwt.org_id ?? null, targetType: "jwt", targetId: jwt.jti, details: { accountId: jwt.sub, exp: jwt.exp } });
+    }
+  }
+  return c.body(null, 200, noStore);
+});
+
+/** The OAuth 2.0 endpoints, with their own RFC 6749 error handling. */
+export const oauthRoutes = new Hono<AppEnv>().route("/token", token).route("/introspect", introspect).route("/revoke", revoke);
+oauthRoutes.onError(onOAuthError);
+export const m2mRoutes = new Hono<AppEnv>().route("/token", token);
+m2mRoutes.onError(onOAuthError);

@@ -1,0 +1,45 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getKeyset, rotateSigningKey } from "../domain/jwt.ts";
+import { authorizePlatform } from "../domain/permissions.ts";
+import type { Keyset } from "../domain/signing-keys.ts";
+import { ctxOf, errors, iso, jsonBody, jsonResponse, needs, router } from "./common.ts";
+
+const keyInfo = z.object({ kid: z.string(), alg: z.string(), createdAt: z.string(), activatesAt: z.string(), retiredAt: z.string().nullable(), state: z.enum(["next", "active", "retired"]) });
+const keysSchema = z.object({ items: z.array(keyInfo) }).openapi("SigningKeys");
+
+function describe(keyset: Keyset, now: number) {
+  return {
+    items: keyset.keys.map((k) => ({
+      kid: k.kid,
+      alg: k.alg,
+      createdAt: iso(k.createdAt)!,
+      activatesAt: iso(k.activatesAt)!,
+      retiredAt: iso(k.retiredAt),
+      state: (k.activatesAt > now ? "next" : k.retiredAt !== null && k.retiredAt <= now ? "retired" : "active") as "next" | "active" | "retired",
+    })),
+  };
+}
+
+export const rotateBody = z
+  .object({ activateInSeconds: z.number().int().min(0).max(86_400).optional().openapi({ description: "Publish now, sign from then on (default JWKS_MAX_AGE_SECONDS, so cached key sets have the new key first)" }) })
+  .strict();
+
+/** Platform administration (root only). */
+export const adminRoutes = router()
+  .openapi(
+    createRoute({ method: "get", path: "/signing-keys", tags: ["Platform"], summary: "The JWT signing keys (public facts only)", ...needs("platform.root"), responses: { 200: jsonResponse("Keys", keysSchema), ...errors(401, 403) } }),
+    async (c) => {
+      authorizePlatform(c.get("principal"), "platform.root");
+      const ctx = ctxOf(c);
+      return c.json(describe(await getKeyset(ctx), ctx.now()), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "post", path: "/signing-keys/rotate", tags: ["Platform"], summary: "Rotate the JWT signing key", ...needs("platform.root"), request: jsonBody(rotateBody, false), responses: { 200: jsonResponse("Keys after the rotation", keysSchema.extend({ kid: z.string() })), ...errors(400, 401, 403) } }),
+    async (c) => {
+      authorizePlatform(c.get("principal"), "platform.root");
+      const ctx = ctxOf(c);
+      const { keyset, kid } = await rotateSigningKey(ctx, c.req.valid("json")?.activateInSeconds ?? ctx.config.JWKS_MAX_AGE_SECONDS);
+      return c.json({ kid, ...describe(keyset, ctx.now()) }, 200);
+    },
+  );

@@ -1,0 +1,30 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { exchangeAccessToken } from "../domain/exchange.ts";
+import { ctxOf, errors, jsonBody, jsonResponse, router } from "./common.ts";
+
+export const exchangeBody = z
+  .object({
+    access_token: z.string().min(1).max(256).openapi({ example: "sat_<your access token>" }),
+    duration_seconds: z.number().int().min(1).optional().openapi({ description: "JWT lifetime; default DEFAULT_JWT_TTL_SECONDS (300). Over the token's remaining lifetime or MAX_JWT_TTL_SECONDS: 400" }),
+    scope: z.string().max(2048).optional().openapi({ description: "Space-separated scopes, within what the account may request", example: "service-accounts.read" }),
+  })
+  .strict()
+  .openapi("AccessTokenExchange");
+
+/** The token exchange of Witboost's semantics: an access token for a short-lived JWT. */
+export const exchangeRoutes = router().openapi(
+  createRoute({
+    method: "post",
+    path: "/jwt",
+    tags: ["JWT"],
+    summary: "Exchange an access token for a short-lived JWT",
+    request: jsonBody(exchangeBody),
+    responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 415) },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const { jwt } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope });
+    c.header("cache-control", "no-store");
+    return c.json({ jwt }, 200);
+  },
+);
