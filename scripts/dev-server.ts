@@ -32,7 +32,7 @@ export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
   const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
   const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist },
+    env: { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: `http://127.0.0.1:${port}` },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });

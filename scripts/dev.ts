@@ -4,7 +4,8 @@
  *  2. applies the D1 migrations to the local database;
  *  3. starts `wrangler dev` on PORT (default 8787) with local persistence;
  *  4. bootstraps the platform root account if that was never done, printing its token once.
- * Re-running keeps the data (and does not bootstrap again). Environment: PORT, KEYWARD_PERSIST_DIR.
+ * Re-running keeps the data (and does not bootstrap again).
+ * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -33,6 +34,7 @@ function ensureDevVars(): Record<string, string> {
 }
 
 const persistArgs = persistTo ? ["--persist-to", persistTo] : [];
+const varArgs = process.env.KEYWARD_ISSUER ? ["--var", `ISSUER:${process.env.KEYWARD_ISSUER}`] : [];
 
 function migrate() {
   const result = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
@@ -78,7 +80,7 @@ async function bootstrap(secret: string | undefined) {
 
 const vars = ensureDevVars();
 migrate();
-const child = spawn(wrangler, ["dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...persistArgs], {
+const child = spawn(wrangler, ["dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...persistArgs, ...varArgs], {
   cwd: root,
   stdio: ["ignore", "inherit", "inherit"],
   env: { WRANGLER_SEND_METRICS: "false", ...process.env },
