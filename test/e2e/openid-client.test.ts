@@ -73,6 +73,6 @@ describe("openid-client against the dev server", () => {
     expect((await send()).status).toBe(200);
     const replay = await send();
     expect(replay.status).toBe(401);
-    expect((await replay.json()).error).toBe("invalid_client");
+    expect(((await replay.json()) as { error: string }).error).toBe("invalid_client");
   });
 });
