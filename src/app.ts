@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, problem } from "./errors.ts";
 import { requireAuth } from "./middleware/auth.ts";
-import { jsonBodies, limitBody, requestContext } from "./middleware/request.ts";
+import { jsonBodies, requestContext } from "./middleware/request.ts";
 import { wellKnownRoutes } from "./oauth/metadata.ts";
 import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -42,7 +42,6 @@ export function buildApp() {
   const app = router();
   app.use("*", requestContext);
   for (const path of ["/api/v1/*", "/api/auth/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, jsonBodies);
-  for (const path of ["/oauth/*", "/api/m2m/*"]) app.use(path, limitBody);
   app.route("/", publicRoutes);
   app.route("/api/auth/access-tokens", exchangeRoutes);
   app.route("/oauth", oauthRoutes);

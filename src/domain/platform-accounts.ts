@@ -56,7 +56,6 @@ export async function createPlatformAccount(ctx: Ctx, principal: Principal, inpu
   await insertAccount(ctx, account);
   if (input.publicKey !== undefined) {
     await addKeyTo(ctx, id, null, { publicKey: input.publicKey });
-    unwrap(await accountObject(ctx, id).sync(id));
     return { account, clientSecret: undefined };
   }
   const { secret } = await issueFor(ctx, null, id, {});

@@ -8,6 +8,7 @@ import { verifyJwt, revokeJti } from "../domain/jwt.ts";
 import { credentialExpiry } from "../domain/kv-records.ts";
 import { isPlatformRoot } from "../domain/permissions.ts";
 import type { AppEnv } from "../env.ts";
+import { limitBody } from "../middleware/request.ts";
 import { ctxOf } from "../routes/common.ts";
 import { authenticateClient, type AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError, onOAuthError } from "./errors.ts";
@@ -49,11 +50,11 @@ function assertionAudiences(c: Context<AppEnv>): string[] {
 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
 
-/** Form bodies only, at most MAX_BODY_BYTES (checked by the app-wide limit). */
+/** Form bodies only, at most MAX_BODY_BYTES. */
 const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
-  await next();
+  await limitBody(c, next);
 };
 
 async function authenticated(c: Context<AppEnv>, body: Record<string, unknown>): Promise<AuthenticatedClient> {
