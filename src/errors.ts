@@ -120,8 +120,12 @@ export function problem(c: Context<AppEnv>, err: ApiError): Response {
   return new Response(JSON.stringify(body), { status: err.status, headers });
 }
 
+/** Field paths say where the field was: body.name, query.limit, path.org. */
+const TARGET_NAMES: Record<string, string> = { json: "body", form: "body", param: "path" };
+
 /** Turns zod issues into the `errors` list of a validation problem. */
-export function validationError(error: z.ZodError, where: string): ApiError {
+export function validationError(error: z.ZodError, target: string): ApiError {
+  const where = TARGET_NAMES[target] ?? target;
   const errors = error.issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join("."),
     message: issue.message,

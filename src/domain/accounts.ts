@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, isNotNull, isNull, like, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, like, lte, or, sql, type SQL } from "drizzle-orm";
 import { serviceAccounts, type Org, type ServiceAccount } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { randomBase62 } from "../lib/crypto.ts";
@@ -12,7 +12,7 @@ import type { AccountPatch } from "./credentials.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
 import { authorize, type Operation } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
-import { assignmentInserts, planAssignments, type AssignmentInput } from "./role-assignments.ts";
+import { assertCovers, assignmentInserts, planAssignments, type AssignmentInput } from "./role-assignments.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_VALIDITY_DAYS = 730;
@@ -67,8 +67,11 @@ export interface CreateAccountInput extends Validity {
   roles?: AssignmentInput[] | undefined;
 }
 
-/** Inserts an account (with its role assignments and audit event) in one batch; maps unique violations to 409s. */
-export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: ReturnType<typeof assignmentInserts> = [], emailGiven = true): Promise<void> {
+/**
+ * Inserts an account (with its role assignments and audit event) in one batch; maps unique
+ * violations to 409s. A generated email that collides gets a random suffix; the stored account is returned.
+ */
+export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: ReturnType<typeof assignmentInserts> = [], emailGiven = true): Promise<ServiceAccount> {
   const audit = auditInsert(ctx, {
     action: "service_account.created",
     orgId: account.orgId,
@@ -78,6 +81,7 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
   });
   try {
     await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra]);
+    return account;
   } catch (err) {
     if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${account.name}' already exists here`);
     if (isUniqueViolation(err, "email")) {
@@ -114,12 +118,14 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
     updatedAt: now,
     lastUsedAt: null,
   };
-  await insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined);
-  return { org, account };
+  return { org, account: await insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined) };
 }
 
-/** An account of the org that the principal may perform `operation` on; 404 for other orgs' accounts. */
-export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, operation: Operation) {
+/**
+ * An account of the org that the principal may perform `operation` on; 404 for other orgs' accounts.
+ * `guard` adds the no-escalation check for operations that hand out or change its credentials.
+ */
+export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, operation: Operation, guard = false) {
   const org = await visibleOrg(ctx, principal, orgRef);
   const account = await ctx.db
     .select()
@@ -128,6 +134,7 @@ export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string,
     .get();
   if (!account) throw notFound("Service account");
   await authorize(ctx, principal, operation, { orgId: org.id });
+  if (guard) await assertCovers(ctx, principal, account.id);
   return { org, account };
 }
 
@@ -167,10 +174,10 @@ export async function listAccounts(ctx: Ctx, principal: Principal, orgRef: strin
         eq(t.orgId, org.id),
         where,
         pattern
-          ? or(sql`${t.nameKey} like ${pattern} escape '\\'`, sql`${t.email} like ${pattern} escape '\\'`, sql`lower(${t.displayName}) like ${pattern} escape '\\'`)
+          ? or(sql`lower(${t.name}) like ${pattern} escape '\\'`, sql`${t.email} like ${pattern} escape '\\'`, sql`lower(${t.displayName}) like ${pattern} escape '\\'`)
           : undefined,
         statusFilter(query.status, ctx.now()),
-        query.group ? exists(sql`select 1 from json_each(${t.groups}) where value = ${query.group}`) : undefined,
+        query.group ? sql`exists (select 1 from json_each(${t.groups}) where value = ${query.group})` : undefined,
         query.externalId ? eq(t.externalId, query.externalId) : undefined,
       ),
     )
@@ -191,7 +198,7 @@ export interface PatchAccountInput extends Validity {
 
 /** Every edit goes through the account's Durable Object: status, validity and groups are in its KV records. */
 export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: PatchAccountInput): Promise<ServiceAccount> {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit");
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit", true);
   const expiresAt = resolveValidity(input, ctx.now());
   const patch: AccountPatch = {};
   if (input.name !== undefined) Object.assign(patch, { name: input.name, nameKey: nameKey(account.orgId, input.name) });
@@ -208,7 +215,7 @@ export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: strin
 
 /** Deleting an account revokes every credential it has in the same request (through its Durable Object). */
 export async function deleteAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string): Promise<void> {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit");
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit", true);
   if (account.id === principal.accountId) {
     throw new ApiError("bad_request", "A service account cannot delete itself");
   }

@@ -111,7 +111,7 @@ export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null
 }
 
 export async function addKey(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: AddKeyInput) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
   return addKeyTo(ctx, account.id, account.orgId, input);
 }
 

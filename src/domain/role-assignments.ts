@@ -35,6 +35,7 @@ async function resolveScope(ctx: Ctx, org: Org, input: AssignmentInput["scope"])
  */
 export async function planAssignments(ctx: Ctx, principal: Principal, org: Org, accountId: string, inputs: AssignmentInput[]): Promise<RoleAssignment[]> {
   const rows: RoleAssignment[] = [];
+  const seen = new Set<string>();
   for (const input of inputs) {
     const role = findBuiltinRole(input.role);
     if (!role) throw new ApiError("validation_failed", `Unknown role '${input.role}'`, { errors: [{ path: "body.role", message: "Unknown role" }] });
@@ -42,14 +43,46 @@ export async function planAssignments(ctx: Ctx, principal: Principal, org: Org, 
       throw new ApiError("role_not_assignable", `The role ${role.name} can never be held by a service account`);
     }
     const { scope, type, id } = await resolveScope(ctx, org, input.scope);
-    const held = (await effectiveOperations(ctx, principal, scope)) ?? new Set();
-    const missing = role.operations.filter((op) => !held.has(op) && !held.has("platform.root"));
+    const key = `${role.id}|${type}|${id}`;
+    if (seen.has(key)) throw new ApiError("validation_failed", `The role ${role.name} is listed twice for the same scope`, { errors: [{ path: "body.roles", message: "Duplicate role" }] });
+    seen.add(key);
+    const missing = await missingOperations(ctx, principal, role.operations, scope);
     if (missing.length > 0) {
       throw new ApiError("permission_denied", `Assigning ${role.name} needs operations you do not hold here: ${missing.join(", ")}`, { missing });
     }
     rows.push({ id: newId("roleAssignment"), accountId, orgId: org.id, roleId: role.id, scopeType: type, scopeId: id, createdAt: ctx.now(), createdBy: principal.accountId });
   }
   return rows;
+}
+
+async function missingOperations(ctx: Ctx, principal: Principal, operations: readonly string[], scope: Scope): Promise<string[]> {
+  const held = (await effectiveOperations(ctx, principal, scope)) ?? new Set();
+  return operations.filter((op) => !held.has(op as never) && !held.has("platform.root"));
+}
+
+async function scopeOf(ctx: Ctx, row: RoleAssignment): Promise<Scope> {
+  if (row.scopeType === "org") return { orgId: row.orgId };
+  if (row.scopeType === "project") return { orgId: row.orgId, projectId: row.scopeId };
+  const e = await ctx.db.select({ projectId: environments.projectId }).from(environments).where(eq(environments.id, row.scopeId)).get();
+  return { orgId: row.orgId, projectId: e?.projectId, environmentId: row.scopeId };
+}
+
+/**
+ * No escalation through someone else's credentials: issuing or regenerating a token, adding a key,
+ * editing or deleting an account needs every operation that account holds, wherever it holds it.
+ */
+export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string): Promise<void> {
+  if (principal.accountId === accountId) return;
+  const rows = await ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId));
+  const missing = new Set<string>();
+  for (const row of rows) {
+    const role = findBuiltinRole(row.roleId);
+    if (!role) continue;
+    for (const op of await missingOperations(ctx, principal, role.operations, await scopeOf(ctx, row))) missing.add(op);
+  }
+  if (missing.size > 0) {
+    throw new ApiError("permission_denied", `This account holds operations you do not: ${[...missing].join(", ")}`, { missing: [...missing] });
+  }
 }
 
 export function assignmentInserts(ctx: Ctx, rows: RoleAssignment[]) {

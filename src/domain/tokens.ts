@@ -54,7 +54,7 @@ export const policyOf = (org: Org | null): OrgPolicy => ({ ...DEFAULT_POLICY, ..
 
 /** Issues a token through the account's Durable Object, which applies the active-token limit atomically. */
 export async function issueToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: IssueTokenInput) {
-  const { org, account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
+  const { org, account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
   return issueFor(ctx, org, account.id, input);
 }
 
@@ -85,6 +85,6 @@ export async function revokeToken(ctx: Ctx, principal: Principal, orgRef: string
 }
 
 export async function regenerateToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, tokenId: string, graceSeconds: number) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
   return unwrap(await accountObject(ctx, account.id).regenerateToken(account.id, tokenId, graceSeconds, ctx.meta));
 }

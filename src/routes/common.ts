@@ -84,10 +84,11 @@ export const slugSchema = z
   .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/i, "1-40 letters, digits or dashes, not starting or ending with a dash")
   .openapi({ example: "acme" });
 
+/** Free text: trimmed, no control characters, no lone UTF-16 surrogates (D1 would store them mangled). */
 export const displayText = (max: number) =>
   z
     .string()
     .trim()
     .min(1)
     .max(max)
-    .regex(/^[^\p{Cc}]*$/u, "Control characters are not allowed");
+    .regex(/^[^\p{Cc}\p{Cs}]*$/u, "Control characters and lone surrogates are not allowed");

@@ -1,15 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
 import { assign, listAssignments, unassign } from "../domain/role-assignments.ts";
-import { issueFor } from "../domain/tokens.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
-import { addKeyTo, parsePublicKey } from "../domain/public-keys.ts";
+import { provisionAccount } from "../domain/provision.ts";
 import { publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
 
 const groups = z.array(displayText(64)).max(50);
-const externalId = z.string().trim().min(1).max(256);
+const externalId = displayText(256);
 const validity = {
   daysValid: z.number().int().min(1).max(MAX_VALIDITY_DAYS).optional().openapi({ description: "Days the account stays valid (1..730)" }),
   expiresAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "Or an explicit end of validity (within 730 days)" }),
@@ -70,14 +69,8 @@ export const serviceAccountRoutes = router()
   .openapi(
     createRoute({ method: "post", path: "/{org}/service-accounts", tags, summary: "Create a service account", ...needs("service-accounts.edit"), request: { params: orgParam, ...jsonBody(createAccountBody) }, responses: { 201: jsonResponse("The account (and its token, shown once, if issueToken was set)", createdSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
     async (c) => {
-      const ctx = ctxOf(c);
-      const { issueToken, publicKey, ...input } = c.req.valid("json");
-      if (publicKey !== undefined) await parsePublicKey(publicKey); // a bad key is refused before anything is created
-      const { org, account } = await createAccount(ctx, c.get("principal"), c.req.valid("param").org, input);
-      if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
-      if (!issueToken) return c.json(toAccountDto(account), 201);
-      const issued = await issueFor(ctx, org, account.id, issueToken === true ? {} : issueToken);
-      return c.json({ ...toAccountDto(account), token: toIssuedTokenDto(issued.token, issued.secret) }, 201);
+      const { account, issued } = await provisionAccount(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("json"));
+      return c.json({ ...toAccountDto(account), ...(issued ? { token: toIssuedTokenDto(issued.token, issued.secret) } : {}) }, 201);
     },
   )
   .openapi(
