@@ -1,8 +1,13 @@
 import type { Bindings } from "../env.ts";
+import { kvExpiration } from "./kv-records.ts";
 
-/** One KV write of a credential change. */
+/**
+ * One KV write of a credential change. A put carries the epoch ms its value dies at (not a KV
+ * expiration): the expiration is computed when the write runs, so a replay long after planning
+ * never hands KV an expiration in the past, and a value already dead is deleted instead.
+ */
 export type KvOp =
-  | { op: "put"; key: string; value: string; expiration?: number }
+  | { op: "put"; key: string; value: string; expiresAt: number | null }
   | { op: "delete"; key: string };
 
 export interface SqlStatement {
@@ -32,12 +37,13 @@ export function statement(query: { toSQL(): { sql: string; params: unknown[] } }
 }
 
 async function runKv(kv: KVNamespace, ops: KvOp[]): Promise<void> {
+  const now = Date.now();
   await Promise.all(
-    ops.map((op) =>
-      op.op === "delete"
-        ? kv.delete(op.key)
-        : kv.put(op.key, op.value, op.expiration === undefined ? {} : { expiration: op.expiration }),
-    ),
+    ops.map((op) => {
+      if (op.op === "delete" || (op.expiresAt !== null && op.expiresAt <= now)) return kv.delete(op.key);
+      const expiration = kvExpiration(op.expiresAt, now);
+      return kv.put(op.key, op.value, expiration === undefined ? {} : { expiration });
+    }),
   );
 }
 

@@ -7,7 +7,7 @@ import { auditInsert, type AuditInput } from "./audit.ts";
 import { accountRecordOf, claimsOf, loadAccountState, type AccountState } from "./claims.ts";
 import { statement, type Change, type KvOp } from "./credential-change.ts";
 import type { Ctx } from "./context.ts";
-import { accountKey, kvExpiration, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
+import { accountKey, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
 
 /**
  * The credential changes of one account, computed from D1 state. Only the account's Durable
@@ -33,7 +33,7 @@ function grantOps(token: AccessToken, claims: AccountClaims, now: number): KvOp[
     op: "put",
     key: tokenKey(hash),
     value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims } satisfies TokenRecord),
-    expiration: kvExpiration(expiresAt, now),
+    expiresAt,
   });
   const ops = [put(token.secretHash, token.expiresAt)];
   if (token.previousSecretHash && token.previousSecretExpiresAt && token.previousSecretExpiresAt > now) {
@@ -52,6 +52,7 @@ const accountRecordOp = (state: AccountState): KvOp => ({
   op: "put",
   key: accountKey(state.account.id),
   value: JSON.stringify(accountRecordOf(state)),
+  expiresAt: null,
 });
 
 async function liveTokens(ctx: Ctx, accountId: string): Promise<AccessToken[]> {
