@@ -39,6 +39,7 @@ export function claimsOf(state: AccountState): AccountClaims {
     groups: account.groups,
     roles,
     scopes: [...scopes].sort(),
+    tokenEndpointAuthMethod: account.tokenEndpointAuthMethod,
   };
 }
 
@@ -46,6 +47,5 @@ export function accountRecordOf(state: AccountState): AccountRecord {
   return {
     account: claimsOf(state),
     keys: state.keys.map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk })),
-    tokenEndpointAuthMethod: state.account.tokenEndpointAuthMethod,
   };
 }

@@ -9,6 +9,8 @@ import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyse
 
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
+/** How stale the keyset may be when a JWT names a kid the isolate does not know. */
+const UNKNOWN_KID_REFRESH_MS = 5_000;
 /** Accepted clock skew when verifying our own JWTs. */
 const CLOCK_SKEW_SECONDS = 30;
 /** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
@@ -30,9 +32,9 @@ export function useKeyset(env: Bindings, keyset: Keyset, now: number) {
 }
 
 /** The keyset, from the isolate cache, else KV, else the SigningKeys object (which creates the first key). */
-export async function getKeyset(ctx: Ctx): Promise<Keyset> {
+export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Keyset> {
   const now = ctx.now();
-  if (cached && cached.source === ctx.env.TOKENS && now - cached.at < KEYSET_TTL_MS) return cached.keyset;
+  if (cached && cached.source === ctx.env.TOKENS && now - cached.at < maxAgeMs) return cached.keyset;
   if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
   let keyset = await ctx.env.TOKENS.get<Keyset>(KEYSET_KEY, "json");
   if (!keyset || !activeKey(keyset, now)) keyset = await keysObject(ctx.env).keyset(keyPolicy(ctx));
@@ -117,8 +119,9 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
     return null;
   }
   if (!kid) return null;
-  const keyset = await getKeyset(ctx);
-  const key = publishedKeys(keyset, ctx.now()).find((k) => k.kid === kid);
+  let key = publishedKeys(await getKeyset(ctx), ctx.now()).find((k) => k.kid === kid);
+  // A kid this isolate has not seen may come from a rotation elsewhere: look again, at most every few seconds.
+  if (!key) key = publishedKeys(await getKeyset(ctx, UNKNOWN_KID_REFRESH_MS), ctx.now()).find((k) => k.kid === kid);
   if (!key) return null;
   try {
     const { payload } = await jwtVerify(token, await cachedKey(verifyKeys, key, () => importVerifyKey(key)), {
@@ -139,5 +142,6 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
 
 /** Puts a JWT's jti on the revocation list until the JWT would have expired anyway. */
 export async function revokeJti(ctx: Ctx, jti: string, exp: number): Promise<void> {
-  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration(exp * 1000, ctx.now()) });
+  // Kept as long as the JWT could still verify: its exp plus the accepted clock skew.
+  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration((exp + CLOCK_SKEW_SECONDS) * 1000, ctx.now()) });
 }

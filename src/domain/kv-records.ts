@@ -22,6 +22,8 @@ export interface AccountClaims {
   roles: string[];
   /** Every scope the account may request: its operations plus its allowed scopes. */
   scopes: string[];
+  /** The only OAuth client authentication a platform client may use; null allows any. */
+  tokenEndpointAuthMethod: string | null;
 }
 
 export interface TokenRecord {
@@ -42,7 +44,6 @@ export interface AccountKey {
 export interface AccountRecord {
   account: AccountClaims;
   keys: AccountKey[];
-  tokenEndpointAuthMethod: string | null;
 }
 
 /** KV refuses expirations closer than 60 s; a record may outlive its secret there, never in our checks. */

@@ -18,11 +18,11 @@ const IMPORT: Record<PublicKeyAlg, SubtleCryptoImportKeyAlgorithm> = {
 
 const invalid = (detail: string) => new ApiError("invalid_key", detail, { errors: [{ path: "body.publicKey", message: detail }] });
 
-function algOfJwk(jwk: Record<string, unknown>): PublicKeyAlg {
+function algOfJwk(jwk: Record<string, unknown>): PublicKeyAlg | undefined {
   if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
   if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
   if (jwk.kty === "RSA") return "RS256";
-  throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
+  return undefined;
 }
 
 function pemToDer(pem: string): ArrayBuffer {
@@ -35,9 +35,15 @@ function pemToDer(pem: string): ArrayBuffer {
   }
 }
 
-async function tryImport(format: "spki" | "jwk", data: ArrayBuffer | JsonWebKey, alg: PublicKeyAlg): Promise<CryptoKey | null> {
+/**
+ * Imports a key as `alg` and exports its public JWK, or null when it is not such a key. The JWK's
+ * type is checked too: some runtimes import any SPKI under Ed25519 and only fail on export.
+ */
+async function tryImport(format: "spki" | "jwk", data: ArrayBuffer | JsonWebKey, alg: PublicKeyAlg): Promise<Record<string, unknown> | null> {
   try {
-    return await crypto.subtle.importKey(format as "jwk", data as JsonWebKey, IMPORT[alg], true, ["verify"]);
+    const key = await crypto.subtle.importKey(format as "jwk", data as JsonWebKey, IMPORT[alg], true, ["verify"]);
+    const jwk = (await crypto.subtle.exportKey("jwk", key)) as JsonWebKey & Record<string, unknown>;
+    return algOfJwk(jwk) === alg ? jwk : null;
   } catch {
     return null;
   }
@@ -51,15 +57,13 @@ export interface ParsedKey {
 
 /** Parses and normalizes a public key; private keys, unsupported types and short RSA keys are refused. */
 export async function parsePublicKey(input: string | Record<string, unknown>, algHint?: PublicKeyAlg): Promise<ParsedKey> {
-  let key: CryptoKey | null = null;
-  let alg: PublicKeyAlg;
+  let full: Record<string, unknown> | null = null;
+  let alg: PublicKeyAlg | undefined;
   if (typeof input === "string") {
     const der = pemToDer(input);
-    const candidates: PublicKeyAlg[] = algHint ? [algHint] : ["ES256", "EdDSA", "RS256"];
-    alg = candidates[0]!;
-    for (const candidate of candidates) {
-      key = await tryImport("spki", der, candidate);
-      if (key) {
+    for (const candidate of algHint ? [algHint] : (["ES256", "RS256", "EdDSA"] as const)) {
+      full = await tryImport("spki", der, candidate);
+      if (full) {
         alg = candidate;
         break;
       }
@@ -67,11 +71,11 @@ export async function parsePublicKey(input: string | Record<string, unknown>, al
   } else {
     if ("d" in input || "p" in input || "k" in input) throw invalid("Send the public key only; never a private or symmetric key");
     alg = algOfJwk(input);
+    if (!alg) throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
     if (algHint && algHint !== alg) throw invalid(`The key type does not match alg ${algHint}`);
-    key = await tryImport("jwk", input as unknown as JsonWebKey, alg);
+    full = await tryImport("jwk", input as unknown as JsonWebKey, alg);
   }
-  if (!key) throw invalid("The key could not be read as an ES256, RS256 or EdDSA public key");
-  const full = (await crypto.subtle.exportKey("jwk", key)) as JsonWebKey & Record<string, unknown>;
+  if (!full || !alg) throw invalid("The key could not be read as an ES256 (P-256), RS256 or EdDSA (Ed25519) public key");
   const { kty, crv, x, y, n, e } = full;
   const jwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, v]) => v !== undefined));
   if (alg === "RS256" && typeof n === "string" && (n.length * 6) / 8 < 255) throw invalid("RSA keys must be at least 2048 bits");

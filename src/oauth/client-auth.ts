@@ -103,7 +103,8 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Pro
     const expMs = payload.exp! * 1000;
     if (expMs > ctx.now() + (MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) * 1000) throw fail("exp is more than 5 minutes ahead");
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
-    const fresh = await accountObject(ctx, clientId).rememberJti(payload.jti, expMs);
+    // Remembered as long as the assertion could still pass verification (exp plus the skew).
+    const fresh = await accountObject(ctx, clientId).rememberJti(payload.jti, expMs + CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
     return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt };
   }
@@ -122,12 +123,19 @@ export async function authenticateClient(ctx: Ctx, authorization: string | undef
     const basic = parseBasic(authorization!);
     if (!basic) throw invalidClient("Malformed Basic credentials", true);
     if (form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError("invalid_request", "client_id differs from the Basic credentials");
-    return bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true);
+    return registered(await bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true), true);
   }
   if (form.client_secret !== undefined) {
     if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
-    return bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false);
+    return registered(await bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false), false);
   }
-  if (form.client_assertion !== undefined) return byAssertion(ctx, form, audiences);
+  if (form.client_assertion !== undefined) return registered(await byAssertion(ctx, form, audiences), false);
   throw invalidClient("Client authentication is required", true);
+}
+
+/** A client registered for one method (platform clients) may use only that one. */
+function registered(client: AuthenticatedClient, usedBasic: boolean): AuthenticatedClient {
+  const method = client.account.tokenEndpointAuthMethod;
+  if (method && method !== client.method) throw invalidClient(`This client is registered for ${method}`, usedBasic);
+  return client;
 }

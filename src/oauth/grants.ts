@@ -53,7 +53,8 @@ export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: str
     allowed = account.scopes;
     expiresAt = credentialExpiry(record);
   } else {
-    const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, null);
+    // Only JWTs addressed to Keyward itself: one minted for a downstream audience must not be widened back.
+    const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, ctx.config.ISSUER);
     const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
     if (!jwt || !live) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
     account = live.account;

@@ -213,6 +213,7 @@ describe("deadReason", () => {
     accountId: "sa_test",
     orgId: "org_test",
     status: "active",
+    tokenEndpointAuthMethod: null,
     expiresAt: null,
     platformPermissions: [],
     groups: [],

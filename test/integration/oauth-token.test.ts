@@ -1,0 +1,397 @@
+import * as jose from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, expectStatus, platformRoot } from "../helpers.ts";
+import {
+  ACCESS_TOKEN_TYPE,
+  API_AUDIENCE,
+  assertionGrant,
+  clientAssertion,
+  type AssertionAlg,
+  type Client,
+  DEFAULT_TTL,
+  expectOAuthError,
+  expectTokenResponse,
+  ISSUER,
+  JWT_BEARER,
+  JWT_TOKEN_TYPE,
+  jwtFor,
+  keyPair,
+  newClient,
+  newKeyClient,
+  nowS,
+  postForm,
+  sleep,
+  TOKEN_EXCHANGE,
+} from "./oauth-helpers.ts";
+
+/** POST /oauth/token (and /api/m2m/oauth/token): client_credentials with three client auth methods, and RFC 8693 token exchange. */
+
+const VIEWER_SCOPE = "audit.read orgs.read service-accounts.read";
+const TOKEN_ENDPOINTS = ["/oauth/token", "/api/m2m/oauth/token"];
+
+let root: { id: string; token: string };
+let viewer: Client;
+beforeAll(async () => {
+  root = await platformRoot();
+  viewer = await newClient(root.token, { roles: [{ role: "viewer" }] });
+});
+
+const keyClient = (alg: AssertionAlg, format: "pem" | "jwk", options: { algHint?: boolean } = {}) => newKeyClient(root.token, alg, format, options);
+
+describe("client_credentials: client_secret_basic and client_secret_post", () => {
+  it.each(TOKEN_ENDPOINTS)("client_secret_basic at %s", async (path) => {
+    const res = await postForm(path, { grant_type: "client_credentials" }, { basic: [viewer.account.id, viewer.token] });
+    const claims = await expectTokenResponse(res, viewer.account.id);
+    expect(res.json.scope, res.text).toBe(VIEWER_SCOPE);
+    expect(res.json.expires_in, res.text).toBe(DEFAULT_TTL);
+    expect(claims.aud, res.text).toBe(ISSUER);
+    expect(claims.org_id, res.text).toBe(viewer.org.id);
+    expect(claims.roles, res.text).toEqual(["viewer"]);
+  });
+
+  it.each(TOKEN_ENDPOINTS)("client_secret_post at %s", async (path) => {
+    const res = await postForm(path, { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: viewer.token });
+    await expectTokenResponse(res, viewer.account.id);
+  });
+
+  it("Basic is case-insensitive in its scheme and may repeat client_id in the body", async () => {
+    const header = `basic ${btoa(`${viewer.account.id}:${viewer.token}`)}`;
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", client_id: viewer.account.id }, { headers: { authorization: header } });
+    await expectTokenResponse(res, viewer.account.id);
+  });
+
+  it("a form content-type with a charset parameter is accepted", async () => {
+    const res = await postForm(
+      "/oauth/token",
+      { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: viewer.token },
+      { headers: { "content-type": "application/x-www-form-urlencoded; charset=UTF-8" } },
+    );
+    await expectTokenResponse(res, viewer.account.id);
+  });
+
+  it("scope narrows the grant", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", scope: "orgs.read" }, { basic: [viewer.account.id, viewer.token] });
+    await expectTokenResponse(res, viewer.account.id);
+    expect(res.json.scope, res.text).toBe("orgs.read");
+  });
+
+  it("the JWT never outlives the access token that authenticated the client", async () => {
+    const short = await newClient(root.token, { issueToken: { expiresInSeconds: 120 } });
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [short.account.id, short.token] });
+    const claims = await expectTokenResponse(res, short.account.id);
+    expect(res.json.expires_in, res.text).toBeLessThanOrEqual(120);
+    expect(claims.exp!, res.text).toBeLessThanOrEqual(nowS() + 120);
+  });
+});
+
+describe("client_credentials: private_key_jwt", () => {
+  it("ES256 key registered as PEM SPKI", async () => {
+    const c = await keyClient("ES256", "pem");
+    const res = await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid }));
+    await expectTokenResponse(res, c.clientId);
+    expect(res.json.scope, res.text).toBe(VIEWER_SCOPE);
+  });
+
+  it("ES256 key registered as a JWK (its kid kept), on both endpoints", async () => {
+    const c = await keyClient("ES256", "jwk");
+    expect(c.kid).toBe("jwk-ES256-1");
+    for (const path of TOKEN_ENDPOINTS) {
+      const res = await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid }), {}, path);
+      await expectTokenResponse(res, c.clientId);
+    }
+  });
+
+  it.each([
+    ["EdDSA", "pem"],
+    ["EdDSA", "jwk"],
+    ["RS256", "pem"],
+    ["RS256", "jwk"],
+  ] as const)("%s key registered as %s", async (alg, format) => {
+    const c = await keyClient(alg, format);
+    const res = await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { alg, kid: c.kid }));
+    await expectTokenResponse(res, c.clientId);
+  });
+
+  it("RS256 key registered as PEM with an explicit alg", async () => {
+    const c = await keyClient("RS256", "pem", { algHint: true });
+    const res = await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { alg: "RS256", kid: c.kid }));
+    await expectTokenResponse(res, c.clientId);
+  });
+
+  it("accepts an assertion without kid, with client_id in the form, or addressed to the token endpoint URL", async () => {
+    const c = await keyClient("ES256", "pem");
+    await expectTokenResponse(await assertionGrant(await clientAssertion(c.privateKey, c.clientId)), c.clientId);
+    await expectTokenResponse(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid }), { client_id: c.clientId }), c.clientId);
+    await expectTokenResponse(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, aud: `${ISSUER}/oauth/token` })), c.clientId);
+  });
+
+  it("a replayed assertion is 401 invalid_client (also at the other endpoint)", async () => {
+    const c = await keyClient("ES256", "pem");
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid });
+    await expectTokenResponse(await assertionGrant(assertion), c.clientId);
+    expectOAuthError(await assertionGrant(assertion), 401, "invalid_client");
+    expectOAuthError(await assertionGrant(assertion, {}, "/api/m2m/oauth/token"), 401, "invalid_client");
+  });
+
+  it("a replay stays refused after the assertion's exp while the server would still accept it (clock skew window)", async () => {
+    const c = await keyClient("ES256", "pem");
+    const exp = nowS() + 2;
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp });
+    await expectTokenResponse(await assertionGrant(assertion), c.clientId);
+    // Past exp, but within the verifier's 30 s clock tolerance: the signature and times still pass,
+    // so only the jti memory stands between the replay and a new token.
+    await sleep(exp * 1000 + 1500 - Date.now());
+    expectOAuthError(await assertionGrant(assertion), 401, "invalid_client");
+  });
+
+  it("an assertion whose exp is 10 minutes ahead is 401 (at most 5 minutes)", async () => {
+    const c = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 600 })), 401, "invalid_client");
+    // 4 minutes is fine.
+    await expectTokenResponse(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 240 })), c.clientId);
+  });
+
+  it("an expired assertion is 401", async () => {
+    const c = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() - 120 })), 401, "invalid_client");
+  });
+
+  it("an assertion without jti is 401", async () => {
+    const c = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, jti: null })), 401, "invalid_client");
+  });
+
+  it.each(["https://evil.test", "http://localhost:8787/other", "http://localhost:8788"])("an assertion for aud %s is 401", async (aud) => {
+    const c = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, aud })), 401, "invalid_client");
+  });
+
+  it("iss or sub other than the client is 401; client_id not matching the assertion is 401", async () => {
+    const c = await keyClient("ES256", "pem");
+    const other = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, iss: other.clientId })), 401, "invalid_client");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, sub: other.clientId })), 401, "invalid_client");
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid }), { client_id: other.clientId }), 401, "invalid_client");
+  });
+
+  it("an assertion signed by an unregistered key is 401 (with the registered kid, and without kid)", async () => {
+    const c = await keyClient("ES256", "pem");
+    const stranger = await keyPair("ES256");
+    expectOAuthError(await assertionGrant(await clientAssertion(stranger.privateKey, c.clientId, { kid: c.kid })), 401, "invalid_client");
+    expectOAuthError(await assertionGrant(await clientAssertion(stranger.privateKey, c.clientId)), 401, "invalid_client");
+    // Another client's registered key does not authenticate this client either.
+    const other = await keyClient("ES256", "pem");
+    expectOAuthError(await assertionGrant(await clientAssertion(other.privateKey, c.clientId, { kid: other.kid })), 401, "invalid_client");
+  });
+
+  it("an assertion by a disabled account is 401", async () => {
+    const c = await keyClient("ES256", "pem");
+    const patched = await call("PATCH", `/api/v1/orgs/${c.org.id}/service-accounts/${c.clientId}`, { token: root.token, body: { status: "disabled" } });
+    expectStatus(patched, 200);
+    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid })), 401, "invalid_client");
+  });
+
+  it("a wrong client_assertion_type is 400 invalid_request", async () => {
+    const c = await keyClient("ES256", "pem");
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid });
+    const res = await postForm("/oauth/token", {
+      grant_type: "client_credentials",
+      client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+      client_assertion: assertion,
+    });
+    expectOAuthError(res, 400, "invalid_request");
+    // Missing type: same.
+    expectOAuthError(await postForm("/oauth/token", { grant_type: "client_credentials", client_assertion: assertion }), 400, "invalid_request");
+  });
+
+  it("an assertion with alg none, or HS256 keyed with the registered public key, is 401", async () => {
+    const c = await keyClient("ES256", "jwk");
+    const claims = { iss: c.clientId, sub: c.clientId, aud: ISSUER, exp: nowS() + 60, iat: nowS() };
+    const enc = (v: unknown) => jose.base64url.encode(JSON.stringify(v));
+    const none = `${enc({ alg: "none", kid: c.kid })}.${enc({ ...claims, jti: crypto.randomUUID() })}.`;
+    expectOAuthError(await assertionGrant(none), 401, "invalid_client");
+    const list = await call("GET", `/api/v1/orgs/${c.org.id}/service-accounts/${c.clientId}/keys`, { token: root.token });
+    const jwk = list.json.items[0].jwk;
+    for (const secret of [JSON.stringify(jwk), JSON.stringify({ ...jwk, kid: c.kid })]) {
+      const hs = await new jose.SignJWT({ ...claims, jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: "HS256", kid: c.kid })
+        .sign(new TextEncoder().encode(secret));
+      expectOAuthError(await assertionGrant(hs), 401, "invalid_client");
+    }
+  });
+
+  it("a client assertion that is not a JWT is 401", async () => {
+    expectOAuthError(await assertionGrant("not-a-jwt"), 401, "invalid_client");
+  });
+});
+
+describe("token endpoint errors (RFC 6749 §5.2)", () => {
+  it("a wrong secret with Basic is 401 invalid_client with a Basic challenge", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [viewer.account.id, "sat_wrong"] });
+    expectOAuthError(res, 401, "invalid_client");
+    expect(res.headers.get("www-authenticate") ?? "", res.text).toMatch(/^Basic\b/);
+  });
+
+  it("another account's valid token is not this client's secret", async () => {
+    const other = await newClient(root.token);
+    const basic = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [viewer.account.id, other.token] });
+    expectOAuthError(basic, 401, "invalid_client");
+    expect(basic.headers.get("www-authenticate") ?? "", basic.text).toMatch(/^Basic\b/);
+    expectOAuthError(
+      await postForm("/oauth/token", { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: other.token }),
+      401,
+      "invalid_client",
+    );
+  });
+
+  it("a malformed Basic header is 401 invalid_client", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials" }, { headers: { authorization: "Basic !!!not-base64" } });
+    expectOAuthError(res, 401, "invalid_client");
+    expect(res.headers.get("www-authenticate") ?? "", res.text).toMatch(/^Basic\b/);
+  });
+
+  it("no client authentication is 401 invalid_client", async () => {
+    expectOAuthError(await postForm("/oauth/token", { grant_type: "client_credentials" }), 401, "invalid_client");
+    expectOAuthError(await postForm("/oauth/token", { grant_type: "client_credentials", client_id: viewer.account.id }), 401, "invalid_client");
+  });
+
+  it("two authentication methods at once are 400 invalid_request", async () => {
+    const both = await postForm(
+      "/oauth/token",
+      { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: viewer.token },
+      { basic: [viewer.account.id, viewer.token] },
+    );
+    expectOAuthError(both, 400, "invalid_request");
+    const c = await keyClient("ES256", "pem");
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid });
+    const secretAndAssertion = await postForm("/oauth/token", {
+      grant_type: "client_credentials",
+      client_id: c.clientId,
+      client_secret: viewer.token,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: assertion,
+    });
+    expectOAuthError(secretAndAssertion, 400, "invalid_request");
+  });
+
+  it("a missing grant_type is 400 invalid_request", async () => {
+    expectOAuthError(await postForm("/oauth/token", {}, { basic: [viewer.account.id, viewer.token] }), 400, "invalid_request");
+  });
+
+  it.each(["password", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"])(
+    "grant_type=%s is 400 unsupported_grant_type",
+    async (grant) => {
+      expectOAuthError(await postForm("/oauth/token", { grant_type: grant }, { basic: [viewer.account.id, viewer.token] }), 400, "unsupported_grant_type");
+    },
+  );
+
+  it.each(["roles.edit", "nonsense", "orgs.read platform.root"])("scope %s beyond the client's is 400 invalid_scope", async (scope) => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", scope }, { basic: [viewer.account.id, viewer.token] });
+    expectOAuthError(res, 400, "invalid_scope");
+  });
+
+  it("a JSON body is 400 invalid_request", async () => {
+    const res = await call("POST", "/oauth/token", {
+      body: { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: viewer.token },
+    });
+    expectOAuthError(res, 400, "invalid_request");
+  });
+
+  it("a form body without its content-type is 400 invalid_request", async () => {
+    const res = await call("POST", "/oauth/token", {
+      body: `grant_type=client_credentials&client_id=${viewer.account.id}&client_secret=${viewer.token}`,
+      headers: { "content-type": "text/plain" },
+    });
+    expectOAuthError(res, 400, "invalid_request");
+  });
+
+  it.each(["scope", "grant_type", "client_secret"])("a repeated parameter (%s twice) is 400 invalid_request", async (param) => {
+    const params: Record<string, string | string[]> = { grant_type: "client_credentials", client_id: viewer.account.id, client_secret: viewer.token };
+    params[param] = param === "scope" ? ["orgs.read", "audit.read"] : [params[param] as string, params[param] as string];
+    expectOAuthError(await postForm("/oauth/token", params), 400, "invalid_request");
+  });
+
+  it("a body over MAX_BODY_BYTES is refused with an RFC 6749 error body", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", scope: "x".repeat(70_000) }, { basic: [viewer.account.id, viewer.token] });
+    expect([400, 413], `${res.status}: ${res.text}`).toContain(res.status);
+    expectOAuthError(res, res.status, "invalid_request");
+  });
+});
+
+describe("resource indicators (RFC 8707)", () => {
+  it("resource=https://api.example.test sets aud", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", resource: API_AUDIENCE }, { basic: [viewer.account.id, viewer.token] });
+    const claims = await expectTokenResponse(res, viewer.account.id);
+    expect(claims.aud, res.text).toBe(API_AUDIENCE);
+  });
+
+  it("audience= works the same, and two resources give an aud array", async () => {
+    const aud = await postForm("/oauth/token", { grant_type: "client_credentials", audience: API_AUDIENCE }, { basic: [viewer.account.id, viewer.token] });
+    expect((await expectTokenResponse(aud, viewer.account.id)).aud).toBe(API_AUDIENCE);
+    const two = await postForm("/oauth/token", { grant_type: "client_credentials", resource: [API_AUDIENCE, ISSUER] }, { basic: [viewer.account.id, viewer.token] });
+    expect(two.status, two.text).toBe(200);
+    expect(jose.decodeJwt(two.json.access_token).aud, two.text).toEqual([API_AUDIENCE, ISSUER]);
+  });
+
+  it.each(["https://evil.test", "https://api.example.test.evil.test", "https://api.example.test/"])("resource=%s is 400 invalid_target", async (resource) => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials", resource }, { basic: [viewer.account.id, viewer.token] });
+    expectOAuthError(res, 400, "invalid_target");
+  });
+});
+
+describe("token exchange (RFC 8693)", () => {
+  const exchangeForm = (subject: string, extra: Record<string, string | string[]> = {}) =>
+    postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: subject, subject_token_type: ACCESS_TOKEN_TYPE, ...extra });
+
+  it("an access token as subject gives a JWT with issued_token_type", async () => {
+    const res = await exchangeForm(viewer.token);
+    await expectTokenResponse(res, viewer.account.id, ["issued_token_type"]);
+    expect(res.json.issued_token_type, res.text).toBe(ACCESS_TOKEN_TYPE);
+    expect(res.json.scope, res.text).toBe(VIEWER_SCOPE);
+  });
+
+  it("a JWT as subject: the new JWT has the subject's scope, never more", async () => {
+    const subject = await jwtFor(viewer.token, { scope: "orgs.read" });
+    const res = await exchangeForm(subject);
+    await expectTokenResponse(res, viewer.account.id, ["issued_token_type"]);
+    expect(res.json.scope, res.text).toBe("orgs.read");
+    // The account may hold service-accounts.read, but the subject JWT does not.
+    expectOAuthError(await exchangeForm(subject, { scope: "service-accounts.read" }), 400, "invalid_scope");
+    expectOAuthError(await exchangeForm(subject, { scope: "orgs.read audit.read" }), 400, "invalid_scope");
+    // Within it is fine; the jwt token type is accepted for the subject too.
+    const jwtTyped = await exchangeForm(subject, { scope: "orgs.read", subject_token_type: JWT_TOKEN_TYPE });
+    await expectTokenResponse(jwtTyped, viewer.account.id, ["issued_token_type"]);
+  });
+
+  it("the new JWT never expires after the subject JWT", async () => {
+    const subject = await jwtFor(viewer.token, { duration_seconds: 60 });
+    const subjectExp = jose.decodeJwt(subject).exp!;
+    const res = await exchangeForm(subject);
+    const claims = await expectTokenResponse(res, viewer.account.id, ["issued_token_type"]);
+    expect(claims.exp!, `subject exp ${subjectExp}, new ${res.text}`).toBeLessThanOrEqual(subjectExp);
+    expect(res.json.expires_in, res.text).toBeLessThanOrEqual(60);
+  });
+
+  it("resource applies to the exchanged JWT", async () => {
+    const res = await exchangeForm(viewer.token, { resource: API_AUDIENCE });
+    const claims = await expectTokenResponse(res, viewer.account.id, ["issued_token_type"]);
+    expect(claims.aud).toBe(API_AUDIENCE);
+    expectOAuthError(await exchangeForm(viewer.token, { resource: "https://evil.test" }), 400, "invalid_target");
+  });
+
+  it("a revoked, forged or garbage subject token is 400 invalid_grant", async () => {
+    const subject = await jwtFor(viewer.token);
+    expectStatus(await postForm("/oauth/revoke", { token: subject }, { basic: [viewer.account.id, viewer.token] }), 200);
+    expectOAuthError(await exchangeForm(subject), 400, "invalid_grant");
+    const [h, p] = (await jwtFor(viewer.token)).split(".");
+    expectOAuthError(await exchangeForm(`${h}.${p}.AAAA`), 400, "invalid_grant");
+    expectOAuthError(await exchangeForm("garbage"), 400, "invalid_grant");
+    expectOAuthError(await exchangeForm("sat_0123456789abcdefghijklmnopqrstuvwxyzAB"), 400, "invalid_grant");
+  });
+
+  it("missing subject_token or an unsupported subject_token_type is 400 invalid_request", async () => {
+    expectOAuthError(await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token_type: ACCESS_TOKEN_TYPE }), 400, "invalid_request");
+    expectOAuthError(await exchangeForm(viewer.token, { subject_token_type: "urn:ietf:params:oauth:token-type:refresh_token" }), 400, "invalid_request");
+    expectOAuthError(await exchangeForm(viewer.token, { requested_token_type: "urn:ietf:params:oauth:token-type:refresh_token" }), 400, "invalid_request");
+  });
+});
