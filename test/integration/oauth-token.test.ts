@@ -1,6 +1,6 @@
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, expectStatus, platformRoot } from "../helpers.ts";
+import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   ACCESS_TOKEN_TYPE,
   API_AUDIENCE,
@@ -393,5 +393,27 @@ describe("token exchange (RFC 8693)", () => {
     expectOAuthError(await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token_type: ACCESS_TOKEN_TYPE }), 400, "invalid_request");
     expectOAuthError(await exchangeForm(viewer.token, { subject_token_type: "urn:ietf:params:oauth:token-type:refresh_token" }), 400, "invalid_request");
     expectOAuthError(await exchangeForm(viewer.token, { requested_token_type: "urn:ietf:params:oauth:token-type:refresh_token" }), 400, "invalid_request");
+  });
+});
+
+describe("audience and registered method are not widened", () => {
+  it("a JWT minted for a downstream audience cannot be exchanged back into one for Keyward", async () => {
+    const c = await newClient(root.token, { roles: [{ role: "viewer" }] });
+    const downstream = await postForm("/oauth/token", { grant_type: "client_credentials", resource: API_AUDIENCE }, { basic: [c.account.id, c.token] });
+    expectStatus(downstream, 200);
+    const res = await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: downstream.json.access_token, subject_token_type: ACCESS_TOKEN_TYPE });
+    expectOAuthError(res, 400, "invalid_grant");
+  });
+
+  it("a platform client registered for client_secret_basic cannot authenticate by client_secret_post", async () => {
+    const created = await call("POST", "/api/service-accounts", {
+      token: root.token,
+      body: { name: unique("basic-only"), permissions: ["service-accounts.read"], tokenEndpointAuthMethod: "client_secret_basic" },
+    });
+    expectStatus(created, 201);
+    const { clientId, clientSecret } = created.json;
+    expectStatus(await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [clientId, clientSecret] }), 200);
+    const post = await postForm("/oauth/token", { grant_type: "client_credentials", client_id: clientId, client_secret: clientSecret });
+    expectOAuthError(post, 401, "invalid_client");
   });
 });
