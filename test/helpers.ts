@@ -1,9 +1,9 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { nameKey, insertAccount } from "../src/domain/accounts.ts";
+import { insertAccount } from "../src/domain/accounts.ts";
+import { platformAccount } from "../src/domain/platform-accounts.ts";
 import { createCtx } from "../src/domain/context.ts";
 import { issueFor } from "../src/domain/tokens.ts";
-import { newId } from "../src/lib/ids.ts";
 import { randomBase62 } from "../src/lib/crypto.ts";
 
 export const BASE = "http://keyward.test";
@@ -47,29 +47,9 @@ export const unique = (prefix: string) => `${prefix}-${randomBase62(8).toLowerCa
  */
 export async function platformRoot(): Promise<{ id: string; token: string }> {
   const ctx = createCtx(env, { actorId: "test", requestId: null, ip: null, userAgent: null });
-  const id = newId("account");
-  const now = Date.now();
   const name = unique("root");
-  await insertAccount(ctx, {
-    id,
-    orgId: null,
-    name,
-    nameKey: nameKey(null, name),
-    email: `${name}@platform.test`,
-    displayName: null,
-    description: null,
-    groups: [],
-    allowedScopes: [],
-    tokenEndpointAuthMethod: null,
-    externalId: null,
-    status: "active",
-    expiresAt: null,
-    platformPermissions: ["platform.root"],
-    createdAt: now,
-    createdBy: "test",
-    updatedAt: now,
-    lastUsedAt: null,
-  });
+  const account = await insertAccount(ctx, platformAccount(ctx, { name, email: `${name}@platform.test`, permissions: ["platform.root"], createdBy: "test" }));
+  const id = account.id;
   const { secret } = await issueFor(ctx, null, id, {});
   return { id, token: secret };
 }

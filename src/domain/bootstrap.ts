@@ -1,12 +1,10 @@
-import { systemState, type ServiceAccount } from "../db/schema.ts";
+import { serviceAccounts, systemState } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { timingSafeEqualString } from "../lib/crypto.ts";
-import { newId } from "../lib/ids.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
-import { nameKey } from "./accounts.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
-import { serviceAccounts } from "../db/schema.ts";
+import { platformAccount } from "./platform-accounts.ts";
 import { issueFor } from "./tokens.ts";
 
 /**
@@ -20,26 +18,14 @@ export async function bootstrap(ctx: Ctx, presented: string) {
     throw new ApiError("unauthenticated", "The bootstrap secret does not match", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
   }
   const now = ctx.now();
-  const account: ServiceAccount = {
-    id: newId("account"),
-    orgId: null,
+  const account = platformAccount(ctx, {
     name: "root",
-    nameKey: nameKey(null, "root"),
     email: `root@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
     displayName: "Platform root",
     description: "Created by bootstrap; holds every permission",
-    groups: [],
-    allowedScopes: [],
-    tokenEndpointAuthMethod: null,
-    externalId: null,
-    status: "active",
-    expiresAt: null,
-    platformPermissions: ["platform.root"],
-    createdAt: now,
+    permissions: ["platform.root"],
     createdBy: "bootstrap",
-    updatedAt: now,
-    lastUsedAt: null,
-  };
+  });
   const audited = { ...ctx, meta: { ...ctx.meta, actorId: account.id } };
   try {
     await ctx.db.batch([

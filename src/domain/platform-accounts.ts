@@ -1,16 +1,52 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { serviceAccounts, type ServiceAccount, type TokenEndpointAuthMethod } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
+import { randomBase62 } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { insertAccount, nameKey } from "./accounts.ts";
 import type { Ctx } from "./context.ts";
-import { authorizePlatform, OPERATIONS, type Operation } from "./permissions.ts";
+import { authorizePlatform, OPERATIONS } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
 import { addKeyTo, parsePublicKey } from "./public-keys.ts";
 import { issueFor } from "./tokens.ts";
 
 /** Mia-Platform's root service accounts: platform-level OAuth clients with platform-wide permissions. */
+
+export interface PlatformAccountInput {
+  name: string;
+  email: string;
+  permissions: string[];
+  createdBy: string;
+  displayName?: string | null;
+  description?: string | null;
+  tokenEndpointAuthMethod?: TokenEndpointAuthMethod | null;
+}
+
+/** The row of a platform-level account (no org): the bootstrap root, platform clients. */
+export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInput): ServiceAccount {
+  const now = ctx.now();
+  return {
+    id: newId("account"),
+    orgId: null,
+    name: input.name,
+    nameKey: nameKey(null, input.name),
+    email: input.email,
+    displayName: input.displayName ?? null,
+    description: input.description ?? null,
+    groups: [],
+    allowedScopes: [],
+    tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
+    externalId: null,
+    status: "active",
+    expiresAt: null,
+    platformPermissions: [...new Set(input.permissions)],
+    createdAt: now,
+    createdBy: input.createdBy,
+    updatedAt: now,
+    lastUsedAt: null,
+  };
+}
 
 export interface CreatePlatformAccountInput {
   name: string;
@@ -30,29 +66,15 @@ export async function createPlatformAccount(ctx: Ctx, principal: Principal, inpu
     throw new ApiError("validation_failed", "private_key_jwt needs publicKey; client_secret_basic takes none", { errors: [{ path: "body.publicKey", message: "Required exactly with private_key_jwt" }] });
   }
   if (input.publicKey !== undefined) await parsePublicKey(input.publicKey); // refuse a bad key before creating anything
-  const now = ctx.now();
-  const id = newId("account");
   const slug = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "client";
-  const account: ServiceAccount = {
-    id,
-    orgId: null,
+  const account = platformAccount(ctx, {
     name: input.name,
-    nameKey: nameKey(null, input.name),
-    email: `${slug}-${id.slice(3, 9).toLowerCase()}@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
-    displayName: null,
-    description: null,
-    groups: [],
-    allowedScopes: [],
+    email: `${slug}-${randomBase62(6).toLowerCase()}@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
+    permissions: input.permissions,
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod,
-    externalId: null,
-    status: "active",
-    expiresAt: null,
-    platformPermissions: [...new Set(input.permissions)] as Operation[],
-    createdAt: now,
     createdBy: principal.accountId,
-    updatedAt: now,
-    lastUsedAt: null,
-  };
+  });
+  const id = account.id;
   await insertAccount(ctx, account);
   if (input.publicKey !== undefined) {
     await addKeyTo(ctx, id, null, { publicKey: input.publicKey });
