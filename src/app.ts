@@ -8,6 +8,8 @@ import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { exchangeRoutes } from "./routes/exchange.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { roleRoutes } from "./routes/roles.ts";
+import { authorizeRoutes, invitationRoutes } from "./routes/invitations.ts";
 import { platformAccountRoutes } from "./routes/platform-accounts.ts";
 import { router } from "./routes/common.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -56,6 +58,9 @@ export function buildApp() {
   app.route("/api/v1/orgs", serviceAccountRoutes);
   app.route("/api/v1/orgs", tokenRoutes);
   app.route("/api/v1/orgs", keyRoutes);
+  app.route("/api/v1/orgs", roleRoutes);
+  app.route("/api/v1/orgs", invitationRoutes);
+  app.route("/api/v1/auth", authorizeRoutes);
   app.route("/api/service-accounts", platformAccountRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

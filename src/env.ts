@@ -17,6 +17,7 @@ export interface Bindings {
   JWT_SIGNING_ALG?: string;
   ALLOWED_AUDIENCES?: string;
   JWKS_MAX_AGE_SECONDS?: string;
+  AUTHORIZE_JWT_TTL_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -40,6 +41,8 @@ const configSchema = z.object({
     .default("")
     .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
   JWKS_MAX_AGE_SECONDS: intVar(300, 0, 86_400),
+  /** Lifetime of the cross-org JWTs of POST /api/v1/auth/authorize. */
+  AUTHORIZE_JWT_TTL_SECONDS: intVar(86_400, 60, 7 * 86_400),
 });
 
 export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
@@ -59,6 +62,7 @@ export function getConfig(env: Bindings): Config {
       JWT_SIGNING_ALG: env.JWT_SIGNING_ALG || undefined,
       ALLOWED_AUDIENCES: env.ALLOWED_AUDIENCES || undefined,
       JWKS_MAX_AGE_SECONDS: env.JWKS_MAX_AGE_SECONDS || undefined,
+      AUTHORIZE_JWT_TTL_SECONDS: env.AUTHORIZE_JWT_TTL_SECONDS || undefined,
     });
     config = {
       ...parsed,

@@ -68,6 +68,8 @@ export const serviceAccounts = sqliteTable(
     externalId: text("external_id"),
     status: text("status").$type<AccountStatus>().notNull(),
     expiresAt: ms("expires_at"),
+    /** Networks the account's credentials may be used from (CIDRs); empty for anywhere. */
+    allowedCidrs: text("allowed_cidrs", { mode: "json" }).$type<string[]>().notNull().default([]),
     /** Extra scopes the account may put in its JWTs (e.g. `service:computational-governance`). */
     allowedScopes: text("allowed_scopes", { mode: "json" }).$type<string[]>().notNull().default([]),
     /** OAuth client authentication the account is registered for (platform accounts); null allows any. */
@@ -135,6 +137,47 @@ export const publicKeys = sqliteTable(
 
 export type ScopeType = "org" | "project" | "environment";
 
+/** Custom roles of an org (the built-in ones live in code). */
+export const roles = sqliteTable(
+  "roles",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    name: text("name").notNull(),
+    description: text("description"),
+    operations: text("operations", { mode: "json" }).$type<string[]>().notNull(),
+    assignableToServiceAccounts: integer("assignable_to_service_accounts", { mode: "boolean" }).notNull(),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("roles_org_name").on(t.orgId, t.name)],
+);
+
+export type InvitationState = "pending" | "accepted" | "declined" | "cancelled";
+
+/** An org inviting a service account of another org to a role (the Webscale semantics). */
+export const invitations = sqliteTable(
+  "invitations",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    accountId: text("account_id").notNull(),
+    accountOrgId: text("account_org_id").notNull(),
+    roleId: text("role_id").notNull(),
+    scopeType: text("scope_type").$type<ScopeType>().notNull(),
+    scopeId: text("scope_id").notNull(),
+    state: text("state").$type<InvitationState>().notNull(),
+    /** The role assignment an accepted invitation created. */
+    assignmentId: text("assignment_id"),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    respondedAt: ms("responded_at"),
+    respondedBy: text("responded_by"),
+  },
+  (t) => [index("invitations_org").on(t.orgId, t.createdAt), index("invitations_account").on(t.accountId, t.state)],
+);
+
 export const roleAssignments = sqliteTable(
   "role_assignments",
   {
@@ -186,3 +229,5 @@ export type AccessToken = typeof accessTokens.$inferSelect;
 export type RoleAssignment = typeof roleAssignments.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
 export type PublicKey = typeof publicKeys.$inferSelect;
+export type Role = typeof roles.$inferSelect;
+export type Invitation = typeof invitations.$inferSelect;

@@ -1,5 +1,5 @@
 import { and, eq, gt, isNotNull, isNull, like, lte, or, sql, type SQL } from "drizzle-orm";
-import { serviceAccounts, type Org, type ServiceAccount } from "../db/schema.ts";
+import { serviceAccounts, type Org, type RoleAssignment, type ServiceAccount } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { randomBase62 } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";
@@ -12,7 +12,8 @@ import type { AccountPatch } from "./credentials.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
 import { authorize, type Operation } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
-import { assertCovers, assignmentInserts, planAssignments, type AssignmentInput } from "./role-assignments.ts";
+import { findBuiltinRole } from "./permissions.ts";
+import { assertCovers, assignmentInserts, listAssignments, planAssignments, type AssignmentInput } from "./role-assignments.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_VALIDITY_DAYS = 730;
@@ -63,8 +64,11 @@ export interface CreateAccountInput extends Validity {
   description?: string | undefined;
   groups?: string[] | undefined;
   allowedScopes?: string[] | undefined;
+  allowedCidrs?: string[] | undefined;
   externalId?: string | undefined;
   roles?: AssignmentInput[] | undefined;
+  /** "caller": copy the caller's role assignments in this org (the Dfns default); otherwise none. */
+  permissionsFrom?: "caller" | undefined;
 }
 
 /**
@@ -97,7 +101,13 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
   const org = await orgFor(ctx, principal, orgRef, "service-accounts.edit");
   const now = ctx.now();
   const id = newId("account");
-  const assignments = await planAssignments(ctx, principal, org, id, input.roles ?? []);
+  const asked = await planAssignments(ctx, principal, org, id, input.roles ?? []);
+  const same = (a: RoleAssignment, b: RoleAssignment) => a.roleId === b.roleId && a.scopeType === b.scopeType && a.scopeId === b.scopeId;
+  const inherited =
+    input.permissionsFrom === "caller"
+      ? (await planAssignments(ctx, principal, org, id, await callerAssignments(ctx, principal, org.id))).filter((r) => !asked.some((a) => same(a, r)))
+      : [];
+  const assignments = [...asked, ...inherited];
   const account: ServiceAccount = {
     id,
     orgId: org.id,
@@ -108,6 +118,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
     description: input.description ?? null,
     groups: [...new Set(input.groups ?? [])],
     allowedScopes: [...new Set(input.allowedScopes ?? [])],
+    allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
     externalId: input.externalId ?? null,
     status: "active",
@@ -119,6 +130,15 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
     lastUsedAt: null,
   };
   return { org, account: await insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined) };
+}
+
+/** The caller's own assignments in the org, as inputs (the Dfns "same permissions as the caller"). */
+async function callerAssignments(ctx: Ctx, principal: Principal, orgId: string): Promise<AssignmentInput[]> {
+  const mine = await listAssignments(ctx, principal.accountId);
+  return mine
+    .filter((a) => a.orgId === orgId)
+    .filter((a) => findBuiltinRole(a.roleId)?.assignableToServiceAccounts !== false)
+    .map((a) => ({ role: a.roleId, scope: { type: a.scopeType, id: a.scopeId } }));
 }
 
 /**
@@ -194,6 +214,7 @@ export interface PatchAccountInput extends Validity {
   externalId?: string | null | undefined;
   status?: "active" | "disabled" | undefined;
   allowedScopes?: string[] | undefined;
+  allowedCidrs?: string[] | undefined;
 }
 
 /** Every edit goes through the account's Durable Object: status, validity and groups are in its KV records. */
@@ -206,6 +227,7 @@ export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: strin
   if (input.description !== undefined) patch.description = input.description;
   if (input.groups !== undefined) patch.groups = [...new Set(input.groups)];
   if (input.allowedScopes !== undefined) patch.allowedScopes = [...new Set(input.allowedScopes)];
+  if (input.allowedCidrs !== undefined) patch.allowedCidrs = [...new Set(input.allowedCidrs)];
   if (input.externalId !== undefined) patch.externalId = input.externalId;
   if (input.status !== undefined) patch.status = input.status;
   if (expiresAt !== undefined) patch.expiresAt = expiresAt;

@@ -3,7 +3,8 @@ import { ApiError } from "../errors.ts";
 import { hashToken, isWellFormedAccessToken, TOKEN_PREFIX } from "./access-token.ts";
 import type { Ctx } from "./context.ts";
 import { verifyJwt } from "./jwt.ts";
-import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
+import { accountDeadReason, accountKey, credentialExpiry, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
+import { networkAllowed } from "./network.ts";
 import type { Principal } from "./principal.ts";
 
 const unauthenticated = (detail: string) =>
@@ -43,24 +44,27 @@ export async function authenticate(ctx: Ctx, header: string | undefined): Promis
   const now = ctx.now();
   if (credential.startsWith(TOKEN_PREFIX)) {
     const record = await verifyAccessToken(ctx.env, credential, now);
-    if (record) {
+    if (record && networkAllowed(ctx, record.account)) {
       return {
         accountId: record.account.accountId,
         orgId: record.account.orgId,
         platformPermissions: record.account.platformPermissions,
         credential: { type: "access_token", tokenId: record.tokenId },
+        expiresAt: credentialExpiry(record),
       };
     }
   } else {
     const jwt = await verifyJwt(ctx, credential, ctx.config.ISSUER);
     const account = jwt ? await liveAccountRecord(ctx.env, jwt.sub, now) : null;
-    if (jwt && account) {
+    if (jwt && account && networkAllowed(ctx, account.account)) {
       return {
         accountId: jwt.sub,
         orgId: account.account.orgId,
         platformPermissions: account.account.platformPermissions,
         credential: { type: "jwt", jti: jwt.jti },
         scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
+        orgLimit: jwt.org_id,
+        expiresAt: jwt.exp * 1000,
       };
     }
   }

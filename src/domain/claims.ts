@@ -1,35 +1,46 @@
 import { eq } from "drizzle-orm";
-import { publicKeys, roleAssignments, serviceAccounts, type PublicKey, type RoleAssignment, type ServiceAccount } from "../db/schema.ts";
+import { publicKeys, roleAssignments, roles, serviceAccounts, type PublicKey, type RoleAssignment, type ServiceAccount } from "../db/schema.ts";
 import type { Ctx } from "./context.ts";
 import type { AccountClaims, AccountRecord } from "./kv-records.ts";
-import { findBuiltinRole, OPERATIONS } from "./permissions.ts";
+import { findBuiltinRole, OPERATIONS, roleOperations } from "./permissions.ts";
 
 export interface AccountState {
   account: ServiceAccount;
   assignments: RoleAssignment[];
+  /** Operations and names of the custom roles among the assignments. */
+  customRoles: Map<string, { name: string; operations: string[] }>;
   keys: PublicKey[];
 }
 
 /** Everything the KV records of an account are computed from, read from D1. */
 export async function loadAccountState(ctx: Ctx, accountId: string): Promise<AccountState | null> {
-  const [account, assignments, keys] = await Promise.all([
+  const [account, assignments, custom, keys] = await Promise.all([
     ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.id, accountId)).get(),
     ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId)),
+    ctx.db
+      .select({ id: roles.id, name: roles.name, operations: roles.operations })
+      .from(roles)
+      .innerJoin(roleAssignments, eq(roleAssignments.roleId, roles.id))
+      .where(eq(roleAssignments.accountId, accountId)),
     ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, accountId)),
   ]);
-  return account ? { account, assignments, keys } : null;
+  return account ? { account, assignments, customRoles: new Map(custom.map((r) => [r.id, r])), keys } : null;
 }
 
-/** The claims of an account: roles held in its home org and every scope it may request. */
-export function claimsOf(state: AccountState): AccountClaims {
-  const { account, assignments } = state;
+/**
+ * The claims of an account in an org (its home org by default): the roles it holds there and every
+ * scope it may request there.
+ */
+export function claimsOf(state: AccountState, orgId: string | null = state.account.orgId): AccountClaims {
+  const { account, assignments, customRoles } = state;
   const platform = account.platformPermissions ?? [];
-  const homeAssignments = assignments.filter((a) => a.orgId === account.orgId);
-  const roles = [...new Set(homeAssignments.map((a) => findBuiltinRole(a.roleId)?.name ?? a.roleId))];
-  const scopes = new Set<string>(account.allowedScopes ?? []);
+  const here = assignments.filter((a) => a.orgId === orgId);
+  const roleNames = [...new Set(here.map((a) => findBuiltinRole(a.roleId)?.name ?? customRoles.get(a.roleId)?.name ?? a.roleId))];
+  // Allowed (custom) scopes belong to the account's home org; elsewhere only the roles held there count.
+  const scopes = new Set<string>(orgId === account.orgId ? (account.allowedScopes ?? []) : []);
   if (platform.includes("platform.root")) Object.keys(OPERATIONS).forEach((op) => scopes.add(op));
   platform.forEach((op) => scopes.add(op));
-  for (const a of homeAssignments) findBuiltinRole(a.roleId)?.operations.forEach((op) => scopes.add(op));
+  for (const a of here) roleOperations(a.roleId, customRoles.get(a.roleId)?.operations).forEach((op) => scopes.add(op));
   return {
     accountId: account.id,
     orgId: account.orgId,
@@ -37,8 +48,9 @@ export function claimsOf(state: AccountState): AccountClaims {
     expiresAt: account.expiresAt,
     platformPermissions: platform,
     groups: account.groups,
-    roles,
+    roles: roleNames,
     scopes: [...scopes].sort(),
+    allowedCidrs: account.allowedCidrs ?? [],
     tokenEndpointAuthMethod: account.tokenEndpointAuthMethod,
   };
 }

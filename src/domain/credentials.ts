@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { accessTokens, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../db/schema.ts";
+import { accessTokens, invitations, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../db/schema.ts";
 import type { ErrorCode } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { generateAccessToken, hashToken, tokenHint } from "./access-token.ts";
@@ -215,7 +215,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs">
 >;
 
 /**
@@ -230,7 +230,8 @@ export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: Acco
   const next: ServiceAccount = { ...account, ...patch, updatedAt: now };
   const restricts =
     (next.status === "disabled" && account.status !== "disabled") ||
-    (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt));
+    (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt)) ||
+    patch.allowedCidrs !== undefined;
   const kvOps = await recordOps(ctx, { ...state, account: next });
   const statusChanged = patch.status !== undefined && patch.status !== account.status;
   const action = statusChanged ? (patch.status === "disabled" ? "service_account.disabled" : "service_account.enabled") : "service_account.updated";
@@ -310,6 +311,7 @@ export async function planDeleteAccount(ctx: Ctx, accountId: string): Promise<Ou
       statement(ctx.db.delete(accessTokens).where(eq(accessTokens.accountId, accountId))),
       statement(ctx.db.delete(publicKeys).where(eq(publicKeys.accountId, accountId))),
       statement(ctx.db.delete(roleAssignments).where(eq(roleAssignments.accountId, accountId))),
+      statement(ctx.db.delete(invitations).where(eq(invitations.accountId, accountId))),
       statement(ctx.db.delete(serviceAccounts).where(eq(serviceAccounts.id, accountId))),
       audited(ctx, {
         action: "service_account.deleted",

@@ -1,7 +1,9 @@
 import { ApiError } from "../errors.ts";
 import { verifyAccessToken } from "./authn.ts";
 import type { Ctx } from "./context.ts";
+import { claimsFor } from "./authorize.ts";
 import { mintJwt } from "./jwt.ts";
+import { networkAllowed } from "./network.ts";
 import { credentialExpiry, type AccountClaims } from "./kv-records.ts";
 
 /**
@@ -63,10 +65,14 @@ export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: { sco
 const unauthenticated = () => new ApiError("unauthenticated", "The access token is invalid, expired or revoked", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
 
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT (the Witboost semantics). */
-export async function exchangeAccessToken(ctx: Ctx, input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined }): Promise<IssuedJwt> {
+export async function exchangeAccessToken(
+  ctx: Ctx,
+  input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
+): Promise<IssuedJwt> {
   const record = await verifyAccessToken(ctx.env, input.accessToken, ctx.now());
-  if (!record) throw unauthenticated();
+  if (!record || !networkAllowed(ctx, record.account)) throw unauthenticated();
   const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
-  const scope = grantScope(input.scope, record.account.scopes);
-  return issueJwtFor(ctx, record.account, { scope, audience: ctx.config.ISSUER, ttlSeconds });
+  const account = await claimsFor(ctx, record.account, input.org);
+  const scope = grantScope(input.scope, account.scopes);
+  return issueJwtFor(ctx, account, { scope, audience: ctx.config.ISSUER, ttlSeconds });
 }

@@ -23,7 +23,8 @@ const verifyKeys = new Map<string, Promise<CryptoKey>>();
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
 export function keyPolicy(ctx: Pick<Ctx, "config">) {
-  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: ctx.config.MAX_JWT_TTL_SECONDS * 1000 + RETENTION_SLACK_MS };
+  const longest = Math.max(ctx.config.MAX_JWT_TTL_SECONDS, ctx.config.AUTHORIZE_JWT_TTL_SECONDS);
+  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: longest * 1000 + RETENTION_SLACK_MS };
 }
 
 /** Replaces the isolate's keyset (after a rotation through this isolate it applies at once). */

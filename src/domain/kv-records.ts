@@ -22,6 +22,8 @@ export interface AccountClaims {
   roles: string[];
   /** Every scope the account may request: its operations plus its allowed scopes. */
   scopes: string[];
+  /** Networks (CIDRs) the credentials may be used from; empty for anywhere. */
+  allowedCidrs: string[];
   /** The only OAuth client authentication a platform client may use; null allows any. */
   tokenEndpointAuthMethod: string | null;
 }

@@ -16,7 +16,7 @@ export const DEFAULT_POLICY: OrgPolicy = {
 };
 
 /** Finds an org by id or slug, without revealing anything: callers authorize before using it. */
-async function findOrg(ctx: Ctx, ref: string): Promise<Org | undefined> {
+export async function findOrg(ctx: Ctx, ref: string): Promise<Org | undefined> {
   return ctx.db.select().from(orgs).where(or(eq(orgs.id, ref), eq(orgs.slug, ref.toLowerCase()))).get();
 }
 

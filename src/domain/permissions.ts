@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { roleAssignments, type ScopeType } from "../db/schema.ts";
+import { roleAssignments, roles, type ScopeType } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import type { Ctx } from "./context.ts";
 import type { Principal } from "./principal.ts";
@@ -12,7 +12,8 @@ export const OPERATIONS = {
   "service-accounts.read": "List and read service accounts, their tokens (hints only), keys and roles",
   "service-accounts.edit": "Create, edit, disable and delete service accounts",
   "service-accounts.access-tokens.edit": "Issue, revoke and regenerate access tokens",
-  "roles.edit": "Assign and unassign roles",
+  "roles.edit": "Create, edit and delete custom roles; assign and unassign roles",
+  "invitations.edit": "Invite service accounts of other orgs; answer invitations for the org's own accounts",
   "audit.read": "Read the org's audit log",
 } as const;
 
@@ -79,6 +80,13 @@ interface Grant {
   roleId: string;
   scopeType: ScopeType;
   scopeId: string;
+  /** The operations of a custom role (null for a built-in one). */
+  custom: string[] | null;
+}
+
+/** The operations of a role: built-in from code, custom from its row. */
+export function roleOperations(roleId: string, custom: string[] | null | undefined): Operation[] {
+  return (findBuiltinRole(roleId)?.operations ?? custom ?? []).filter((op): op is Operation => op in OPERATIONS);
 }
 
 const grantCache = new WeakMap<Principal, Map<string, Promise<Grant[]>>>();
@@ -90,8 +98,9 @@ function grantsIn(ctx: Ctx, principal: Principal, orgId: string): Promise<Grant[
   let grants = byOrg.get(orgId);
   if (!grants) {
     grants = ctx.db
-      .select({ roleId: roleAssignments.roleId, scopeType: roleAssignments.scopeType, scopeId: roleAssignments.scopeId })
+      .select({ roleId: roleAssignments.roleId, scopeType: roleAssignments.scopeType, scopeId: roleAssignments.scopeId, custom: roles.operations })
       .from(roleAssignments)
+      .leftJoin(roles, eq(roles.id, roleAssignments.roleId))
       .where(and(eq(roleAssignments.accountId, principal.accountId), eq(roleAssignments.orgId, orgId)));
     byOrg.set(orgId, grants);
   }
@@ -125,6 +134,8 @@ export async function effectiveOperations(ctx: Ctx, principal: Principal, scope:
 }
 
 async function heldOperations(ctx: Ctx, principal: Principal, scope: Scope): Promise<Set<Operation> | null> {
+  // A JWT issued for one org is worth nothing in any other.
+  if (principal.orgLimit && principal.orgLimit !== scope.orgId) return null;
   if (isPlatformRoot(principal)) return new Set(Object.keys(OPERATIONS) as Operation[]);
   const grants = await grantsIn(ctx, principal, scope.orgId);
   const platformOps = principal.platformPermissions as Operation[];
@@ -132,7 +143,7 @@ async function heldOperations(ctx: Ctx, principal: Principal, scope: Scope): Pro
   const ops = new Set<Operation>(platformOps);
   for (const grant of grants) {
     if (!applies(grant, scope)) continue;
-    for (const op of findBuiltinRole(grant.roleId)?.operations ?? []) ops.add(op);
+    for (const op of roleOperations(grant.roleId, grant.custom)) ops.add(op);
   }
   return ops;
 }

@@ -36,6 +36,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     description: input.description ?? null,
     groups: [],
     allowedScopes: [],
+    allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
     externalId: null,
     status: "active",

@@ -7,4 +7,8 @@ export interface Principal {
   credential: { type: "access_token"; tokenId: string } | { type: "jwt"; jti: string };
   /** A JWT's scope: its operations are the most the principal can do, whatever its roles. */
   scopeLimit?: string[] | undefined;
+  /** When the credential stops being valid (epoch ms), null for never. */
+  expiresAt?: number | null | undefined;
+  /** A JWT's `org_id`: the only org the principal may act in with it. */
+  orgLimit?: string | undefined;
 }

@@ -1,9 +1,10 @@
-import { and, eq, or } from "drizzle-orm";
+import { and, eq, inArray, or } from "drizzle-orm";
 import { environments, projects, roleAssignments, type Environment, type Project } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
+import { accountObject, unwrap } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
@@ -59,10 +60,20 @@ export async function listProjects(ctx: Ctx, principal: Principal, orgRef: strin
   return toPage(rows, page.limit, (r) => r);
 }
 
+/** Accounts holding a role at any of these scopes (their KV claims change when the scopes go). */
+async function holdersAt(ctx: Ctx, scopeIds: string[]): Promise<string[]> {
+  if (scopeIds.length === 0) return [];
+  const rows = await ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(inArray(roleAssignments.scopeId, scopeIds));
+  return rows.map((r) => r.id);
+}
+
+const syncAll = (ctx: Ctx, accountIds: string[]) => Promise.all(accountIds.map(async (id) => unwrap(await accountObject(ctx, id).sync(id))));
+
 /** Deleting a project removes its environments and every role assignment scoped to either. */
 export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<void> {
   const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
   const envs = await ctx.db.select({ id: environments.id }).from(environments).where(eq(environments.projectId, project.id));
+  const holders = await holdersAt(ctx, [project.id, ...envs.map((e) => e.id)]);
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "project"), eq(roleAssignments.scopeId, project.id))),
     ...envs.map((e) => ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, e.id)))),
@@ -70,6 +81,7 @@ export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: stri
     ctx.db.delete(projects).where(eq(projects.id, project.id)),
     auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
   ]);
+  await syncAll(ctx, holders);
 }
 
 export async function environmentFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string, operation: Operation) {
@@ -115,9 +127,11 @@ export async function listEnvironments(ctx: Ctx, principal: Principal, orgRef: s
 
 export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string): Promise<void> {
   const env = await environmentFor(ctx, principal, orgRef, projectRef, envRef, "orgs.admin");
+  const holders = await holdersAt(ctx, [env.id]);
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, env.id))),
     ctx.db.delete(environments).where(eq(environments.id, env.id)),
     auditInsert(ctx, { action: "environment.deleted", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug } }),
   ]);
+  await syncAll(ctx, holders);
 }

@@ -1,12 +1,13 @@
 import { and, eq } from "drizzle-orm";
-import { environments, projects, roleAssignments, type Org, type RoleAssignment, type ScopeType } from "../db/schema.ts";
+import { environments, projects, roleAssignments, roles, type Org, type RoleAssignment, type ScopeType } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
-import { effectiveOperations, findBuiltinRole, type Scope } from "./permissions.ts";
+import { effectiveOperations, type Scope } from "./permissions.ts";
+import { findRole, rolesById } from "./roles.ts";
 import type { Principal } from "./principal.ts";
 
 export interface AssignmentInput {
@@ -37,7 +38,7 @@ export async function planAssignments(ctx: Ctx, principal: Principal, org: Org, 
   const rows: RoleAssignment[] = [];
   const seen = new Set<string>();
   for (const input of inputs) {
-    const role = findBuiltinRole(input.role);
+    const role = await findRole(ctx, org.id, input.role);
     if (!role) throw new ApiError("validation_failed", `Unknown role '${input.role}'`, { errors: [{ path: "body.role", message: "Unknown role" }] });
     if (!role.assignableToServiceAccounts) {
       throw new ApiError("role_not_assignable", `The role ${role.name} can never be held by a service account`);
@@ -74,9 +75,10 @@ async function scopeOf(ctx: Ctx, row: RoleAssignment): Promise<Scope> {
 export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string): Promise<void> {
   if (principal.accountId === accountId) return;
   const rows = await ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId));
+  const defs = await rolesById(ctx, rows.map((r) => r.roleId));
   const missing = new Set<string>();
   for (const row of rows) {
-    const role = findBuiltinRole(row.roleId);
+    const role = defs.get(row.roleId);
     if (!role) continue;
     for (const op of await missingOperations(ctx, principal, role.operations, await scopeOf(ctx, row))) missing.add(op);
   }
@@ -116,8 +118,15 @@ async function syncAccount(ctx: Ctx, accountId: string) {
   unwrap(await accountObject(ctx, accountId).sync(accountId));
 }
 
-export async function listAssignments(ctx: Ctx, accountId: string): Promise<RoleAssignment[]> {
-  return ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId)).orderBy(roleAssignments.createdAt);
+/** An account's assignments, with the names of custom roles. */
+export async function listAssignments(ctx: Ctx, accountId: string): Promise<(RoleAssignment & { roleName: string | null })[]> {
+  const rows = await ctx.db
+    .select({ assignment: roleAssignments, roleName: roles.name })
+    .from(roleAssignments)
+    .leftJoin(roles, eq(roles.id, roleAssignments.roleId))
+    .where(eq(roleAssignments.accountId, accountId))
+    .orderBy(roleAssignments.createdAt);
+  return rows.map((r) => ({ ...r.assignment, roleName: r.roleName }));
 }
 
 export async function unassign(ctx: Ctx, principal: Principal, org: Org, accountId: string, assignmentId: string): Promise<void> {
@@ -138,4 +147,20 @@ export async function unassign(ctx: Ctx, principal: Principal, org: Org, account
     }),
   ]);
   await syncAccount(ctx, accountId);
+}
+
+/** `org`, a project id or an environment id, as a scope input. */
+export function scopeRef(ref: string | undefined, orgId: string): AssignmentInput["scope"] {
+  if (!ref || ref === "org" || ref === orgId) return undefined;
+  if (ref.startsWith("prj_")) return { type: "project", id: ref };
+  if (ref.startsWith("env_")) return { type: "environment", id: ref };
+  throw new ApiError("validation_failed", "scope is org, a project id (prj_…) or an environment id (env_…)", { errors: [{ path: "query.scope", message: "Unknown scope" }] });
+}
+
+/** The operations an account holds at a scope (inherited from above included). */
+export async function operationsAt(ctx: Ctx, org: Org, account: { id: string; orgId: string | null; platformPermissions: string[] | null }, ref: string | undefined) {
+  const { scope, type, id } = await resolveScope(ctx, org, scopeRef(ref, org.id));
+  const subject: Principal = { accountId: account.id, orgId: account.orgId, platformPermissions: account.platformPermissions ?? [], credential: { type: "jwt", jti: "" } };
+  const ops = (await effectiveOperations(ctx, subject, scope)) ?? new Set();
+  return { scope: { type, id }, operations: [...ops].sort() };
 }

@@ -3,6 +3,7 @@ import type { TokenEndpointAuthMethod } from "../db/schema.ts";
 import { accountObject } from "../domain/account-do.ts";
 import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
 import type { Ctx } from "../domain/context.ts";
+import { networkAllowed } from "../domain/network.ts";
 import { credentialExpiry, type AccountClaims, type AccountKey } from "../domain/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
 
@@ -62,7 +63,7 @@ function parseBasic(header: string): { id: string; secret: string } | null {
 
 async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
   const record = await verifyAccessToken(ctx.env, secret, ctx.now());
-  if (!record || record.account.accountId !== id) throw invalidClient("Client authentication failed", usedBasic);
+  if (!record || record.account.accountId !== id || !networkAllowed(ctx, record.account)) throw invalidClient("Client authentication failed", usedBasic);
   return { clientId: id, account: record.account, method, expiresAt: credentialExpiry(record) };
 }
 
@@ -82,7 +83,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Pro
   const clientId = typeof claims.sub === "string" ? claims.sub : "";
   if (form.client_id !== undefined && form.client_id !== clientId) throw fail("client_id does not match the assertion's subject");
   const record = await liveAccountRecord(ctx.env, clientId, ctx.now());
-  if (!record) throw fail("unknown or inactive client");
+  if (!record || !networkAllowed(ctx, record.account)) throw fail("unknown or inactive client");
   const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
   const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid));
   for (const key of keys) {

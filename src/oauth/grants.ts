@@ -1,7 +1,9 @@
 import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
+import { claimsFor } from "../domain/authorize.ts";
 import type { Ctx } from "../domain/context.ts";
 import { grantScope, issueJwtFor, remainingSeconds, resolveAudience, type IssuedJwt } from "../domain/exchange.ts";
 import { verifyJwt } from "../domain/jwt.ts";
+import { networkAllowed } from "../domain/network.ts";
 import { credentialExpiry, type AccountClaims } from "../domain/kv-records.ts";
 import type { AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError } from "./errors.ts";
@@ -17,10 +19,13 @@ function boundedTtl(ctx: Ctx, expiresAt: number | null): number {
   return ttl;
 }
 
-/** client_credentials: the authenticated client gets a JWT for itself. */
-export function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[]): Promise<IssuedJwt> {
-  return issueJwtFor(ctx, client.account, {
-    scope: grantScope(scope, client.account.scopes),
+/** client_credentials: the authenticated client gets a JWT for itself (in its own org, or one named by `org`). */
+export async function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[], org?: string): Promise<IssuedJwt> {
+  const account = await claimsFor(ctx, client.account, org).catch((err) => {
+    throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
+  });
+  return issueJwtFor(ctx, account, {
+    scope: grantScope(scope, account.scopes),
     audience: resolveAudience(ctx, audiences),
     ttlSeconds: boundedTtl(ctx, client.expiresAt),
   });
@@ -47,7 +52,9 @@ export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: str
   let account: AccountClaims;
   let allowed: string[];
   let expiresAt: number | null;
-  const record = subject.startsWith("sat_") ? await verifyAccessToken(ctx.env, subject, ctx.now()) : null;
+  const found = subject.startsWith("sat_") ? await verifyAccessToken(ctx.env, subject, ctx.now()) : null;
+  const record = found && networkAllowed(ctx, found.account) ? found : null;
+  if (found && !record) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
   if (record) {
     ({ account } = record);
     allowed = account.scopes;
@@ -56,7 +63,7 @@ export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: str
     // Only JWTs addressed to Keyward itself: one minted for a downstream audience must not be widened back.
     const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, ctx.config.ISSUER);
     const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
-    if (!jwt || !live) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
+    if (!jwt || !live || !networkAllowed(ctx, live.account)) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
     account = live.account;
     allowed = (jwt.scope ?? "").split(" ").filter(Boolean);
     expiresAt = jwt.exp * 1000;

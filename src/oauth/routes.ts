@@ -27,6 +27,7 @@ const tokenForm = z.object({
   subject_token: param,
   subject_token_type: param,
   requested_token_type: param,
+  org: param,
   ...clientFields,
 });
 const tokenQueryForm = z.object({ token: param, token_type_hint: param, ...clientFields });
@@ -67,7 +68,7 @@ const token = new Hono<AppEnv>().post("/", requireForm, form(tokenForm), async (
   const audiences = [...asList(body.resource), ...asList(body.audience)];
   let issued;
   if (body.grant_type === "client_credentials") {
-    issued = await clientCredentials(ctx, await authenticated(c, body), body.scope, audiences);
+    issued = await clientCredentials(ctx, await authenticated(c, body), body.scope, audiences, body.org);
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
     issued = await tokenExchange(ctx, body, audiences);
   } else if (body.grant_type === undefined) {

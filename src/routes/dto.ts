@@ -46,6 +46,7 @@ export const accountSchema = z
     description: z.string().nullable(),
     groups: z.array(z.string()),
     allowedScopes: z.array(z.string()),
+    allowedCidrs: z.array(z.string()),
     externalId: z.string().nullable(),
     status: z.enum(["active", "disabled", "expired"]),
     expiresAt: timestamp.nullable(),
@@ -65,6 +66,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   description: a.description,
   groups: a.groups,
   allowedScopes: a.allowedScopes,
+  allowedCidrs: a.allowedCidrs,
   externalId: a.externalId,
   status: accountStatus(a, now),
   expiresAt: iso(a.expiresAt),
@@ -128,11 +130,11 @@ export const assignmentSchema = z
     createdBy: z.string(),
   })
   .openapi("RoleAssignment");
-export const toAssignmentDto = (r: RoleAssignment) => ({
+export const toAssignmentDto = (r: RoleAssignment & { roleName?: string | null }) => ({
   id: r.id,
   accountId: r.accountId,
   roleId: r.roleId,
-  role: findBuiltinRole(r.roleId)?.name ?? r.roleId,
+  role: findBuiltinRole(r.roleId)?.name ?? r.roleName ?? r.roleId,
   scope: { type: r.scopeType, id: r.scopeId },
   createdAt: iso(r.createdAt)!,
   createdBy: r.createdBy,

@@ -7,6 +7,7 @@ export const exchangeBody = z
     access_token: z.string().min(1).max(256).openapi({ example: "sat_<your access token>" }),
     duration_seconds: z.number().int().min(1).optional().openapi({ description: "JWT lifetime; default DEFAULT_JWT_TTL_SECONDS (300). Over the token's remaining lifetime or MAX_JWT_TTL_SECONDS: 400" }),
     scope: z.string().max(2048).optional().openapi({ description: "Space-separated scopes, within what the account may request", example: "service-accounts.read" }),
+    org: z.string().min(1).max(100).optional().openapi({ description: "Another org where the account holds an accepted role (default: its own)" }),
   })
   .strict()
   .openapi("AccessTokenExchange");
@@ -19,11 +20,11 @@ export const exchangeRoutes = router().openapi(
     tags: ["JWT"],
     summary: "Exchange an access token for a short-lived JWT",
     request: jsonBody(exchangeBody),
-    responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 415) },
+    responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 403, 415) },
   }),
   async (c) => {
     const body = c.req.valid("json");
-    const { jwt } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope });
+    const { jwt } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
     c.header("cache-control", "no-store");
     return c.json({ jwt }, 200);
   },

@@ -1,13 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
-import { assign, listAssignments, unassign } from "../domain/role-assignments.ts";
+import { assign, listAssignments, operationsAt, unassign } from "../domain/role-assignments.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../domain/provision.ts";
+import { parseCidr } from "../lib/cidr.ts";
 import { publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
 
 const groups = z.array(displayText(64)).max(50);
+const cidrs = z
+  .array(z.string().max(64).refine((c) => parseCidr(c) !== null, "Not a CIDR block (e.g. 10.0.0.0/8 or 2001:db8::/32)"))
+  .max(50)
+  .openapi({ description: "Networks the credentials may be used from (checked against CF-Connecting-IP); empty for anywhere", example: ["10.0.0.0/8", "2001:db8::/32"] });
 const externalId = displayText(256);
 const validity = {
   daysValid: z.number().int().min(1).max(MAX_VALIDITY_DAYS).optional().openapi({ description: "Days the account stays valid (1..730)" }),
@@ -30,6 +35,8 @@ export const createAccountBody = z
     externalId: externalId.optional(),
     ...validity,
     roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
+    permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
+    allowedCidrs: cidrs.optional(),
     allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional().openapi({ description: "Extra scopes its JWTs may carry (RFC 6749 scope tokens)" }),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
@@ -45,6 +52,7 @@ export const patchAccountBody = z
     groups: groups.optional(),
     externalId: externalId.nullable().optional(),
     status: z.enum(["active", "disabled"]).optional(),
+    allowedCidrs: cidrs.optional(),
     allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
@@ -62,6 +70,9 @@ const listQuery = pageQuery.extend({
 const orgParam = z.object({ org: z.string().max(100) });
 export const saParam = orgParam.extend({ sa: z.string().max(100) });
 const raParam = saParam.extend({ ra: z.string().max(100) });
+const effectiveSchema = z
+  .object({ scope: z.object({ type: z.enum(["org", "project", "environment"]), id: z.string() }), operations: z.array(z.string()) })
+  .openapi("EffectivePermissions");
 const createdSchema = accountSchema.extend({ token: issuedTokenSchema.optional() }).openapi("CreatedServiceAccount");
 const tags = ["Service accounts"];
 
@@ -118,6 +129,23 @@ export const serviceAccountRoutes = router()
       const ctx = ctxOf(c);
       const found = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
       return c.json({ items: (await listAssignments(ctx, found.account.id)).map(toAssignmentDto), nextCursor: null }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{org}/service-accounts/{sa}/permissions",
+      tags: ["Roles"],
+      summary: "The operations an account holds at a scope (inherited ones included)",
+      ...needs("service-accounts.read"),
+      request: { params: saParam, query: z.object({ scope: z.string().max(100).optional().openapi({ description: "org (default), a project id or an environment id" }) }) },
+      responses: { 200: jsonResponse("Effective operations", effectiveSchema), ...errors(400, 401, 403, 404) },
+    }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      const ctx = ctxOf(c);
+      const found = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
+      return c.json(await operationsAt(ctx, found.org, found.account, c.req.valid("query").scope), 200);
     },
   )
   .openapi(

@@ -214,6 +214,7 @@ describe("deadReason", () => {
     orgId: "org_test",
     status: "active",
     tokenEndpointAuthMethod: null,
+    allowedCidrs: [],
     expiresAt: null,
     platformPermissions: [],
     groups: [],

@@ -1,0 +1,45 @@
+import { ApiError } from "../errors.ts";
+import { accountDeadReason, type AccountClaims } from "./kv-records.ts";
+import { claimsOf, loadAccountState } from "./claims.ts";
+import type { Ctx } from "./context.ts";
+import { remainingSeconds } from "./exchange.ts";
+import { mintJwt } from "./jwt.ts";
+import { findOrg } from "./orgs.ts";
+import type { Principal } from "./principal.ts";
+
+const noRole = () => new ApiError("permission_denied", "The account holds no accepted role in that org", { missing: ["a role in the org"] });
+
+/**
+ * The account's claims in another org (where an accepted invitation gave it a role), read from D1:
+ * its roles there and the operations it may request there. 403 where it holds nothing.
+ */
+export async function claimsInOrg(ctx: Ctx, accountId: string, orgRef: string): Promise<AccountClaims> {
+  const org = await findOrg(ctx, orgRef);
+  const state = await loadAccountState(ctx, accountId);
+  if (!org || !state || !state.assignments.some((a) => a.orgId === org.id)) throw noRole();
+  const claims = claimsOf(state, org.id);
+  if (accountDeadReason(claims, ctx.now()) !== null) throw noRole();
+  return { ...claims, orgId: org.id };
+}
+
+/** The claims to put in a JWT for `orgRef` (the account's own, unless another org is named). */
+export async function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): Promise<AccountClaims> {
+  if (!orgRef || orgRef === account.orgId) return account;
+  const org = await findOrg(ctx, orgRef);
+  if (org && org.id === account.orgId) return account;
+  return claimsInOrg(ctx, account.accountId, orgRef);
+}
+
+/** `POST /api/v1/auth/authorize`: a JWT for another org, valid a day by default, never past the caller's credential. */
+export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: string) {
+  if (principal.orgLimit) {
+    const target = await findOrg(ctx, orgRef);
+    if (target?.id !== principal.orgLimit) throw noRole();
+  }
+  const claims = await claimsInOrg(ctx, principal.accountId, orgRef);
+  const scope = principal.scopeLimit ? claims.scopes.filter((s) => principal.scopeLimit!.includes(s)) : claims.scopes;
+  const ttlSeconds = Math.min(ctx.config.AUTHORIZE_JWT_TTL_SECONDS, remainingSeconds(principal.expiresAt ?? null, ctx.now()));
+  if (ttlSeconds < 1) throw new ApiError("unauthenticated", "The credential has expired");
+  const { jwt, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds });
+  return { jwt, orgId: claims.orgId!, expiresAt: exp * 1000, scope };
+}

@@ -1,0 +1,110 @@
+import { and, eq } from "drizzle-orm";
+import { invitations, roleAssignments, serviceAccounts, type Invitation, type InvitationState } from "../db/schema.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { newId } from "../lib/ids.ts";
+import { accountObject, unwrap } from "./account-do.ts";
+import { accountFor } from "./accounts.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import { orgFor } from "./orgs.ts";
+import type { Principal } from "./principal.ts";
+import { planAssignments, type AssignmentInput } from "./role-assignments.ts";
+
+/**
+ * Cross-org service accounts (the Webscale semantics): an org invites a service account of another
+ * org, by its email, to a role at a scope; the account's home-org admins accept or decline on its
+ * behalf; only an accepted invitation grants anything, as a role assignment in the inviting org.
+ */
+
+export interface InviteInput extends AssignmentInput {
+  email: string;
+}
+
+const sync = async (ctx: Ctx, accountId: string) => unwrap(await accountObject(ctx, accountId).sync(accountId));
+
+export async function invite(ctx: Ctx, principal: Principal, orgRef: string, input: InviteInput): Promise<Invitation> {
+  const org = await orgFor(ctx, principal, orgRef, "invitations.edit");
+  const account = await ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.email, input.email.toLowerCase())).get();
+  if (!account || account.orgId === null) throw notFound("Service account with that email");
+  if (account.orgId === org.id) throw new ApiError("bad_request", "The account belongs to this org; assign it a role instead");
+  // Validates the role, the scope and that the inviter holds every operation it grants.
+  const [planned] = await planAssignments(ctx, principal, org, account.id, [input]);
+  const pending = await ctx.db
+    .select({ id: invitations.id })
+    .from(invitations)
+    .where(and(eq(invitations.orgId, org.id), eq(invitations.accountId, account.id), eq(invitations.roleId, planned!.roleId), eq(invitations.scopeId, planned!.scopeId), eq(invitations.state, "pending")))
+    .get();
+  if (pending) throw new ApiError("conflict", "The same invitation is already pending");
+  const row: Invitation = {
+    id: newId("invitation"),
+    orgId: org.id,
+    accountId: account.id,
+    accountOrgId: account.orgId,
+    roleId: planned!.roleId,
+    scopeType: planned!.scopeType,
+    scopeId: planned!.scopeId,
+    state: "pending",
+    assignmentId: null,
+    createdAt: ctx.now(),
+    createdBy: principal.accountId,
+    respondedAt: null,
+    respondedBy: null,
+  };
+  await ctx.db.batch([
+    ctx.db.insert(invitations).values(row),
+    auditInsert(ctx, { action: "invitation.created", orgId: org.id, targetType: "invitation", targetId: row.id, details: { accountId: account.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId } }),
+  ]);
+  return row;
+}
+
+const stateFilter = (state: InvitationState | undefined) => (state ? eq(invitations.state, state) : undefined);
+
+export async function listOrgInvitations(ctx: Ctx, principal: Principal, orgRef: string, state?: InvitationState) {
+  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
+  return ctx.db.select().from(invitations).where(and(eq(invitations.orgId, org.id), stateFilter(state))).orderBy(invitations.createdAt);
+}
+
+/** The inviting org withdraws an invitation; an accepted one loses the role it granted. */
+export async function cancelInvitation(ctx: Ctx, principal: Principal, orgRef: string, invitationId: string): Promise<Invitation> {
+  const org = await orgFor(ctx, principal, orgRef, "invitations.edit");
+  const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.orgId, org.id))).get();
+  if (!inv) throw notFound("Invitation");
+  if (inv.state === "declined" || inv.state === "cancelled") return inv;
+  const set = { state: "cancelled" as const, respondedAt: ctx.now(), respondedBy: principal.accountId };
+  await ctx.db.batch([
+    ctx.db.update(invitations).set(set).where(eq(invitations.id, inv.id)),
+    ctx.db.delete(roleAssignments).where(eq(roleAssignments.id, inv.assignmentId ?? "")),
+    auditInsert(ctx, { action: "invitation.cancelled", orgId: org.id, targetType: "invitation", targetId: inv.id, details: { accountId: inv.accountId, wasAccepted: inv.state === "accepted" } }),
+  ]);
+  if (inv.state === "accepted") await sync(ctx, inv.accountId);
+  return { ...inv, ...set };
+}
+
+export async function listAccountInvitations(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, state?: InvitationState) {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
+  return ctx.db.select().from(invitations).where(and(eq(invitations.accountId, account.id), stateFilter(state))).orderBy(invitations.createdAt);
+}
+
+/** The account's home org accepts or declines on its behalf; accepting creates the role assignment in the inviting org. */
+export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, invitationId: string, state: "accepted" | "declined"): Promise<Invitation> {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "invitations.edit");
+  const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.accountId, account.id))).get();
+  if (!inv) throw notFound("Invitation");
+  if (inv.state !== "pending") throw new ApiError("conflict", `The invitation is already ${inv.state}`);
+  const now = ctx.now();
+  const assignmentId = state === "accepted" ? newId("roleAssignment") : null;
+  const set = { state, respondedAt: now, respondedBy: principal.accountId, assignmentId };
+  const statements = [
+    // Only a still-pending invitation changes: two concurrent answers cannot both apply.
+    ctx.db.update(invitations).set(set).where(and(eq(invitations.id, inv.id), eq(invitations.state, "pending"))),
+    auditInsert(ctx, { action: `invitation.${state}`, orgId: account.orgId, targetType: "invitation", targetId: inv.id, details: { invitingOrgId: inv.orgId, roleId: inv.roleId } }),
+  ];
+  if (assignmentId) {
+    // The unique (account, role, scope) index makes a concurrent second accept a no-op.
+    const assignment = { id: assignmentId, accountId: inv.accountId, orgId: inv.orgId, roleId: inv.roleId, scopeType: inv.scopeType, scopeId: inv.scopeId, createdAt: now, createdBy: inv.createdBy };
+    statements.push(ctx.db.insert(roleAssignments).values(assignment).onConflictDoNothing() as never);
+  }
+  await ctx.db.batch(statements as [never, ...never[]]);
+  if (assignmentId) await sync(ctx, account.id);
+  return { ...inv, ...set };
+}

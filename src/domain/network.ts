@@ -1,0 +1,27 @@
+import { ipAllowed } from "../lib/cidr.ts";
+import { auditInsert } from "./audit.ts";
+import type { Ctx } from "./context.ts";
+import type { AccountClaims } from "./kv-records.ts";
+
+/**
+ * Network bounds: an account with allowed CIDRs may use its credentials only from inside them
+ * (the client address is CF-Connecting-IP). A use from outside is refused like a bad credential,
+ * and audited off the response path.
+ */
+export function networkAllowed(ctx: Ctx, account: AccountClaims): boolean {
+  const cidrs = account.allowedCidrs ?? [];
+  if (cidrs.length === 0 || ipAllowed(ctx.meta.ip, cidrs)) return true;
+  ctx.waitUntil(
+    auditInsert(ctx, {
+      action: "credential.refused_network",
+      orgId: account.orgId,
+      targetType: "service_account",
+      targetId: account.accountId,
+      details: { ip: ctx.meta.ip },
+    }).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  return false;
+}
