@@ -64,11 +64,13 @@ export async function createOrg(ctx: Ctx, principal: Principal, input: CreateOrg
   return org;
 }
 
-/** Root sees every org; anyone else sees its home org and the orgs where it holds a role. */
+/** Root sees every org; anyone else its home org and the orgs where it holds a role; an org's JWT that org only. */
 export async function listOrgs(ctx: Ctx, principal: Principal, page: PageQuery) {
   const { where, orderBy } = keyset(orgs, page.cursor);
   let visible;
-  if (!isPlatformRoot(principal)) {
+  if (principal.orgLimit) {
+    visible = eq(orgs.id, principal.orgLimit);
+  } else if (!isPlatformRoot(principal)) {
     const assigned = ctx.db.selectDistinct({ orgId: roleAssignments.orgId }).from(roleAssignments).where(eq(roleAssignments.accountId, principal.accountId));
     visible = or(inArray(orgs.id, assigned), principal.orgId ? eq(orgs.id, principal.orgId) : undefined);
   }
