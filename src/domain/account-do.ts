@@ -12,3 +12,11 @@ export function unwrap<T>(outcome: Outcome<T>): T {
   if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
   return outcome.value;
 }
+
+/**
+ * Rewrites the KV records (claims: roles, scopes, groups) of each account from D1, after a change
+ * outside the account's own object altered them (role assignments, roles, scopes, invitations).
+ */
+export async function syncAccounts(ctx: Pick<Ctx, "env">, accountIds: Iterable<string>): Promise<void> {
+  await Promise.all([...new Set(accountIds)].map(async (id) => unwrap(await accountObject(ctx, id).sync(id))));
+}

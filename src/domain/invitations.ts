@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { invitations, roleAssignments, serviceAccounts, type Invitation, type InvitationState } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
-import { accountObject, unwrap } from "./account-do.ts";
+import { syncAccounts } from "./account-do.ts";
 import { accountFor } from "./accounts.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
@@ -20,7 +20,6 @@ export interface InviteInput extends AssignmentInput {
   email: string;
 }
 
-const sync = async (ctx: Ctx, accountId: string) => unwrap(await accountObject(ctx, accountId).sync(accountId));
 
 export async function invite(ctx: Ctx, principal: Principal, orgRef: string, input: InviteInput): Promise<Invitation> {
   const org = await orgFor(ctx, principal, orgRef, "invitations.edit");
@@ -76,7 +75,7 @@ export async function cancelInvitation(ctx: Ctx, principal: Principal, orgRef: s
     ctx.db.delete(roleAssignments).where(eq(roleAssignments.id, inv.assignmentId ?? "")),
     auditInsert(ctx, { action: "invitation.cancelled", orgId: org.id, targetType: "invitation", targetId: inv.id, details: { accountId: inv.accountId, wasAccepted: inv.state === "accepted" } }),
   ]);
-  if (inv.state === "accepted") await sync(ctx, inv.accountId);
+  if (inv.state === "accepted") await syncAccounts(ctx, [inv.accountId]);
   return { ...inv, ...set };
 }
 
@@ -105,6 +104,6 @@ export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: s
     statements.push(ctx.db.insert(roleAssignments).values(assignment).onConflictDoNothing() as never);
   }
   await ctx.db.batch(statements as [never, ...never[]]);
-  if (assignmentId) await sync(ctx, account.id);
+  if (assignmentId) await syncAccounts(ctx, [account.id]);
   return { ...inv, ...set };
 }

@@ -4,7 +4,7 @@ import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
-import { accountObject, unwrap } from "./account-do.ts";
+import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
@@ -67,8 +67,6 @@ async function holdersAt(ctx: Ctx, scopeIds: string[]): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-const syncAll = (ctx: Ctx, accountIds: string[]) => Promise.all(accountIds.map(async (id) => unwrap(await accountObject(ctx, id).sync(id))));
-
 /** Deleting a project removes its environments and every role assignment scoped to either. */
 export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<void> {
   const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
@@ -81,7 +79,7 @@ export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: stri
     ctx.db.delete(projects).where(eq(projects.id, project.id)),
     auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
   ]);
-  await syncAll(ctx, holders);
+  await syncAccounts(ctx, holders);
 }
 
 export async function environmentFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string, operation: Operation) {
@@ -133,5 +131,5 @@ export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: 
     ctx.db.delete(environments).where(eq(environments.id, env.id)),
     auditInsert(ctx, { action: "environment.deleted", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug } }),
   ]);
-  await syncAll(ctx, holders);
+  await syncAccounts(ctx, holders);
 }

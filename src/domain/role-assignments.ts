@@ -3,7 +3,7 @@ import { environments, projects, roleAssignments, roles, type Org, type RoleAssi
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
-import { accountObject, unwrap } from "./account-do.ts";
+import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { effectiveOperations, type Scope } from "./permissions.ts";
@@ -109,14 +109,10 @@ export async function assign(ctx: Ctx, principal: Principal, org: Org, accountId
     if (isUniqueViolation(err, "role_assignments")) throw new ApiError("already_assigned", "The account already holds this role at this scope");
     throw err;
   }
-  await syncAccount(ctx, accountId);
+  await syncAccounts(ctx, [accountId]);
   return rows[0]!;
 }
 
-/** Role changes alter the account's claims (roles, requestable scopes): rewrite its KV records. */
-async function syncAccount(ctx: Ctx, accountId: string) {
-  unwrap(await accountObject(ctx, accountId).sync(accountId));
-}
 
 /** An account's assignments, with the names of custom roles. */
 export async function listAssignments(ctx: Ctx, accountId: string): Promise<(RoleAssignment & { roleName: string | null })[]> {
@@ -146,7 +142,7 @@ export async function unassign(ctx: Ctx, principal: Principal, org: Org, account
       details: { assignmentId: row.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId },
     }),
   ]);
-  await syncAccount(ctx, accountId);
+  await syncAccounts(ctx, [accountId]);
 }
 
 /** `org`, a project id or an environment id, as a scope input. */

@@ -3,7 +3,7 @@ import { roleAssignments, roles, type Org, type Role } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
-import { accountObject, unwrap } from "./account-do.ts";
+import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
@@ -125,7 +125,7 @@ async function customRoleFor(ctx: Ctx, principal: Principal, orgRef: string, rol
 /** Every account holding the role gets its KV claims rewritten (roles and requestable scopes). */
 async function syncHolders(ctx: Ctx, roleId: string, holders?: string[]) {
   const ids = holders ?? (await ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(eq(roleAssignments.roleId, roleId))).map((r) => r.id);
-  await Promise.all(ids.map(async (id) => unwrap(await accountObject(ctx, id).sync(id))));
+  await syncAccounts(ctx, ids);
 }
 
 export async function patchRole(ctx: Ctx, principal: Principal, orgRef: string, roleRef: string, input: Partial<RoleInput>): Promise<RoleDef> {
