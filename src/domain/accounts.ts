@@ -154,7 +154,7 @@ export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string,
     .get();
   if (!account) throw notFound("Service account");
   await authorize(ctx, principal, operation, { orgId: org.id });
-  if (guard) await assertCovers(ctx, principal, account.id);
+  if (guard) await assertCovers(ctx, principal, account.id, org.id);
   return { org, account };
 }
 

@@ -34,6 +34,7 @@ export async function invite(ctx: Ctx, principal: Principal, orgRef: string, inp
     .where(and(eq(invitations.orgId, org.id), eq(invitations.accountId, account.id), eq(invitations.roleId, planned!.roleId), eq(invitations.scopeId, planned!.scopeId), eq(invitations.state, "pending")))
     .get();
   if (pending) throw new ApiError("conflict", "The same invitation is already pending");
+  if (await holds(ctx, account.id, planned!)) throw new ApiError("already_assigned", "The account already holds this role at this scope here");
   const row: Invitation = {
     id: newId("invitation"),
     orgId: org.id,
@@ -54,6 +55,16 @@ export async function invite(ctx: Ctx, principal: Principal, orgRef: string, inp
     auditInsert(ctx, { action: "invitation.created", orgId: org.id, targetType: "invitation", targetId: row.id, details: { accountId: account.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId } }),
   ]);
   return row;
+}
+
+/** Whether the account already holds the role at the scope (then a second grant would be a phantom). */
+async function holds(ctx: Ctx, accountId: string, a: { roleId: string; scopeType: string; scopeId: string }) {
+  const row = await ctx.db
+    .select({ id: roleAssignments.id })
+    .from(roleAssignments)
+    .where(and(eq(roleAssignments.accountId, accountId), eq(roleAssignments.roleId, a.roleId), eq(roleAssignments.scopeType, a.scopeType as never), eq(roleAssignments.scopeId, a.scopeId)))
+    .get();
+  return row !== undefined;
 }
 
 const stateFilter = (state: InvitationState | undefined) => (state ? eq(invitations.state, state) : undefined);
@@ -90,6 +101,7 @@ export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: s
   const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.accountId, account.id))).get();
   if (!inv) throw notFound("Invitation");
   if (inv.state !== "pending") throw new ApiError("conflict", `The invitation is already ${inv.state}`);
+  if (state === "accepted" && (await holds(ctx, account.id, inv))) throw new ApiError("already_assigned", "The account already holds this role at this scope there");
   const now = ctx.now();
   const assignmentId = state === "accepted" ? newId("roleAssignment") : null;
   const set = { state, respondedAt: now, respondedBy: principal.accountId, assignmentId };

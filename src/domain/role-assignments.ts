@@ -70,11 +70,12 @@ async function scopeOf(ctx: Ctx, row: RoleAssignment): Promise<Scope> {
 
 /**
  * No escalation through someone else's credentials: issuing or regenerating a token, adding a key,
- * editing or deleting an account needs every operation that account holds, wherever it holds it.
+ * editing or deleting an account needs every operation the account holds in its org. (Roles it
+ * holds elsewhere through accepted invitations were granted knowing its home org controls it.)
  */
-export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string): Promise<void> {
+export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string, orgId: string): Promise<void> {
   if (principal.accountId === accountId) return;
-  const rows = await ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId));
+  const rows = await ctx.db.select().from(roleAssignments).where(and(eq(roleAssignments.accountId, accountId), eq(roleAssignments.orgId, orgId)));
   const defs = await rolesById(ctx, rows.map((r) => r.roleId));
   const missing = new Set<string>();
   for (const row of rows) {

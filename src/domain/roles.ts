@@ -53,8 +53,15 @@ const escalation = (missing: string[]) =>
 
 async function assertHolds(ctx: Ctx, principal: Principal, org: Org, operations: string[]) {
   const held = (await effectiveOperations(ctx, principal, { orgId: org.id })) ?? new Set();
-  const missing = operations.filter((op) => !held.has(op as Operation) && !held.has("platform.root"));
+  const missing = [...new Set(operations)].filter((op) => !held.has(op as Operation) && !held.has("platform.root"));
   if (missing.length > 0) throw escalation(missing);
+}
+
+/** Custom role names never shadow a built-in role's name or id (roles are addressed by either). */
+function assertFreeName(name: string) {
+  if (name.startsWith("role_") || BUILTIN_ROLES.some((r) => r.name === name || r.id === name)) {
+    throw new ApiError("name_taken", `'${name}' is reserved for built-in roles`);
+  }
 }
 
 function checkOperations(operations: string[]): Operation[] {
@@ -75,7 +82,7 @@ export interface RoleInput {
 export async function createRole(ctx: Ctx, principal: Principal, orgRef: string, input: RoleInput): Promise<RoleDef> {
   const org = await orgFor(ctx, principal, orgRef, "roles.edit");
   const operations = checkOperations(input.operations);
-  if (BUILTIN_ROLES.some((r) => r.name === input.name)) throw new ApiError("name_taken", `'${input.name}' is a built-in role`);
+  assertFreeName(input.name);
   await assertHolds(ctx, principal, org, operations);
   const now = ctx.now();
   const row: Role = {
@@ -139,7 +146,7 @@ export async function patchRole(ctx: Ctx, principal: Principal, orgRef: string, 
     assignableToServiceAccounts: input.assignableToServiceAccounts ?? role.assignableToServiceAccounts,
     updatedAt: ctx.now(),
   };
-  if (BUILTIN_ROLES.some((r) => r.name === set.name)) throw new ApiError("name_taken", `'${set.name}' is a built-in role`);
+  assertFreeName(set.name);
   try {
     await ctx.db.batch([
       ctx.db.update(roles).set(set).where(eq(roles.id, role.id)),

@@ -39,13 +39,14 @@ function parseV6(s: string): number[] | null {
   return [...groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]), ...tail];
 }
 
+const isMapped = (v6: number[]) => v6.slice(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff;
+
 /** The bytes of an IP address (4 or 16), or null. An IPv4-mapped IPv6 address yields its IPv4 bytes. */
 export function parseIp(s: string): number[] | null {
   const v4 = parseV4(s);
   if (v4) return v4;
   const v6 = parseV6(s);
-  if (v6 && v6.slice(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff) return v6.slice(12);
-  return v6;
+  return v6 && isMapped(v6) ? v6.slice(12) : v6;
 }
 
 export interface Cidr {
@@ -60,9 +61,11 @@ export function parseCidr(s: string): Cidr | null {
   const bytes = parseV4(addr) ?? parseV6(addr);
   if (!bytes) return null;
   const max = bytes.length * 8;
-  if (prefixText === undefined) return { bytes, prefix: max };
-  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) return null;
-  return { bytes, prefix: Number(prefixText) };
+  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefix <= max)) return null;
+  // An IPv4-mapped block (::ffff:a.b.c.d/96+) is the IPv4 block it maps, as client addresses are.
+  if (bytes.length === 16 && prefix >= 96 && isMapped(bytes)) return { bytes: bytes.slice(12), prefix: prefix - 96 };
+  return { bytes, prefix };
 }
 
 export function cidrContains(cidr: Cidr, ip: number[]): boolean {
