@@ -9,6 +9,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { exchangeRoutes } from "./routes/exchange.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { roleRoutes } from "./routes/roles.ts";
+import { orgAuditRoutes, platformAuditRoutes } from "./routes/audit.ts";
 import { authorizeRoutes, invitationRoutes } from "./routes/invitations.ts";
 import { platformAccountRoutes } from "./routes/platform-accounts.ts";
 import { router } from "./routes/common.ts";
@@ -61,6 +62,8 @@ export function buildApp() {
   app.route("/api/v1/orgs", roleRoutes);
   app.route("/api/v1/orgs", invitationRoutes);
   app.route("/api/v1/auth", authorizeRoutes);
+  app.route("/api/v1/orgs", orgAuditRoutes);
+  app.route("/api/v1/audit-events", platformAuditRoutes);
   app.route("/api/service-accounts", platformAccountRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

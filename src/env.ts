@@ -18,6 +18,9 @@ export interface Bindings {
   ALLOWED_AUDIENCES?: string;
   JWKS_MAX_AGE_SECONDS?: string;
   AUTHORIZE_JWT_TTL_SECONDS?: string;
+  CRON_BATCH_SIZE?: string;
+  AUDIT_RETENTION_DAYS?: string;
+  KEY_ROTATION_DAYS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -43,6 +46,10 @@ const configSchema = z.object({
   JWKS_MAX_AGE_SECONDS: intVar(300, 0, 86_400),
   /** Lifetime of the cross-org JWTs of POST /api/v1/auth/authorize. */
   AUTHORIZE_JWT_TTL_SECONDS: intVar(86_400, 60, 7 * 86_400),
+  /** Items one cron job handles per run. */
+  CRON_BATCH_SIZE: intVar(200, 1, 1000),
+  AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
+  KEY_ROTATION_DAYS: intVar(30, 1, 365),
 });
 
 export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
@@ -63,6 +70,9 @@ export function getConfig(env: Bindings): Config {
       ALLOWED_AUDIENCES: env.ALLOWED_AUDIENCES || undefined,
       JWKS_MAX_AGE_SECONDS: env.JWKS_MAX_AGE_SECONDS || undefined,
       AUTHORIZE_JWT_TTL_SECONDS: env.AUTHORIZE_JWT_TTL_SECONDS || undefined,
+      CRON_BATCH_SIZE: env.CRON_BATCH_SIZE || undefined,
+      AUDIT_RETENTION_DAYS: env.AUDIT_RETENTION_DAYS || undefined,
+      KEY_ROTATION_DAYS: env.KEY_ROTATION_DAYS || undefined,
     });
     config = {
       ...parsed,

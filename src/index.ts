@@ -1,5 +1,5 @@
 import { buildApp } from "./app.ts";
-import { runScheduled } from "./cron/index.ts";
+import { runJobs } from "./cron/index.ts";
 import type { Bindings } from "./env.ts";
 
 export { AccountCredentials } from "./durable-objects/account-credentials.ts";
@@ -9,7 +9,7 @@ const app = buildApp();
 
 export default {
   fetch: app.fetch,
-  async scheduled(controller, env, ctx) {
-    ctx.waitUntil(runScheduled(env, controller));
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(runJobs(env));
   },
 } satisfies ExportedHandler<Bindings>;

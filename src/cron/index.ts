@@ -1,11 +1,47 @@
+import { createCtx } from "../domain/context.ts";
 import type { Bindings } from "../env.ts";
+import { expireAccounts } from "./expire-accounts.ts";
+import { expireTokens } from "./expire-tokens.ts";
+import { purge } from "./purge.ts";
+import { reconcile } from "./reconcile.ts";
+import { revokeUnused } from "./revoke-unused.ts";
+import { rotateKeys } from "./rotate-keys.ts";
+import type { Job, JobResult } from "./types.ts";
+
+/** The jobs of one run, in order. Each is idempotent and handles at most one batch. */
+export const JOBS: Record<string, Job> = { expireTokens, expireAccounts, revokeUnused, reconcile, purge, rotateKeys };
+
+export interface RunOptions {
+  /** The clock (tests advance it). */
+  now?: () => number;
+  batchSize?: number;
+  jobs?: string[];
+}
+
+export interface RunSummary {
+  jobs: Record<string, JobResult | { error: string }>;
+  durationMs: number;
+}
 
 /**
- * The scheduled handler. The credential-lifecycle jobs (expiry, reconciliation, purges, key
- * rotation) arrive with their own issue; until then a run only logs that it happened.
+ * One scheduled run: every job once, a failing job not stopping the others, and one structured
+ * summary line in the log.
  */
-export async function runScheduled(_env: Bindings, controller: { cron: string; scheduledTime: number }): Promise<{ jobs: Record<string, number> }> {
-  const summary = { jobs: {} as Record<string, number> };
-  console.log(JSON.stringify({ level: "info", event: "cron", cron: controller.cron, scheduledTime: controller.scheduledTime, ...summary }));
+export async function runJobs(env: Bindings, options: RunOptions = {}): Promise<RunSummary> {
+  const started = Date.now();
+  const ctx = createCtx(env, { actorId: "system", requestId: null, ip: null, userAgent: null });
+  if (options.now) ctx.now = options.now;
+  const batchSize = options.batchSize ?? ctx.config.CRON_BATCH_SIZE;
+  const jobs: RunSummary["jobs"] = {};
+  for (const [name, job] of Object.entries(JOBS)) {
+    if (options.jobs && !options.jobs.includes(name)) continue;
+    try {
+      jobs[name] = await job(ctx, { batchSize });
+    } catch (err) {
+      jobs[name] = { error: String((err as Error)?.message ?? err) };
+    }
+  }
+  const summary = { jobs, durationMs: Date.now() - started };
+  console.log(JSON.stringify({ level: "info", event: "cron.run", ...summary }));
   return summary;
 }

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Timestamps are milliseconds since the epoch; the API renders them as ISO-8601 UTC. */
 const ms = (name: string) => integer(name, { mode: "number" });
@@ -211,7 +211,23 @@ export const auditEvents = sqliteTable(
     details: text("details", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     createdAt: ms("created_at").notNull(),
   },
-  (t) => [index("audit_events_org_time").on(t.orgId, t.createdAt), index("audit_events_target").on(t.targetId)],
+  (t) => [
+    index("audit_events_org_time").on(t.orgId, t.createdAt, t.id),
+    index("audit_events_target").on(t.targetId),
+    index("audit_events_time").on(t.createdAt),
+  ],
+);
+
+/** Exchanges (JWTs issued) per account per hour, for review; flushed from isolates at most once a minute. */
+export const usageCounters = sqliteTable(
+  "usage_counters",
+  {
+    accountId: text("account_id").notNull(),
+    /** Hours since the epoch. */
+    hour: integer("hour").notNull(),
+    exchanges: integer("exchanges").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.hour] }), index("usage_counters_hour").on(t.hour)],
 );
 
 /** Platform-wide one-time facts, e.g. `bootstrap` (the primary key makes bootstrap race-safe). */

@@ -163,6 +163,8 @@ export interface ListAccountsQuery extends PageQuery {
   status?: AccountView | undefined;
   group?: string | undefined;
   externalId?: string | undefined;
+  /** Accounts not used (or never used and created) for this many days. */
+  unusedForDays?: number | undefined;
 }
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`);
@@ -199,6 +201,7 @@ export async function listAccounts(ctx: Ctx, principal: Principal, orgRef: strin
         statusFilter(query.status, ctx.now()),
         query.group ? sql`exists (select 1 from json_each(${t.groups}) where value = ${query.group})` : undefined,
         query.externalId ? eq(t.externalId, query.externalId) : undefined,
+        query.unusedForDays !== undefined ? lte(sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`, ctx.now() - query.unusedForDays * DAY_MS) : undefined,
       ),
     )
     .orderBy(...orderBy)

@@ -6,6 +6,7 @@ import { verifyJwt } from "./jwt.ts";
 import { accountDeadReason, accountKey, credentialExpiry, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
 import { networkAllowed } from "./network.ts";
 import type { Principal } from "./principal.ts";
+import { recordUse } from "./usage.ts";
 
 const unauthenticated = (detail: string) =>
   new ApiError("unauthenticated", detail, { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
@@ -45,6 +46,7 @@ export async function authenticate(ctx: Ctx, header: string | undefined): Promis
   if (credential.startsWith(TOKEN_PREFIX)) {
     const record = await verifyAccessToken(ctx.env, credential, now);
     if (record && networkAllowed(ctx, record.account)) {
+      recordUse(ctx, { accountId: record.account.accountId, tokenId: record.tokenId });
       return {
         accountId: record.account.accountId,
         orgId: record.account.orgId,
@@ -57,6 +59,7 @@ export async function authenticate(ctx: Ctx, header: string | undefined): Promis
     const jwt = await verifyJwt(ctx, credential, ctx.config.ISSUER);
     const account = jwt ? await liveAccountRecord(ctx.env, jwt.sub, now) : null;
     if (jwt && account && networkAllowed(ctx, account.account)) {
+      recordUse(ctx, { accountId: jwt.sub });
       return {
         accountId: jwt.sub,
         orgId: account.account.orgId,

@@ -138,7 +138,7 @@ async function loadToken(ctx: Ctx, accountId: string, tokenId: string) {
 }
 
 /** Revocation is idempotent: an already dead token yields no change and no audit event. */
-export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string): Promise<Outcome<{ change: Change | null; token: AccessToken }>> {
+export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string, reason?: string): Promise<Outcome<{ change: Change | null; token: AccessToken }>> {
   const token = await loadToken(ctx, accountId, tokenId);
   if (!token) return fail("not_found", "Access token not found");
   if (token.status !== "active") return { ok: true, value: { change: null, token } };
@@ -148,7 +148,7 @@ export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string): 
     kvBefore: revokeOps(token),
     d1: [
       statement(ctx.db.update(accessTokens).set(set).where(eq(accessTokens.id, token.id))),
-      audited(ctx, { action: "access_token.revoked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint } }),
+      audited(ctx, { action: "access_token.revoked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint, ...(reason ? { reason } : {}) } }),
     ],
     kvAfter: [],
   };
@@ -296,6 +296,29 @@ export async function planRemoveKey(ctx: Ctx, accountId: string, keyId: string):
     kvAfter: [],
   };
   return { ok: true, value: { change } };
+}
+
+/** Revokes every live token of an account (the cron's answer to an account past its validity). */
+export async function planRevokeAll(ctx: Ctx, accountId: string, reason: string): Promise<Outcome<{ change: Change | null; revoked: number }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
+  const tokens = await liveTokens(ctx, accountId);
+  if (tokens.length === 0) return { ok: true, value: { change: null, revoked: 0 } };
+  const now = ctx.now();
+  const change: Change = {
+    kvBefore: tokens.flatMap(revokeOps),
+    d1: tokens.flatMap((t) => [
+      statement(
+        ctx.db
+          .update(accessTokens)
+          .set({ status: "revoked", revokedAt: now, revokedBy: ctx.meta.actorId, previousSecretHash: null, previousSecretExpiresAt: null })
+          .where(and(eq(accessTokens.id, t.id), eq(accessTokens.status, "active"))),
+      ),
+      audited(ctx, { action: "access_token.revoked", orgId: t.orgId, targetType: "access_token", targetId: t.id, details: { accountId, hint: t.hint, reason } }),
+    ]),
+    kvAfter: [],
+  };
+  return { ok: true, value: { change, revoked: tokens.length } };
 }
 
 /** Deleting an account kills every secret and key in KV first, then removes the account and its credentials in one batch. */

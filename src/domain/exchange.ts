@@ -4,6 +4,7 @@ import type { Ctx } from "./context.ts";
 import { claimsFor } from "./authorize.ts";
 import { mintJwt } from "./jwt.ts";
 import { networkAllowed } from "./network.ts";
+import { recordUse } from "./usage.ts";
 import { credentialExpiry, type AccountClaims } from "./kv-records.ts";
 
 /**
@@ -57,8 +58,14 @@ export interface IssuedJwt {
   scope: string[];
 }
 
-export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: { scope: string[]; audience: string | string[]; ttlSeconds: number }): Promise<IssuedJwt> {
+/** Mints the JWT and counts the exchange (with the access token used, if any) for review. */
+export async function issueJwtFor(
+  ctx: Ctx,
+  account: AccountClaims,
+  input: { scope: string[]; audience: string | string[]; ttlSeconds: number; tokenId?: string | undefined },
+): Promise<IssuedJwt> {
   const { jwt } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds });
+  recordUse(ctx, { accountId: account.accountId, tokenId: input.tokenId, exchange: true });
   return { jwt, expiresIn: input.ttlSeconds, scope: input.scope };
 }
 
@@ -74,5 +81,5 @@ export async function exchangeAccessToken(
   const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
   const account = await claimsFor(ctx, record.account, input.org);
   const scope = grantScope(input.scope, account.scopes);
-  return issueJwtFor(ctx, account, { scope, audience: ctx.config.ISSUER, ttlSeconds });
+  return issueJwtFor(ctx, account, { scope, audience: ctx.config.ISSUER, ttlSeconds, tokenId: record.tokenId });
 }

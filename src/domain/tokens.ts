@@ -1,11 +1,11 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, gt, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { accessTokens, type AccessToken, type Org, type OrgPolicy } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { accountFor } from "./accounts.ts";
 import type { Ctx } from "./context.ts";
-import { DEFAULT_POLICY } from "./orgs.ts";
+import { DEFAULT_POLICY, orgFor } from "./orgs.ts";
 import type { Principal } from "./principal.ts";
 
 const DAY_MS = 86_400_000;
@@ -67,16 +67,48 @@ export async function issueFor(ctx: Ctx, org: Org | null, accountId: string, inp
   );
 }
 
-export async function listTokens(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, page: PageQuery) {
+export interface TokenReview extends PageQuery {
+  status?: TokenView | undefined;
+  /** Live tokens that expire within this many days. */
+  expiringWithinDays?: number | undefined;
+  /** Tokens not used (or never used and created) for this many days. */
+  unusedForDays?: number | undefined;
+}
+
+/** Filters for credential review (the Whaly practice: review, rotate, least privilege). */
+export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number): SQL | undefined {
+  const t = accessTokens;
+  const live = and(eq(t.status, "active"), or(isNull(t.expiresAt), gt(t.expiresAt, now)));
+  return and(
+    q.status === "active" ? live : q.status === "expired" ? and(eq(t.status, "active"), lte(t.expiresAt, now)) : q.status ? eq(t.status, q.status) : undefined,
+    q.expiringWithinDays !== undefined ? and(live, lte(t.expiresAt, now + q.expiringWithinDays * DAY_MS)) : undefined,
+    q.unusedForDays !== undefined ? lte(sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`, now - q.unusedForDays * DAY_MS) : undefined,
+  );
+}
+
+export async function listTokens(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, q: TokenReview) {
   const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
-  const { where, orderBy } = keyset(accessTokens, page.cursor);
+  const { where, orderBy } = keyset(accessTokens, q.cursor);
   const rows = await ctx.db
     .select()
     .from(accessTokens)
-    .where(and(eq(accessTokens.accountId, account.id), where))
+    .where(and(eq(accessTokens.accountId, account.id), where, reviewFilters(q, ctx.now())))
     .orderBy(...orderBy)
-    .limit(page.limit + 1);
-  return toPage(rows, page.limit, (r) => r);
+    .limit(q.limit + 1);
+  return toPage(rows, q.limit, (r) => r);
+}
+
+/** Every token of the org matching the review filters (e.g. expiring within 7 days). */
+export async function listOrgTokens(ctx: Ctx, principal: Principal, orgRef: string, q: TokenReview) {
+  const org = await orgFor(ctx, principal, orgRef, "service-accounts.read");
+  const { where, orderBy } = keyset(accessTokens, q.cursor);
+  const rows = await ctx.db
+    .select()
+    .from(accessTokens)
+    .where(and(eq(accessTokens.orgId, org.id), where, reviewFilters(q, ctx.now())))
+    .orderBy(...orderBy)
+    .limit(q.limit + 1);
+  return toPage(rows, q.limit, (r) => r);
 }
 
 export async function revokeToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, tokenId: string) {

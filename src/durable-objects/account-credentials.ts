@@ -11,6 +11,7 @@ import {
   planRegenerate,
   planRemoveKey,
   planRevoke,
+  planRevokeAll,
   planSync,
   type AccountPatch,
   type IssueInput,
@@ -82,14 +83,34 @@ export class AccountCredentials extends DurableObject<Bindings> {
 
   override async alarm(): Promise<void> {
     await this.lock.run(() => this.replayPending());
+    this.purgeJtis();
+  }
+
+  /** Forgets assertion jtis whose assertions have expired; re-arms the alarm for the rest. */
+  private purgeJtis(): number {
+    const now = Date.now();
+    let purged = 0;
+    let next = Infinity;
+    for (const [key, expiresAt] of this.ctx.storage.kv.list<number>({ prefix: "jti:" })) {
+      if (expiresAt <= now) {
+        this.ctx.storage.kv.delete(key);
+        purged++;
+      } else next = Math.min(next, expiresAt);
+    }
+    if (next !== Infinity) void this.ctx.storage.setAlarm(next);
+    return purged;
   }
 
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
     return this.mutate(input.accountId, () => planIssue(this.ctxFor(meta), input));
   }
 
-  revokeToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<Outcome<{ token: AccessToken }>> {
-    return this.mutate(accountId, () => planRevoke(this.ctxFor(meta), accountId, tokenId));
+  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string): Promise<Outcome<{ token: AccessToken }>> {
+    return this.mutate(accountId, () => planRevoke(this.ctxFor(meta), accountId, tokenId, reason));
+  }
+
+  revokeAll(accountId: string, reason: string): Promise<Outcome<{ revoked: number }>> {
+    return this.mutate(accountId, () => planRevokeAll(this.ctxFor(SYSTEM), accountId, reason));
   }
 
   regenerateToken(accountId: string, tokenId: string, graceSeconds: number, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
@@ -126,6 +147,10 @@ export class AccountCredentials extends DurableObject<Bindings> {
     const seen = this.ctx.storage.kv.get<number>(key);
     if (seen !== undefined && seen > Date.now()) return false;
     this.ctx.storage.kv.put(key, expiresAt);
+    // The alarm purges the replay cache once entries expire.
+    void this.ctx.storage.getAlarm().then((at) => {
+      if (at === null || at > expiresAt) return this.ctx.storage.setAlarm(expiresAt);
+    });
     return true;
   }
 }

@@ -25,6 +25,8 @@ export interface AuthenticatedClient {
   method: TokenEndpointAuthMethod;
   /** When what authenticated the client stops being valid (bounds the JWTs it gets). */
   expiresAt: number | null;
+  /** The access token used as client secret, if one was. */
+  tokenId?: string | undefined;
 }
 
 const verifyKeys = new Map<string, Promise<CryptoKey>>();
@@ -64,7 +66,7 @@ function parseBasic(header: string): { id: string; secret: string } | null {
 async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
   const record = await verifyAccessToken(ctx.env, secret, ctx.now());
   if (!record || record.account.accountId !== id || !networkAllowed(ctx, record.account)) throw invalidClient("Client authentication failed", usedBasic);
-  return { clientId: id, account: record.account, method, expiresAt: credentialExpiry(record) };
+  return { clientId: id, account: record.account, method, expiresAt: credentialExpiry(record), tokenId: record.tokenId };
 }
 
 /** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */

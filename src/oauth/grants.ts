@@ -28,6 +28,7 @@ export async function clientCredentials(ctx: Ctx, client: AuthenticatedClient, s
     scope: grantScope(scope, account.scopes),
     audience: resolveAudience(ctx, audiences),
     ttlSeconds: boundedTtl(ctx, client.expiresAt),
+    tokenId: client.tokenId,
   });
 }
 

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { getKeyset, rotateSigningKey } from "../domain/jwt.ts";
 import { authorizePlatform } from "../domain/permissions.ts";
 import type { Keyset } from "../domain/signing-keys.ts";
+import { JOBS, runJobs } from "../cron/index.ts";
 import { ctxOf, errors, iso, jsonBody, jsonResponse, needs, router } from "./common.ts";
 
 const keyInfo = z.object({ kid: z.string(), alg: z.string(), createdAt: z.string(), activatesAt: z.string(), retiredAt: z.string().nullable(), state: z.enum(["next", "active", "retired"]) });
@@ -43,3 +44,18 @@ export const adminRoutes = router()
       return c.json({ kid, ...describe(keyset, ctx.now()) }, 200);
     },
   );
+
+export const runJobsBody = z
+  .object({ jobs: z.array(z.enum(Object.keys(JOBS) as [string, ...string[]])).optional().openapi({ description: "Default: every job" }) })
+  .strict()
+  .openapi("RunJobs");
+
+const runSummarySchema = z.object({ jobs: z.record(z.string(), z.record(z.string(), z.unknown())), durationMs: z.number() }).openapi("JobRunSummary");
+
+adminRoutes.openapi(
+  createRoute({ method: "post", path: "/jobs/run", tags: ["Platform"], summary: "Run the scheduled jobs now (one batch each)", ...needs("platform.root"), request: jsonBody(runJobsBody, false), responses: { 200: jsonResponse("What each job did", runSummarySchema), ...errors(400, 401, 403) } }),
+  async (c) => {
+    authorizePlatform(c.get("principal"), "platform.root");
+    return c.json(await runJobs(c.env, { jobs: c.req.valid("json")?.jobs }), 200);
+  },
+);

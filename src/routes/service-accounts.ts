@@ -4,6 +4,7 @@ import { assign, listAssignments, operationsAt, unassign } from "../domain/role-
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../domain/provision.ts";
+import { exchangeCounts } from "../domain/usage.ts";
 import { parseCidr } from "../lib/cidr.ts";
 import { publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
@@ -65,6 +66,7 @@ const listQuery = pageQuery.extend({
   status: z.enum(["active", "disabled", "expired"]).optional(),
   group: z.string().max(64).optional(),
   externalId: z.string().max(256).optional(),
+  unusedForDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Accounts not used for N days" }),
 });
 
 const orgParam = z.object({ org: z.string().max(100) });
@@ -73,6 +75,9 @@ const raParam = saParam.extend({ ra: z.string().max(100) });
 const effectiveSchema = z
   .object({ scope: z.object({ type: z.enum(["org", "project", "environment"]), id: z.string() }), operations: z.array(z.string()) })
   .openapi("EffectivePermissions");
+const accountWithUsageSchema = accountSchema
+  .extend({ usage: z.object({ exchanges24h: z.number().int(), exchanges30d: z.number().int() }).openapi({ description: "JWTs issued to the account (exchange and OAuth)" }) })
+  .openapi("ServiceAccountWithUsage");
 const createdSchema = accountSchema.extend({ token: issuedTokenSchema.optional() }).openapi("CreatedServiceAccount");
 const tags = ["Service accounts"];
 
@@ -92,10 +97,12 @@ export const serviceAccountRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account, with its recent usage", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountWithUsageSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      return c.json(toAccountDto((await accountFor(ctxOf(c), c.get("principal"), org, sa, "service-accounts.read")).account), 200);
+      const ctx = ctxOf(c);
+      const { account } = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
+      return c.json({ ...toAccountDto(account), usage: await exchangeCounts(ctx, account.id) }, 200);
     },
   )
   .openapi(

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { issueToken, listTokens, MAX_GRACE_SECONDS, regenerateToken, revokeToken } from "../domain/tokens.ts";
+import { issueToken, listOrgTokens, listTokens, MAX_GRACE_SECONDS, regenerateToken, revokeToken } from "../domain/tokens.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { issuedTokenSchema, toIssuedTokenDto, toTokenDto, tokenSchema } from "./dto.ts";
 
@@ -19,11 +19,24 @@ export const regenerateBody = z
   .strict()
   .openapi("RegenerateAccessToken");
 
+export const reviewQuery = pageQuery.extend({
+  status: z.enum(["active", "revoked", "expired"]).optional(),
+  expiringWithinDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Active tokens expiring within N days" }),
+  unusedForDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Tokens not used for N days (never used: counted from creation)" }),
+});
+
 const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
 const tokParam = saParam.extend({ tok: z.string().max(100) });
 const tags = ["Access tokens"];
 
 export const tokenRoutes = router()
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/tokens", tags, summary: "Review every token of the org (hints only)", ...needs("service-accounts.read"), request: { params: z.object({ org: z.string().max(100) }), query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
+    async (c) => {
+      const page = await listOrgTokens(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
+      return c.json({ items: page.items.map((t) => toTokenDto(t)), nextCursor: page.nextCursor }, 200);
+    },
+  )
   .openapi(
     createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "Issue an access token (shown once)", ...needs("service-accounts.access-tokens.edit"), request: { params: saParam, ...jsonBody(issueTokenBody) }, responses: { 201: jsonResponse("The token with its secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
@@ -33,7 +46,7 @@ export const tokenRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "List an account's tokens (hints only)", ...needs("service-accounts.read"), request: { params: saParam, query: pageQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "List an account's tokens (hints only), with review filters", ...needs("service-accounts.read"), request: { params: saParam, query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       const page = await listTokens(ctxOf(c), c.get("principal"), org, sa, c.req.valid("query"));

@@ -1,0 +1,29 @@
+import { and, eq, isNotNull, sql } from "drizzle-orm";
+import { accessTokens, orgs } from "../db/schema.ts";
+import { accountObject } from "../domain/account-do.ts";
+import { MAX_OBJECT_CALLS, type Job } from "./types.ts";
+
+const DAY_MS = 86_400_000;
+
+/** Revokes tokens unused for the org policy's `unusedTokenRevokeAfterDays` (off unless an org sets it). */
+export const revokeUnused: Job = async (ctx, { batchSize }) => {
+  const now = ctx.now();
+  const limit = Math.min(batchSize, MAX_OBJECT_CALLS);
+  const days = sql<number>`json_extract(${orgs.policy}, '$.unusedTokenRevokeAfterDays')`;
+  const rows = await ctx.db
+    .select({ id: accessTokens.id, accountId: accessTokens.accountId })
+    .from(accessTokens)
+    .innerJoin(orgs, eq(orgs.id, accessTokens.orgId))
+    .where(
+      and(
+        eq(accessTokens.status, "active"),
+        isNotNull(days),
+        sql`coalesce(${accessTokens.lastUsedAt}, ${accessTokens.createdAt}) <= ${now} - ${days} * ${DAY_MS}`,
+      ),
+    )
+    .limit(limit);
+  for (const t of rows) {
+    await accountObject(ctx, t.accountId).revokeToken(t.accountId, t.id, ctx.meta, "unused");
+  }
+  return { processed: rows.length, more: rows.length === limit };
+};
