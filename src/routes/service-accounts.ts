@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
 import { assign, listAssignments, operationsAt, unassign } from "../domain/role-assignments.ts";
-import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
+import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../domain/provision.ts";
 import { exchangeCounts } from "../domain/usage.ts";
@@ -75,9 +75,9 @@ const raParam = saParam.extend({ ra: z.string().max(100) });
 const effectiveSchema = z
   .object({ scope: z.object({ type: z.enum(["org", "project", "environment"]), id: z.string() }), operations: z.array(z.string()) })
   .openapi("EffectivePermissions");
-const accountWithUsageSchema = accountSchema
-  .extend({ usage: z.object({ exchanges24h: z.number().int(), exchanges30d: z.number().int() }).openapi({ description: "JWTs issued to the account (exchange and OAuth)" }) })
-  .openapi("ServiceAccountWithUsage");
+const usageSchema = z
+  .object({ accountId: z.string(), lastUsedAt: z.string().nullable(), exchanges24h: z.number().int(), exchanges30d: z.number().int() })
+  .openapi("ServiceAccountUsage");
 const createdSchema = accountSchema.extend({ token: issuedTokenSchema.optional() }).openapi("CreatedServiceAccount");
 const tags = ["Service accounts"];
 
@@ -97,12 +97,19 @@ export const serviceAccountRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account, with its recent usage", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountWithUsageSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json(toAccountDto((await accountFor(ctxOf(c), c.get("principal"), org, sa, "service-accounts.read")).account), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/usage", tags, summary: "Recent use: last use and JWTs issued in the last 24 h and 30 days", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("Usage", usageSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       const ctx = ctxOf(c);
       const { account } = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
-      return c.json({ ...toAccountDto(account), usage: await exchangeCounts(ctx, account.id) }, 200);
+      return c.json({ accountId: account.id, lastUsedAt: iso(account.lastUsedAt), ...(await exchangeCounts(ctx, account.id)) }, 200);
     },
   )
   .openapi(
