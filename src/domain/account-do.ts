@@ -1,9 +1,28 @@
 import { ApiError } from "../errors.ts";
+import { forgetCredentials } from "./authn.ts";
 import type { Ctx } from "./context.ts";
 import type { Outcome } from "./credentials.ts";
 
-/** The Durable Object that owns an account's credentials. */
+/**
+ * The Durable Object that owns an account's credentials. Whatever is asked of it may change them,
+ * so this isolate forgets the account's cached token records first: a change made through this
+ * isolate is honoured here at once.
+ */
 export function accountObject(ctx: Pick<Ctx, "env">, accountId: string) {
+  const stub = replayCache(ctx, accountId);
+  forgetCredentials({ accountId });
+  // Forget again once the change is done: a request racing it may have cached the old record.
+  return new Proxy(stub, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => Promise.resolve(Reflect.apply(value, target, args)).finally(() => forgetCredentials({ accountId }));
+    },
+  });
+}
+
+/** The same object, for its jti replay cache only (no credential change, so no eviction). */
+export function replayCache(ctx: Pick<Ctx, "env">, accountId: string) {
   return ctx.env.ACCOUNT_DO.get(ctx.env.ACCOUNT_DO.idFromName(accountId));
 }
 

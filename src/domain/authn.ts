@@ -1,4 +1,5 @@
 import type { Bindings } from "../env.ts";
+import { TtlCache } from "../lib/ttl-cache.ts";
 import { ApiError } from "../errors.ts";
 import { hashToken, isWellFormedAccessToken, TOKEN_PREFIX } from "./access-token.ts";
 import type { Ctx } from "./context.ts";
@@ -19,12 +20,31 @@ export function bearerCredential(header: string | undefined): string {
 }
 
 /**
+ * Token records seen by this isolate, for TOKEN_CACHE_TTL_MS. A change made through this isolate
+ * evicts them at once (forgetCredentials); a change made elsewhere reaches this isolate within the
+ * TTL on top of KV's own propagation (README, "Consistency guarantees"). Unknown tokens are not
+ * cached, so a token issued elsewhere works here at once.
+ */
+export const TOKEN_CACHE_TTL_MS = 10_000;
+const records = new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000);
+
+/** Evicts the cached records of a token, or of every token of an account. */
+export function forgetCredentials(match: { tokenId?: string; accountId?: string }): void {
+  records.evictWhere((r) => r.tokenId === match.tokenId || r.account.accountId === match.accountId);
+}
+
+/**
  * Resolves an access token to the record that makes it valid. Garbage and typos fail the
- * checksum before any lookup; a valid-looking token costs one KV read (no D1 on this path).
+ * checksum before any lookup; a valid-looking token costs one KV read at most (no D1 on this path).
  */
 export async function verifyAccessToken(env: Bindings, token: string, now: number): Promise<TokenRecord | null> {
   if (!isWellFormedAccessToken(token)) return null;
-  const record = await env.TOKENS.get<TokenRecord>(tokenKey(await hashToken(token)), "json");
+  const hash = await hashToken(token);
+  let record = records.get(hash, now);
+  if (!record) {
+    record = (await env.TOKENS.get<TokenRecord>(tokenKey(hash), "json")) ?? undefined;
+    if (record) records.set(hash, record, now);
+  }
   if (!record || deadReason(record, now) !== null) return null;
   return record;
 }

@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import type { TokenEndpointAuthMethod } from "../db/schema.ts";
-import { accountObject } from "../domain/account-do.ts";
+import { replayCache } from "../domain/account-do.ts";
 import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
 import type { Ctx } from "../domain/context.ts";
 import { networkAllowed } from "../domain/network.ts";
@@ -107,7 +107,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Pro
     if (expMs > ctx.now() + (MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) * 1000) throw fail("exp is more than 5 minutes ahead");
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
-    const fresh = await accountObject(ctx, clientId).rememberJti(payload.jti, expMs + CLOCK_SKEW_S * 1000);
+    const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
     return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt };
   }

@@ -1,3 +1,4 @@
+import { forgetCredentials } from "../../src/domain/authn.ts";
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { expect } from "vitest";
@@ -210,6 +211,8 @@ export async function expireTokenInKv(accessToken: string): Promise<void> {
   expect(record, `no KV record for ${accessToken.slice(0, 8)}`).not.toBeNull();
   const past = Date.now() - 1000;
   await env.TOKENS.put(key, JSON.stringify({ ...record!, expiresAt: past, tokenExpiresAt: past }));
+  // A KV write behind the service's back reaches an isolate's token cache only after its TTL; skip that wait.
+  forgetCredentials({ tokenId: record!.tokenId });
 }
 
 /** A 200 token response: exact members, Bearer, no-store, and a JWT that verifies against the JWKS. */
