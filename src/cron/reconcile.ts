@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
-import { accessTokens } from "../db/schema.ts";
+import { accessTokens, serviceAccounts, type AccessToken, type ServiceAccount } from "../db/schema.ts";
 import { syncAccounts } from "../domain/account-do.ts";
 import { isTokenLive } from "../domain/credentials.ts";
 import { tokenKey, type TokenRecord } from "../domain/kv-records.ts";
@@ -12,38 +12,60 @@ interface Cursors {
   d1: string;
   /** KV's list cursor over `tok:` keys. */
   kv: string | null;
+  /** Whether each side finished its sweep in the current cycle (a cycle ends when both have). */
+  d1Swept: boolean;
+  kvSwept: boolean;
+}
+
+const sameList = (a: string[] | undefined, b: string[]) => JSON.stringify([...(a ?? [])].sort()) === JSON.stringify([...b].sort());
+
+/** Whether a KV record says what D1 says about the token and its account (what decides access). */
+function matches(record: TokenRecord | null, token: AccessToken, account: ServiceAccount): boolean {
+  return (
+    record !== null &&
+    record.tokenId === token.id &&
+    record.tokenExpiresAt === token.expiresAt &&
+    record.account.status === account.status &&
+    record.account.expiresAt === account.expiresAt &&
+    sameList(record.account.allowedCidrs, account.allowedCidrs) &&
+    sameList(record.account.groups, account.groups)
+  );
 }
 
 /**
- * D1 is the source of truth. From D1's side: every live token must have its KV record (a missing or
- * stale one is rewritten by the account's Durable Object, which first finishes any journaled change,
- * so a revocation in flight is never undone). From KV's side: every `tok:` entry must be backed by an
- * active row holding that hash, else it is deleted. Both sides resume where the last run stopped.
+ * D1 is the source of truth. From D1's side: every live token must have a KV record that agrees
+ * with D1 on the token and its account (else the account's Durable Object rewrites its records,
+ * after finishing any journaled change, so a revocation in flight is never undone). From KV's
+ * side: every `tok:` entry must be backed by an active row holding that hash, else it is deleted.
+ * Both sides resume from cursors; `more` is false once both have swept everything in this cycle.
  */
 export const reconcile: Job = async (ctx, { batchSize }) => {
   const now = ctx.now();
-  const cursors = (await ctx.env.TOKENS.get<Cursors>(CURSOR_KEY, "json")) ?? { d1: "", kv: null };
+  const saved = await ctx.env.TOKENS.get<Cursors>(CURSOR_KEY, "json");
+  const cursors: Cursors = saved && saved.d1Swept !== undefined ? saved : { d1: "", kv: null, d1Swept: false, kvSwept: false };
 
   // D1 -> KV
   const rows = await ctx.db
-    .select()
+    .select({ token: accessTokens, account: serviceAccounts })
     .from(accessTokens)
+    .innerJoin(serviceAccounts, eq(serviceAccounts.id, accessTokens.accountId))
     .where(and(eq(accessTokens.status, "active"), gt(accessTokens.id, cursors.d1)))
     .orderBy(asc(accessTokens.id))
     .limit(batchSize);
   const stale = new Set<string>();
   await Promise.all(
     rows
-      .filter((t) => isTokenLive(t, now))
-      .map(async (t) => {
-        const record = await ctx.env.TOKENS.get<TokenRecord>(tokenKey(t.secretHash), "json");
-        if (!record || record.tokenId !== t.id || record.expiresAt !== t.expiresAt) stale.add(t.accountId);
+      .filter(({ token }) => isTokenLive(token, now))
+      .map(async ({ token, account }) => {
+        const record = await ctx.env.TOKENS.get<TokenRecord>(tokenKey(token.secretHash), "json");
+        if (!matches(record, token, account)) stale.add(account.id);
       }),
   );
-  const repairedAccounts = [...stale].slice(0, MAX_OBJECT_CALLS);
-  await syncAccounts(ctx, repairedAccounts);
+  const repaired = [...stale].slice(0, MAX_OBJECT_CALLS);
+  await syncAccounts(ctx, repaired);
   const d1Done = rows.length < batchSize && stale.size <= MAX_OBJECT_CALLS;
-  const nextD1 = d1Done ? "" : stale.size > MAX_OBJECT_CALLS ? cursors.d1 : rows.at(-1)!.id;
+  // With more stale accounts than one run may repair, the same page is looked at again next run.
+  const nextD1 = d1Done ? "" : stale.size > MAX_OBJECT_CALLS ? cursors.d1 : rows.at(-1)!.token.id;
 
   // KV -> D1
   const listed = await ctx.env.TOKENS.list({ prefix: "tok:", limit: Math.min(batchSize, 1000), cursor: cursors.kv ?? undefined });
@@ -59,11 +81,16 @@ export const reconcile: Job = async (ctx, { batchSize }) => {
     await Promise.all(orphans.map((h) => ctx.env.TOKENS.delete(tokenKey(h))));
   }
   const kvDone = listed.list_complete;
-  await ctx.env.TOKENS.put(CURSOR_KEY, JSON.stringify({ d1: nextD1, kv: kvDone ? null : listed.cursor } satisfies Cursors));
-  return {
-    processed: rows.length + hashes.length,
-    more: !d1Done || !kvDone,
-    accountsResynced: repairedAccounts.length,
-    orphansDeleted: orphans.length,
+
+  const d1Swept = cursors.d1Swept || d1Done;
+  const kvSwept = cursors.kvSwept || kvDone;
+  const cycleDone = d1Swept && kvSwept;
+  const next: Cursors = {
+    d1: nextD1,
+    kv: kvDone ? null : listed.cursor,
+    d1Swept: cycleDone ? false : d1Swept,
+    kvSwept: cycleDone ? false : kvSwept,
   };
+  await ctx.env.TOKENS.put(CURSOR_KEY, JSON.stringify(next));
+  return { processed: rows.length + hashes.length, more: !cycleDone, accountsResynced: repaired.length, orphansDeleted: orphans.length };
 };

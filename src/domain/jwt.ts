@@ -45,7 +45,7 @@ export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Key
 
 export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
   if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
-  const { keyset, kid } = await keysObject(ctx.env).rotate(keyPolicy(ctx), activateInSeconds);
+  const { keyset, kid } = await keysObject(ctx.env).rotate(keyPolicy(ctx), activateInSeconds, ctx.now());
   useKeyset(ctx.env, keyset, ctx.now());
   await auditInsert(ctx, { action: "signing_key.rotated", orgId: null, targetType: "signing_key", targetId: kid, details: { activateInSeconds } });
   return { keyset, kid };

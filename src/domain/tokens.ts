@@ -80,7 +80,13 @@ export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number
   const t = accessTokens;
   const live = and(eq(t.status, "active"), or(isNull(t.expiresAt), gt(t.expiresAt, now)));
   return and(
-    q.status === "active" ? live : q.status === "expired" ? and(eq(t.status, "active"), lte(t.expiresAt, now)) : q.status ? eq(t.status, q.status) : undefined,
+    q.status === "active"
+      ? live
+      : q.status === "expired"
+        ? or(eq(t.status, "expired"), and(eq(t.status, "active"), lte(t.expiresAt, now)))
+        : q.status
+          ? eq(t.status, q.status)
+          : undefined,
     q.expiringWithinDays !== undefined ? and(live, lte(t.expiresAt, now + q.expiringWithinDays * DAY_MS)) : undefined,
     q.unusedForDays !== undefined ? lte(sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`, now - q.unusedForDays * DAY_MS) : undefined,
   );

@@ -43,11 +43,10 @@ export class SigningKeys extends DurableObject<Bindings> {
 
   /**
    * Adds a new key, published now and signing from `activateInSeconds` on; the keys before it retire
-   * at that moment and stay published for the retention period.
+   * at that moment and stay published for the retention period. `now` is the caller's clock.
    */
-  rotate(policy: KeyPolicy, activateInSeconds: number): Promise<{ keyset: Keyset; kid: string }> {
+  rotate(policy: KeyPolicy, activateInSeconds: number, now = Date.now()): Promise<{ keyset: Keyset; kid: string }> {
     return this.lock.run(async () => {
-      const now = Date.now();
       const activatesAt = now + activateInSeconds * 1000;
       const keys = ((await this.ctx.storage.get<SigningKey[]>(KEYS)) ?? []).map((k) =>
         k.retiredAt === null || k.retiredAt > activatesAt ? { ...k, retiredAt: activatesAt } : k,
