@@ -22,10 +22,19 @@ export interface Ctx {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
+const dbs = new WeakMap<D1Database, Db>();
+
+/** One drizzle instance per D1 binding and isolate (it holds no per-request state). */
+function dbFor(d1: D1Database): Db {
+  let db = dbs.get(d1);
+  if (!db) dbs.set(d1, (db = drizzle(d1, { schema })));
+  return db;
+}
+
 export function createCtx(
   env: Bindings,
   meta: RequestMeta,
   waitUntil: (promise: Promise<unknown>) => void = () => {},
 ): Ctx {
-  return { env, config: getConfig(env), db: drizzle(env.DB, { schema }), now: Date.now, meta, waitUntil };
+  return { env, config: getConfig(env), db: dbFor(env.DB), now: Date.now, meta, waitUntil };
 }
