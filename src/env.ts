@@ -60,20 +60,9 @@ const cache = new WeakMap<object, Config>();
 export function getConfig(env: Bindings): Config {
   let config = cache.get(env);
   if (!config) {
-    const parsed = configSchema.parse({
-      ISSUER: env.ISSUER || undefined,
-      SERVICE_ACCOUNT_EMAIL_DOMAIN: env.SERVICE_ACCOUNT_EMAIL_DOMAIN || undefined,
-      DEFAULT_JWT_TTL_SECONDS: env.DEFAULT_JWT_TTL_SECONDS || undefined,
-      MAX_JWT_TTL_SECONDS: env.MAX_JWT_TTL_SECONDS || undefined,
-      MAX_BODY_BYTES: env.MAX_BODY_BYTES || undefined,
-      JWT_SIGNING_ALG: env.JWT_SIGNING_ALG || undefined,
-      ALLOWED_AUDIENCES: env.ALLOWED_AUDIENCES || undefined,
-      JWKS_MAX_AGE_SECONDS: env.JWKS_MAX_AGE_SECONDS || undefined,
-      AUTHORIZE_JWT_TTL_SECONDS: env.AUTHORIZE_JWT_TTL_SECONDS || undefined,
-      CRON_BATCH_SIZE: env.CRON_BATCH_SIZE || undefined,
-      AUDIT_RETENTION_DAYS: env.AUDIT_RETENTION_DAYS || undefined,
-      KEY_ROTATION_DAYS: env.KEY_ROTATION_DAYS || undefined,
-    });
+    // An empty variable counts as unset, so its default applies.
+    const vars = env as unknown as Record<string, string | undefined>;
+    const parsed = configSchema.parse(Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, vars[k] || undefined])));
     config = {
       ...parsed,
       ISSUER: parsed.ISSUER.replace(/\/+$/, ""),
