@@ -1,0 +1,62 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = path.resolve(import.meta.dirname, "..", "..");
+const scenarios = ["healthz", "exchange", "client-basic", "private-key-jwt", "list-accounts", "peer"];
+const labels = [
+  "(a) GET /healthz",
+  "(b) POST /api/auth/access-tokens/jwt",
+  "(c) /oauth/token client_secret_basic",
+  "(d) /oauth/token private_key_jwt",
+  "(e) GET /api/v1/orgs/{org}/service-accounts?limit=20",
+  "(f) peer: oidc-provider",
+];
+
+/** `npm run bench -- --smoke`: the benchmark's 2-second smoke (CI runs only this of it). */
+describe("the benchmark's smoke", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "keyward-bench-smoke-"));
+  const output = path.join(dir, "bench.json");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs every scenario without an error or a non-2xx, prints the table and writes the JSON", async () => {
+    const child = spawn(process.execPath, [path.join(root, "scripts", "bench.ts"), "--smoke"], {
+      cwd: root,
+      env: { ...process.env, BENCH_OUTPUT: output },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGTERM"), 100_000);
+      child.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+
+    for (const label of labels) expect(stdout).toContain(label);
+    expect(stdout).toMatch(/targets:/);
+
+    const report = JSON.parse(readFileSync(output, "utf8")) as {
+      settings: { smoke: boolean };
+      table: { id: string; rps: number; non2xx: number; errors: number }[];
+      scale: { rpsBase?: number; rpsBigSpread?: number };
+    };
+    expect(report.settings.smoke).toBe(true);
+    const ids = report.table.map((r) => r.id);
+    for (const id of scenarios) expect(ids).toContain(id);
+    for (const row of report.table) {
+      expect(row.rps, row.id).toBeGreaterThan(0);
+      expect(row.non2xx + row.errors, row.id).toBe(0);
+    }
+    // The scale check's direct D1 + KV seeding ran (tokens written around the API still exchange).
+    expect(report.scale.rpsBase).toBeGreaterThan(0);
+    expect(report.scale.rpsBigSpread).toBeGreaterThan(0);
+  }, 110_000);
+});
