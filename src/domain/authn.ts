@@ -31,6 +31,7 @@ const records = new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000);
 /** Evicts the cached records of a token, or of every token of an account. */
 export function forgetCredentials(match: { tokenId?: string; accountId?: string }): void {
   records.evictWhere((r) => r.tokenId === match.tokenId || r.account.accountId === match.accountId);
+  if (match.accountId) accounts.delete(match.accountId);
 }
 
 /**
@@ -49,10 +50,16 @@ export async function verifyAccessToken(env: Bindings, token: string, now: numbe
   return record;
 }
 
-/** The KV record of a live account (claims and public keys), or null. */
+const accounts = new TtlCache<AccountRecord>(TOKEN_CACHE_TTL_MS, 10_000);
+
+/** The KV record of a live account (claims and public keys), or null; cached like token records. */
 export async function liveAccountRecord(env: Bindings, accountId: string, now: number): Promise<AccountRecord | null> {
   if (!/^sa_[0-9A-Za-z]{1,64}$/.test(accountId)) return null;
-  const record = await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json");
+  let record = accounts.get(accountId, now);
+  if (!record) {
+    record = (await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json")) ?? undefined;
+    if (record) accounts.set(accountId, record, now);
+  }
   return record && accountDeadReason(record.account, now) === null ? record : null;
 }
 

@@ -25,6 +25,10 @@ export class TtlCache<V> {
     if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
   /** Drops every entry whose value matches (e.g. all secrets of a revoked token). */
   evictWhere(match: (value: V) => boolean): void {
     for (const [key, entry] of this.entries) if (match(entry.value)) this.entries.delete(key);
