@@ -92,29 +92,26 @@ export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number
   );
 }
 
-export async function listTokens(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, q: TokenReview) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
-  const { where, orderBy } = keyset(accessTokens, q.cursor);
+async function tokenPage(ctx: Ctx, where: SQL, q: TokenReview) {
+  const page = keyset(accessTokens, q.cursor);
   const rows = await ctx.db
     .select()
     .from(accessTokens)
-    .where(and(eq(accessTokens.accountId, account.id), where, reviewFilters(q, ctx.now())))
-    .orderBy(...orderBy)
+    .where(and(where, page.where, reviewFilters(q, ctx.now())))
+    .orderBy(...page.orderBy)
     .limit(q.limit + 1);
   return toPage(rows, q.limit, (r) => r);
+}
+
+export async function listTokens(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, q: TokenReview) {
+  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
+  return tokenPage(ctx, eq(accessTokens.accountId, account.id), q);
 }
 
 /** Every token of the org matching the review filters (e.g. expiring within 7 days). */
 export async function listOrgTokens(ctx: Ctx, principal: Principal, orgRef: string, q: TokenReview) {
   const org = await orgFor(ctx, principal, orgRef, "service-accounts.read");
-  const { where, orderBy } = keyset(accessTokens, q.cursor);
-  const rows = await ctx.db
-    .select()
-    .from(accessTokens)
-    .where(and(eq(accessTokens.orgId, org.id), where, reviewFilters(q, ctx.now())))
-    .orderBy(...orderBy)
-    .limit(q.limit + 1);
-  return toPage(rows, q.limit, (r) => r);
+  return tokenPage(ctx, eq(accessTokens.orgId, org.id), q);
 }
 
 export async function revokeToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, tokenId: string) {
