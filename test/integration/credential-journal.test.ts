@@ -7,7 +7,7 @@ import { planIssue, planRegenerate } from "../../src/domain/credentials.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import { expectStatus, platformRoot, unique } from "../helpers.ts";
 import { expectProblem } from "./registry-helpers.ts";
-import { auditOf, expectDead, expectWorks, freshOrg, issue, issueOk, kvKeyOf, revoke, sha256, tokenRow, viewerAccount } from "./token-helpers.ts";
+import { auditOf, expectDead, expectWorks, freshOrg, issue, issueOk, journaledRevoke, kvKeyOf, revoke, sha256, tokenRow, viewerAccount } from "./token-helpers.ts";
 
 /**
  * The account Durable Object journals every credential change under "pending-change" before it
@@ -33,24 +33,6 @@ async function setup() {
   return { ...o, sa, token };
 }
 
-/** The change a revoke journals: KV delete first, then D1 (status and an audit event in one batch). */
-async function revokeChange(tokenId: string, secret: string, orgId: string, eventId: string): Promise<Change> {
-  const now = Date.now();
-  return {
-    kvBefore: [{ op: "delete", key: await kvKeyOf(secret) }],
-    d1: [
-      {
-        sql: "update access_tokens set status = ?, revoked_at = ?, revoked_by = ?, previous_secret_hash = null, previous_secret_expires_at = null where id = ?",
-        params: ["revoked", now, "journal-test", tokenId],
-      },
-      {
-        sql: "insert into audit_events (id, org_id, actor_id, action, target_type, target_id, request_id, ip, user_agent, details, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
-        params: [eventId, orgId, "journal-test", "access_token.revoked", "access_token", tokenId, null, null, null, "{}", now],
-      },
-    ],
-    kvAfter: [],
-  };
-}
 
 /** Journals a change as the object does before applying it, then "crashes" (evicts the instance). */
 async function journalAndCrash(accountId: string, change: Change, alarm: "set" | "none") {
@@ -85,7 +67,7 @@ describe("the credential journal", () => {
   it("the next call to the object replays a journaled revoke before doing its own work", async () => {
     const { org, adminToken, sa, token } = await setup();
     const eventId = `evt_${unique("journal")}`;
-    await journalAndCrash(sa.id, await revokeChange(token.id, token.token, org.id, eventId), "none");
+    await journalAndCrash(sa.id, await journaledRevoke(token.id, token.token, org.id, eventId), "none");
     await expectNotApplied(token.id, token.token);
     expect(await pendingOf(sa.id), "journal before replay").toBeDefined();
 
@@ -101,7 +83,7 @@ describe("the credential journal", () => {
 
   it("a revoke call on the same token replays the journal and stays a 204", async () => {
     const { org, adminToken, sa, token } = await setup();
-    await journalAndCrash(sa.id, await revokeChange(token.id, token.token, org.id, `evt_${unique("journal")}`), "none");
+    await journalAndCrash(sa.id, await journaledRevoke(token.id, token.token, org.id, `evt_${unique("journal")}`), "none");
     await expectNotApplied(token.id, token.token);
     expectStatus(await revoke(adminToken, org.id, sa.id, token.id), 204);
     await expectRevokedEverywhere(token.id, token.token, sa.id);
@@ -113,7 +95,7 @@ describe("the credential journal", () => {
 
   it("the alarm replays a journaled revoke with no call at all", async () => {
     const { org, sa, token } = await setup();
-    const stub = await journalAndCrash(sa.id, await revokeChange(token.id, token.token, org.id, `evt_${unique("journal")}`), "set");
+    const stub = await journalAndCrash(sa.id, await journaledRevoke(token.id, token.token, org.id, `evt_${unique("journal")}`), "set");
     await expectNotApplied(token.id, token.token);
     expect(await runDurableObjectAlarm(stub), "an alarm was scheduled and ran").toBe(true);
     await expectRevokedEverywhere(token.id, token.token, sa.id);
@@ -130,7 +112,7 @@ describe("the credential journal", () => {
   it("replaying is idempotent: the same change twice leaves one audit event and the same state", async () => {
     const { org, adminToken, sa, token } = await setup();
     const eventId = `evt_${unique("journal")}`;
-    const change = await revokeChange(token.id, token.token, org.id, eventId);
+    const change = await journaledRevoke(token.id, token.token, org.id, eventId);
     const stub = await journalAndCrash(sa.id, change, "set");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     // As if the object had crashed after applying, before clearing the journal.
@@ -170,7 +152,7 @@ describe("the credential journal", () => {
   it("a journal entry of one account is not replayed by another account's object", async () => {
     const a = await setup();
     const b = await viewerAccount(a.adminToken, a.org.id);
-    await journalAndCrash(a.sa.id, await revokeChange(a.token.id, a.token.token, a.org.id, `evt_${unique("journal")}`), "none");
+    await journalAndCrash(a.sa.id, await journaledRevoke(a.token.id, a.token.token, a.org.id, `evt_${unique("journal")}`), "none");
     expectStatus(await issue(a.adminToken, a.org.id, b.id), 201);
     await expectNotApplied(a.token.id, a.token.token);
     expect(await pendingOf(a.sa.id)).toBeDefined();
@@ -199,7 +181,7 @@ describe("the credential journal", () => {
       alarmError = err;
     }
     const pending = await pendingOf(sa.id);
-    expect.soft(pending, `the journal is stuck (alarm error: ${String(alarmError)}): ${JSON.stringify(pending?.kvAfter.map((op) => ("expiration" in op ? { key: op.key.slice(0, 12), expiration: op.expiration, now: Math.floor(Date.now() / 1000) } : op)))}`).toBeUndefined();
+    expect.soft(pending, `the journal is stuck (alarm error: ${String(alarmError)}): ${JSON.stringify(pending?.kvAfter.map((op) => ("expiresAt" in op ? { key: op.key.slice(0, 12), expiresAt: op.expiresAt, now: Date.now() } : op)))}`).toBeUndefined();
     expect.soft((await tokenRow(plan.value.token.id))?.status, "replayed D1 row").toBe("active");
     // The account's credentials can still be managed: a revoke of its other token goes through.
     const res = await revoke(adminToken, org.id, sa.id, token.id);

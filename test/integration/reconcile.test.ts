@@ -10,7 +10,7 @@ import type { AccountCredentials } from "../../src/durable-objects/account-crede
 import type { Bindings } from "../../src/env.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import { clockAhead, kvRecordOf, listTokenItems, MINUTE_MS, randomHash, runJob, setColumns } from "./lifecycle-helpers.ts";
-import { auditOf, expectDead, expectWorks, freshOrg, issueOk, kvKeyOf, kvKeys, regenerate, revoke, sha256, tokenRow, tokensPath, viewerAccount } from "./token-helpers.ts";
+import { auditOf, expectDead, expectWorks, freshOrg, issueOk, journaledRevoke, kvKeyOf, kvKeys, regenerate, revoke, sha256, tokenRow, tokensPath, viewerAccount } from "./token-helpers.ts";
 
 /**
  * Fault injection and repair. D1 is the source of truth; reconciliation makes KV agree with it,
@@ -227,29 +227,12 @@ describe("orphan KV entries (no active D1 row behind them)", () => {
 describe("a revocation interrupted after its KV deletion", () => {
   const stubOf = (accountId: string) => env.ACCOUNT_DO.get(env.ACCOUNT_DO.idFromName(accountId));
 
-  /** The change a revoke journals: KV delete first, then D1 (status and an audit event in one batch). */
-  async function revokeChange(tokenId: string, secret: string, eventId: string): Promise<Change> {
-    const now = Date.now();
-    return {
-      kvBefore: [{ op: "delete", key: await kvKeyOf(secret) }],
-      d1: [
-        {
-          sql: "update access_tokens set status = ?, revoked_at = ?, revoked_by = ?, previous_secret_hash = null, previous_secret_expires_at = null where id = ?",
-          params: ["revoked", now, "journal-test", tokenId],
-        },
-        {
-          sql: "insert into audit_events (id, org_id, actor_id, action, target_type, target_id, request_id, ip, user_agent, details, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
-          params: [eventId, o.org.id, "journal-test", "access_token.revoked", "access_token", tokenId, null, null, null, "{}", now],
-        },
-      ],
-      kvAfter: [],
-    };
-  }
+
 
   it("the token is refused at every point, and reconcile (through the object, which replays the journal first) never resurrects it", async () => {
     const { sa, token } = await accountWithToken();
     const eventId = `evt_${unique("interrupted").replace("-", "")}`;
-    const change = await revokeChange(token.id, token.token, eventId);
+    const change = await journaledRevoke(token.id, token.token, o.org.id, eventId);
     const stub = stubOf(sa.id);
     // The object journaled the revoke, ran its KV step, and crashed before D1 (no alarm left).
     await runInDurableObject<AccountCredentials, void>(stub, async (_i, state) => {

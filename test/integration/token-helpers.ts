@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import type { Change } from "../../src/domain/credential-change.ts";
 import { call, expectStatus, orgWithAdmin, unique } from "../helpers.ts";
 
 /** Shared helpers of the access-token tests (issue, revoke, regenerate, concurrency, the DO journal). */
@@ -146,3 +147,22 @@ export async function kvKeys(prefix: string): Promise<string[]> {
 
 /** Within `slackMs` of an expected instant. */
 export const near = (iso: string | null, expected: number, slackMs = 30_000) => iso !== null && Math.abs(Date.parse(iso) - expected) < slackMs;
+
+/** The change a revoke journals (as if the account's object crashed mid-way): KV delete first, then D1 (status and an audit event in one batch). */
+export async function journaledRevoke(tokenId: string, secret: string, orgId: string, eventId: string): Promise<Change> {
+  const now = Date.now();
+  return {
+    kvBefore: [{ op: "delete", key: await kvKeyOf(secret) }],
+    d1: [
+      {
+        sql: "update access_tokens set status = ?, revoked_at = ?, revoked_by = ?, previous_secret_hash = null, previous_secret_expires_at = null where id = ?",
+        params: ["revoked", now, "journal-test", tokenId],
+      },
+      {
+        sql: "insert into audit_events (id, org_id, actor_id, action, target_type, target_id, request_id, ip, user_agent, details, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
+        params: [eventId, orgId, "journal-test", "access_token.revoked", "access_token", tokenId, null, null, null, "{}", now],
+      },
+    ],
+    kvAfter: [],
+  };
+}
