@@ -28,7 +28,8 @@
  * Environment (defaults in brackets): BENCH_DURATION seconds per round [10], BENCH_WARMUP seconds
  * [2], BENCH_CONNECTIONS [32], BENCH_ROUNDS [3], BENCH_ACCOUNTS [20], BENCH_PKJWT_CLIENTS [4],
  * BENCH_SCALE_BASE [100], BENCH_SCALE_TOKENS [100000] (0 skips the scale check),
- * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_SCENARIOS (a comma list of
+ * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra profiled
+ * round per direct scenario through the inspector: a .cpuprofile and the top functions), BENCH_SCENARIOS (a comma list of
  * scenario ids to run: healthz, exchange, client-basic, private-key-jwt, list-accounts, peer; the
  * ceiling always runs, the scale check with exchange), BENCH_SIGNING_ALG
  * (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON file to write).
@@ -49,6 +50,7 @@ import { unstable_readConfig } from "wrangler";
 import { generateAccessToken, tokenHint } from "../src/domain/access-token.ts";
 import { tokenKey, type AccountClaims, type TokenRecord } from "../src/domain/kv-records.ts";
 import { newId } from "../src/lib/ids.ts";
+import { profileWhile } from "./bench-profile.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const wranglerJs = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -75,6 +77,7 @@ const settings = {
   wranglerDev: setting("BENCH_WRANGLER_DEV", 1, 0) !== 0,
   signingAlg: process.env.BENCH_SIGNING_ALG || null,
   only: (process.env.BENCH_SCENARIOS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+  profile: process.env.BENCH_PROFILE === "1",
 };
 settings.pkjwtClients = Math.min(settings.pkjwtClients, settings.accounts);
 
@@ -663,6 +666,9 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+/** Set with BENCH_PROFILE=1: each direct scenario gets one extra, profiled round (not reported). */
+let profiling: { port: number } | undefined;
+
 async function runScenario(
   id: string,
   label: string,
@@ -681,6 +687,11 @@ async function runScenario(
   for (let r = 0; r < settings.rounds; r++) {
     await hooks.beforeRun?.(settings.durationSeconds, rounds.at(-1) ?? warmup);
     rounds.push(await load(target, request, settings.durationSeconds, next));
+  }
+  if (settings.profile && target.name === "direct" && profiling) {
+    const file = path.join(root, "bench-results", `profile-${id}.cpuprofile`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    await profileWhile(profiling.port, "keyward", file, () => load(target, request, settings.durationSeconds, next), log);
   }
   const statusCodes: Record<string, number> = {};
   for (const round of rounds) for (const [code, n] of Object.entries(round.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
@@ -768,10 +779,12 @@ async function main(): Promise<number> {
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
   const vars: Record<string, string> = { ...config.vars, ...(settings.signingAlg ? { JWT_SIGNING_ALG: settings.signingAlg } : {}) };
   const port = await freePort();
+  if (settings.profile) profiling = { port: await freePort() };
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
       port,
+      ...(profiling ? { inspectorPort: profiling.port } : {}),
       cf: false,
       enableDevRegistry: false,
       resourcePersistencePath: persist,

@@ -9,6 +9,8 @@ export interface Bindings {
   TOKENS: KVNamespace;
   ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
   SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
+  /** Counts failed authentications per IP and per client id (optional: without it nothing is limited). */
+  AUTH_FAILURES?: RateLimit;
   ISSUER?: string;
   SERVICE_ACCOUNT_EMAIL_DOMAIN?: string;
   DEFAULT_JWT_TTL_SECONDS?: string;
@@ -21,6 +23,8 @@ export interface Bindings {
   CRON_BATCH_SIZE?: string;
   AUDIT_RETENTION_DAYS?: string;
   KEY_ROTATION_DAYS?: string;
+  RATE_LIMIT_BLOCK_SECONDS?: string;
+  CORS_ALLOWED_ORIGINS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -50,6 +54,13 @@ const configSchema = z.object({
   CRON_BATCH_SIZE: intVar(200, 1, 1000),
   AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
   KEY_ROTATION_DAYS: intVar(30, 1, 365),
+  /** How long an IP or client over the AUTH_FAILURES limit is refused (429, Retry-After). */
+  RATE_LIMIT_BLOCK_SECONDS: intVar(60, 1, 3600),
+  /** Origins allowed to call the API from a browser (CORS); empty: CORS off. `*` allows any. */
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
 });
 
 export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };

@@ -7,6 +7,7 @@ import { verifyJwt } from "./jwt.ts";
 import { accountDeadReason, accountKey, credentialExpiry, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
 import { networkAllowed } from "./network.ts";
 import type { Principal } from "./principal.ts";
+import { failureKeys, guarded } from "./rate-limit.ts";
 import { recordUse } from "./usage.ts";
 
 const unauthenticated = (detail: string) =>
@@ -67,7 +68,13 @@ export async function liveAccountRecord(env: Bindings, accountId: string, now: n
  * Authenticates a bearer credential (an access token, or a JWT we issued for our own audience)
  * into a principal, or throws 401 (one message for every failure).
  */
-export async function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
+export function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
+  return guarded(ctx, () => failureKeys(ctx), isUnauthenticated, () => authenticateOnce(ctx, header));
+}
+
+export const isUnauthenticated = (err: unknown) => err instanceof ApiError && err.code === "unauthenticated";
+
+async function authenticateOnce(ctx: Ctx, header: string | undefined): Promise<Principal> {
   const credential = bearerCredential(header);
   const now = ctx.now();
   if (credential.startsWith(TOKEN_PREFIX)) {

@@ -1,5 +1,6 @@
 import { ApiError } from "../errors.ts";
-import { verifyAccessToken } from "./authn.ts";
+import { isUnauthenticated, verifyAccessToken } from "./authn.ts";
+import { failureKeys, guarded } from "./rate-limit.ts";
 import type { Ctx } from "./context.ts";
 import { claimsFor } from "./authorize.ts";
 import { mintJwt } from "./jwt.ts";
@@ -76,8 +77,11 @@ export async function exchangeAccessToken(
   ctx: Ctx,
   input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
 ): Promise<IssuedJwt> {
-  const record = await verifyAccessToken(ctx.env, input.accessToken, ctx.now());
-  if (!record || !networkAllowed(ctx, record.account)) throw unauthenticated();
+  const record = await guarded(ctx, () => failureKeys(ctx), isUnauthenticated, async () => {
+    const found = await verifyAccessToken(ctx.env, input.accessToken, ctx.now());
+    if (!found || !networkAllowed(ctx, found.account)) throw unauthenticated();
+    return found;
+  });
   const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
   const account = await claimsFor(ctx, record.account, input.org);
   const scope = grantScope(input.scope, account.scopes);

@@ -1,4 +1,4 @@
-import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { CompactSign, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { randomBase62 } from "../lib/crypto.ts";
@@ -19,6 +19,8 @@ const RETENTION_SLACK_MS = 5 * 60_000;
 let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
 const signingKeys = new Map<string, Promise<CryptoKey>>();
 const verifyKeys = new Map<string, Promise<CryptoKey>>();
+
+const encoder = new TextEncoder();
 
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
@@ -80,21 +82,21 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jwt: string
   const exp = iat + input.ttlSeconds;
   const jti = randomBase62(22);
   const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
-  const jwt = await new SignJWT({
+  const claims = {
+    iss: ctx.config.ISSUER,
+    sub: input.account.accountId,
+    aud: input.audience,
+    iat,
+    exp,
+    jti,
     client_id: input.account.accountId,
     scope: input.scope.join(" "),
     ...(orgId ? { org_id: orgId } : {}),
     groups: input.account.groups,
     roles: input.account.roles,
-  })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
-    .setIssuer(ctx.config.ISSUER)
-    .setSubject(input.account.accountId)
-    .setAudience(input.audience)
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .setJti(jti)
-    .sign(privateKey);
+  };
+  // CompactSign over the claims we build here: SignJWT re-validates and re-serializes them per call.
+  const jwt = await new CompactSign(encoder.encode(JSON.stringify(claims))).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" }).sign(privateKey);
   return { jwt, jti, exp, iat };
 }
 

@@ -37,14 +37,23 @@ export function crc32(input: string): number {
     }
   }
   let crc = 0xffffffff;
-  for (const byte of encoder.encode(input)) crc = crcTable[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  // Tokens are ASCII, whose UTF-8 bytes are the char codes: no encoding on the hot path.
+  if (/^[\x00-\x7f]*$/.test(input)) {
+    for (let i = 0; i < input.length; i++) crc = crcTable[(crc ^ input.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  } else {
+    for (const byte of encoder.encode(input)) crc = crcTable[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  }
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 /** Lowercase hex SHA-256 of a string. */
 export async function sha256Hex(input: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(input));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(input)));
+  let out = "";
+  for (let i = 0; i < digest.length; i++) out += HEX[digest[i]!];
+  return out;
 }
 
 /**

@@ -43,24 +43,37 @@ function verifyKey(key: AccountKey): Promise<CryptoKey> {
   return k;
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const BASIC = /^Basic[ ]+([A-Za-z0-9+/=]{1,2048})[ ]*$/i;
+
+/** application/x-www-form-urlencoded decoding of one Basic half; null when the escapes are broken. */
+function unform(s: string): string | null {
+  if (!s.includes("%") && !s.includes("+")) return s;
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    return null;
+  }
+}
+
 /** RFC 6749 §2.3.1: Basic with form-urlencoded id and secret. */
 function parseBasic(header: string): { id: string; secret: string } | null {
-  const match = /^Basic[ ]+([A-Za-z0-9+/=]{1,2048})[ ]*$/i.exec(header);
+  const match = BASIC.exec(header);
   if (!match) return null;
   let decoded: string;
   try {
-    decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(match[1]!), (ch) => ch.charCodeAt(0)));
+    const binary = atob(match[1]!);
+    let ascii = true;
+    for (let i = 0; i < binary.length && ascii; i++) ascii = binary.charCodeAt(i) < 0x80;
+    decoded = ascii ? binary : strictUtf8.decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0)));
   } catch {
     return null;
   }
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
-  const unform = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
-  try {
-    return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
-  } catch {
-    return null;
-  }
+  const id = unform(decoded.slice(0, colon));
+  const secret = unform(decoded.slice(colon + 1));
+  return id === null || secret === null ? null : { id, secret };
 }
 
 async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
@@ -70,7 +83,7 @@ async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpo
 }
 
 /** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */
-async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Promise<AuthenticatedClient> {
+async function byAssertion(ctx: Ctx, form: ClientForm, audiences: () => string[]): Promise<AuthenticatedClient> {
   const fail = (why: string) => invalidClient(`Client assertion rejected: ${why}`, false);
   const assertion = form.client_assertion!;
   if (form.client_assertion_type !== JWT_BEARER_ASSERTION) throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
@@ -95,7 +108,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Pro
         algorithms: key.alg === "EdDSA" ? ["EdDSA", "Ed25519"] : [key.alg],
         issuer: clientId,
         subject: clientId,
-        audience: audiences,
+        audience: audiences(),
         requiredClaims: ["exp", "jti"],
         clockTolerance: CLOCK_SKEW_S,
         currentDate: new Date(ctx.now()),
@@ -114,11 +127,24 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: string[]): Pro
   throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key");
 }
 
+/** The client id a request claims (before anything is verified), for counting its failures. */
+export function claimedClientId(authorization: string | undefined, form: ClientForm): string | null {
+  if (authorization !== undefined && /^Basic /i.test(authorization)) return parseBasic(authorization)?.id ?? null;
+  if (form.client_id) return form.client_id;
+  if (!form.client_assertion) return null;
+  try {
+    const sub = decodeJwt(form.client_assertion).sub;
+    return typeof sub === "string" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Authenticates the client of a token, introspection or revocation request by exactly one of
  * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
  */
-export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, audiences: string[]): Promise<AuthenticatedClient> {
+export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, audiences: () => string[]): Promise<AuthenticatedClient> {
   const usedBasic = authorization !== undefined && /^Basic /i.test(authorization);
   const methods = [usedBasic, form.client_secret !== undefined, form.client_assertion !== undefined].filter(Boolean).length;
   if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");

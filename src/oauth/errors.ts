@@ -15,7 +15,9 @@ export type OAuthErrorCode =
   | "invalid_target"
   | "unsupported_token_type"
   | "server_error"
-  | "temporarily_unavailable";
+  | "temporarily_unavailable"
+  /** RFC 8628 (IANA OAuth Extensions Error registry): the client must wait `Retry-After` seconds. */
+  | "slow_down";
 
 export class OAuthError extends Error {
   constructor(
@@ -58,6 +60,8 @@ function fromApiError(err: ApiError): OAuthError {
       return new OAuthError("temporarily_unavailable", err.detail, 503);
     case "payload_too_large":
       return new OAuthError("invalid_request", err.detail, 413);
+    case "rate_limited":
+      return new OAuthError("slow_down", err.detail, 429, err.extra.headers);
     default:
       return new OAuthError("invalid_request", err.detail);
   }

@@ -1,16 +1,17 @@
-import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { accountObject } from "../domain/account-do.ts";
 import { auditInsert } from "../domain/audit.ts";
 import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
 import { verifyJwt, revokeJti } from "../domain/jwt.ts";
+import type { Ctx } from "../domain/context.ts";
 import { credentialExpiry } from "../domain/kv-records.ts";
 import { isPlatformRoot } from "../domain/permissions.ts";
 import type { AppEnv } from "../env.ts";
 import { limitBody } from "../middleware/request.ts";
 import { ctxOf } from "../routes/common.ts";
-import { authenticateClient, type AuthenticatedClient } from "./client-auth.ts";
+import { failureKeys, guarded } from "../domain/rate-limit.ts";
+import { authenticateClient, claimedClientId, type AuthenticatedClient, type ClientForm } from "./client-auth.ts";
 import { OAuthError, onOAuthError } from "./errors.ts";
 import { ACCESS_TOKEN_TYPE, clientCredentials, TOKEN_EXCHANGE_GRANT, tokenExchange } from "./grants.ts";
 
@@ -32,21 +33,34 @@ const tokenForm = z.object({
 });
 const tokenQueryForm = z.object({ token: param, token_type_hint: param, ...clientFields });
 
-/** Every parameter problem is an RFC 6749 invalid_request, whatever the validator found. */
-const form = <T extends z.ZodType>(schema: T) =>
-  zValidator("form", schema, (result) => {
-    if (!result.success) {
-      const repeated = result.error.issues.some((i) => i.code === "invalid_type" && i.expected === "string");
-      throw new OAuthError("invalid_request", repeated ? "A parameter is repeated or not a string" : "Malformed parameters");
-    }
-  });
+/**
+ * The parameters of a form body (repeated ones as arrays, for the schema to refuse or accept),
+ * checked against `schema`; every problem is an RFC 6749 invalid_request. Parsed here rather than
+ * through FormData, which costs a Response and a multipart-capable parser per request.
+ */
+const utf8 = new TextDecoder();
+
+async function formOf<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.infer<T>> {
+  const fields: Record<string, string | string[]> = Object.create(null);
+  // Bytes, not .text(): workerd warns on every text() of a form body.
+  for (const [key, value] of new URLSearchParams(utf8.decode(await c.req.arrayBuffer()))) {
+    const prev = fields[key];
+    fields[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  const result = schema.safeParse(fields);
+  if (!result.success) {
+    const repeated = result.error.issues.some((i) => i.code === "invalid_type" && i.expected === "string");
+    throw new OAuthError("invalid_request", repeated ? "A parameter is repeated or not a string" : "Malformed parameters");
+  }
+  return result.data;
+}
 
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
-function assertionAudiences(c: Context<AppEnv>): string[] {
-  const issuer = ctxOf(c).config.ISSUER;
-  return [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, new URL(c.req.url).origin + c.req.path];
+function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
+  const issuer = ctx.config.ISSUER;
+  return () => [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, new URL(c.req.url).origin + c.req.path];
 }
 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
@@ -58,19 +72,24 @@ const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   await limitBody(c, next);
 };
 
-async function authenticated(c: Context<AppEnv>, body: Record<string, unknown>): Promise<AuthenticatedClient> {
-  return authenticateClient(ctxOf(c), c.req.header("authorization"), body as never, assertionAudiences(c));
+const isFailure = (code: string) => (err: unknown) => err instanceof OAuthError && err.error === code;
+
+/** Client authentication, with its failures counted per IP and client id (429 once over the limit). */
+function authenticated(ctx: Ctx, c: Context<AppEnv>, body: ClientForm): Promise<AuthenticatedClient> {
+  const authorization = c.req.header("authorization");
+  const keys = () => failureKeys(ctx, claimedClientId(authorization, body));
+  return guarded(ctx, keys, isFailure("invalid_client"), () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, c)));
 }
 
-const token = new Hono<AppEnv>().post("/", requireForm, form(tokenForm), async (c) => {
-  const body = c.req.valid("form");
+const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenForm);
   const ctx = ctxOf(c);
   const audiences = [...asList(body.resource), ...asList(body.audience)];
   let issued;
   if (body.grant_type === "client_credentials") {
-    issued = await clientCredentials(ctx, await authenticated(c, body), body.scope, audiences, body.org);
+    issued = await clientCredentials(ctx, await authenticated(ctx, c, body), body.scope, audiences, body.org);
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
-    issued = await tokenExchange(ctx, body, audiences);
+    issued = await guarded(ctx, () => failureKeys(ctx), isFailure("invalid_grant"), () => tokenExchange(ctx, body, audiences));
   } else if (body.grant_type === undefined) {
     throw new OAuthError("invalid_request", "grant_type is required");
   } else {
@@ -90,10 +109,10 @@ const token = new Hono<AppEnv>().post("/", requireForm, form(tokenForm), async (
 });
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
-const introspect = new Hono<AppEnv>().post("/", requireForm, form(tokenQueryForm), async (c) => {
-  const body = c.req.valid("form");
-  await authenticated(c, body);
+const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenQueryForm);
   const ctx = ctxOf(c);
+  await authenticated(ctx, c, body);
   const value = body.token ?? "";
   const now = ctx.now();
   const record = value.startsWith("sat_") ? await verifyAccessToken(ctx.env, value, now) : null;
@@ -126,9 +145,9 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, form(tokenQueryForm
  * RFC 7009: 200 for unknown or dead tokens. A client may revoke its own tokens (the platform root
  * any): an access token through its account's Durable Object, a JWT by putting its jti on the list.
  */
-const revoke = new Hono<AppEnv>().post("/", requireForm, form(tokenQueryForm), async (c) => {
-  const body = c.req.valid("form");
-  const client = await authenticated(c, body);
+const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenQueryForm);
+  const client = await authenticated(ctxOf(c), c, body);
   const ctx = ctxOf(c, client.clientId);
   const value = body.token ?? "";
   const mayRevoke = (owner: string) => {

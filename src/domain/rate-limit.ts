@@ -1,0 +1,69 @@
+import { ApiError } from "../errors.ts";
+import type { Ctx } from "./context.ts";
+
+/**
+ * Brute-force protection for every place a credential is checked (bearer authentication, the
+ * token exchange, client authentication at /oauth/*): each FAILED attempt is counted by the
+ * AUTH_FAILURES rate limiting binding under the caller's IP (`CF-Connecting-IP`) and under the
+ * client id it claimed. A key over the binding's limit is refused with 429 and `Retry-After` for
+ * RATE_LIMIT_BLOCK_SECONDS, before any credential of the request is looked at.
+ *
+ * Successful requests are never counted, so the hot path pays one Map lookup (none while nothing
+ * is blocked). The block is remembered per isolate; another isolate learns of it at the key's
+ * next failure there (the binding answers "over" for it at once).
+ */
+
+const blocked = new Map<string, number>();
+const MAX_BLOCKED = 10_000;
+
+/** The keys a request's failures count under: its IP (when the edge told us) and the claimed client. */
+export function failureKeys(ctx: Ctx, clientId?: string | null): string[] {
+  const keys: string[] = [];
+  if (ctx.meta.ip) keys.push(`ip:${ctx.meta.ip}`);
+  if (clientId) keys.push(`client:${clientId.slice(0, 128)}`);
+  return keys;
+}
+
+export const rateLimited = (retryAfterSeconds: number) =>
+  new ApiError("rate_limited", "Too many failed authentication attempts; retry later", { headers: { "retry-after": String(retryAfterSeconds) } });
+
+/** Throws 429 when a key is blocked in this isolate. `keys` is only built when something is. */
+export function assertNotBlocked(ctx: Ctx, keys: () => string[]): void {
+  if (blocked.size === 0) return;
+  const now = ctx.now();
+  for (const key of keys()) {
+    const until = blocked.get(key);
+    if (until === undefined) continue;
+    if (until > now) throw rateLimited(Math.ceil((until - now) / 1000));
+    blocked.delete(key);
+  }
+}
+
+/** Counts a failed attempt under each key; throws 429 (and blocks the key here) when one is over its limit. */
+export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
+  const limiter = ctx.env.AUTH_FAILURES;
+  if (!limiter || keys.length === 0) return;
+  const outcomes = await Promise.all(keys.map((key) => limiter.limit({ key }).catch(() => ({ success: true }))));
+  const over = keys.filter((_, i) => !outcomes[i]!.success);
+  if (over.length === 0) return;
+  const seconds = ctx.config.RATE_LIMIT_BLOCK_SECONDS;
+  if (blocked.size >= MAX_BLOCKED) blocked.clear();
+  for (const key of over) blocked.set(key, ctx.now() + seconds * 1000);
+  throw rateLimited(seconds);
+}
+
+/** Runs an authentication; a failure (`isFailure`) is counted, and becomes a 429 once a key is over. */
+export async function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
+  assertNotBlocked(ctx, keys);
+  try {
+    return await attempt();
+  } catch (err) {
+    if (isFailure(err)) await countFailure(ctx, keys());
+    throw err;
+  }
+}
+
+/** Test hook: forget every block of this isolate. */
+export function resetBlocks(): void {
+  blocked.clear();
+}
