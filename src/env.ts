@@ -9,8 +9,9 @@ export interface Bindings {
   TOKENS: KVNamespace;
   ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
   SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
-  /** Counts failed authentications per IP and per client id (optional: without it nothing is limited). */
-  AUTH_FAILURES?: RateLimit;
+  /** Count failed authentications per IP and per client id (optional: without them nothing is limited). */
+  AUTH_FAILURES_IP?: RateLimit;
+  AUTH_FAILURES_CLIENT?: RateLimit;
   ISSUER?: string;
   SERVICE_ACCOUNT_EMAIL_DOMAIN?: string;
   DEFAULT_JWT_TTL_SECONDS?: string;
@@ -54,7 +55,7 @@ const configSchema = z.object({
   CRON_BATCH_SIZE: intVar(200, 1, 1000),
   AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
   KEY_ROTATION_DAYS: intVar(30, 1, 365),
-  /** How long an IP or client over the AUTH_FAILURES limit is refused (429, Retry-After). */
+  /** How long an IP or client over its AUTH_FAILURES_* limit is refused (429, Retry-After). */
   RATE_LIMIT_BLOCK_SECONDS: intVar(60, 1, 3600),
   /** Origins allowed to call the API from a browser (CORS); empty: CORS off. `*` allows any. */
   CORS_ALLOWED_ORIGINS: z

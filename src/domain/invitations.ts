@@ -1,5 +1,5 @@
-import { and, eq } from "drizzle-orm";
-import { invitations, roleAssignments, serviceAccounts, type Invitation, type InvitationState } from "../db/schema.ts";
+import { and, eq, exists, inArray, sql } from "drizzle-orm";
+import { environments, invitations, orgs, projects, roleAssignments, roles, serviceAccounts, type Invitation, type InvitationState } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { syncAccounts } from "./account-do.ts";
@@ -8,6 +8,7 @@ import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
 import type { Principal } from "./principal.ts";
+import { findBuiltinRole } from "./permissions.ts";
 import { planAssignments, type AssignmentInput } from "./role-assignments.ts";
 
 /**
@@ -55,6 +56,23 @@ export async function invite(ctx: Ctx, principal: Principal, orgRef: string, inp
     auditInsert(ctx, { action: "invitation.created", orgId: org.id, targetType: "invitation", targetId: row.id, details: { accountId: account.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId } }),
   ]);
   return row;
+}
+
+/** Cancels the pending invitations to a role, or at scopes, that are being deleted (in the deleting batch). */
+export function withdrawPending(ctx: Ctx, principal: Principal, target: { roleId: string } | { scopeIds: string[] }) {
+  const which = "roleId" in target ? eq(invitations.roleId, target.roleId) : inArray(invitations.scopeId, target.scopeIds);
+  return ctx.db
+    .update(invitations)
+    .set({ state: "cancelled", respondedAt: ctx.now(), respondedBy: principal.accountId })
+    .where(and(which, eq(invitations.state, "pending")));
+}
+
+/** SQL: the invitation's role (unless built in) and its scope still exist. */
+function stillGrantable(ctx: Ctx, inv: Invitation) {
+  const scopeTable = inv.scopeType === "org" ? orgs : inv.scopeType === "project" ? projects : environments;
+  const scope = exists(ctx.db.select({ one: sql`1` }).from(scopeTable).where(eq(scopeTable.id, inv.scopeId)));
+  if (findBuiltinRole(inv.roleId)) return scope;
+  return and(scope, exists(ctx.db.select({ one: sql`1` }).from(roles).where(and(eq(roles.id, inv.roleId), eq(roles.orgId, inv.orgId)))));
 }
 
 /** Whether the account already holds the role at the scope (then a second grant would be a phantom). */
@@ -106,16 +124,36 @@ export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: s
   const assignmentId = state === "accepted" ? newId("roleAssignment") : null;
   const set = { state, respondedAt: now, respondedBy: principal.accountId, assignmentId };
   const statements = [
-    // Only a still-pending invitation changes: two concurrent answers cannot both apply.
-    ctx.db.update(invitations).set(set).where(and(eq(invitations.id, inv.id), eq(invitations.state, "pending"))),
+    // Only a still-pending invitation changes (two concurrent answers cannot both apply), and it is
+    // accepted only while its role and scope still exist (checked in the same transaction).
+    ctx.db.update(invitations).set(set).where(and(eq(invitations.id, inv.id), eq(invitations.state, "pending"), assignmentId ? stillGrantable(ctx, inv) : undefined)),
     auditInsert(ctx, { action: `invitation.${state}`, orgId: account.orgId, targetType: "invitation", targetId: inv.id, details: { invitingOrgId: inv.orgId, roleId: inv.roleId } }),
   ];
   if (assignmentId) {
-    // The unique (account, role, scope) index makes a concurrent second accept a no-op.
-    const assignment = { id: assignmentId, accountId: inv.accountId, orgId: inv.orgId, roleId: inv.roleId, scopeType: inv.scopeType, scopeId: inv.scopeId, createdAt: now, createdBy: inv.createdBy };
-    statements.push(ctx.db.insert(roleAssignments).values(assignment).onConflictDoNothing() as never);
+    // Inserted only if the update above accepted the invitation; the unique (account, role, scope)
+    // index makes a concurrent second accept a no-op.
+    const accepted = ctx.db
+      .select({
+        id: sql<string>`${assignmentId}`.as("id"),
+        accountId: invitations.accountId,
+        orgId: invitations.orgId,
+        roleId: invitations.roleId,
+        scopeType: invitations.scopeType,
+        scopeId: invitations.scopeId,
+        createdAt: sql<number>`${now}`.as("created_at"),
+        createdBy: invitations.createdBy,
+      })
+      .from(invitations)
+      .where(and(eq(invitations.id, inv.id), eq(invitations.state, "accepted"), eq(invitations.assignmentId, assignmentId)));
+    statements.push(ctx.db.insert(roleAssignments).select(accepted).onConflictDoNothing() as never);
   }
   await ctx.db.batch(statements as [never, ...never[]]);
+  if (assignmentId) {
+    const after = await ctx.db.select({ assignmentId: invitations.assignmentId }).from(invitations).where(eq(invitations.id, inv.id)).get();
+    if (after?.assignmentId !== assignmentId) {
+      throw new ApiError("conflict", "The invitation's role or scope no longer exists, or it was answered meanwhile");
+    }
+  }
   if (assignmentId) await syncAccounts(ctx, [account.id]);
   return { ...inv, ...set };
 }

@@ -136,6 +136,8 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
       currentDate: new Date(ctx.now()),
       requiredClaims: ["sub", "jti", "exp", "iat"],
     });
+    // jose checks iat only against a maximum age; a JWT "issued" in the future is refused here.
+    if (payload.iat! > ctx.now() / 1000 + CLOCK_SKEW_SECONDS) return null;
     if (await ctx.env.TOKENS.get(revokedJtiKey(payload.jti!))) return null;
     return payload as VerifiedJwt;
   } catch {

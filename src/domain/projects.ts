@@ -6,6 +6,7 @@ import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
+import { withdrawPending } from "./invitations.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
 import { authorize, type Operation } from "./permissions.ts";
@@ -75,6 +76,7 @@ export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: stri
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "project"), eq(roleAssignments.scopeId, project.id))),
     ...envs.map((e) => ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, e.id)))),
+    withdrawPending(ctx, principal, { scopeIds: [project.id, ...envs.map((e) => e.id)] }),
     ctx.db.delete(environments).where(eq(environments.projectId, project.id)),
     ctx.db.delete(projects).where(eq(projects.id, project.id)),
     auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
@@ -128,6 +130,7 @@ export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: 
   const holders = await holdersAt(ctx, [env.id]);
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, env.id))),
+    withdrawPending(ctx, principal, { scopeIds: [env.id] }),
     ctx.db.delete(environments).where(eq(environments.id, env.id)),
     auditInsert(ctx, { action: "environment.deleted", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug } }),
   ]);

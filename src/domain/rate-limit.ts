@@ -3,9 +3,10 @@ import type { Ctx } from "./context.ts";
 
 /**
  * Brute-force protection for every place a credential is checked (bearer authentication, the
- * token exchange, client authentication at /oauth/*): each FAILED attempt is counted by the
- * AUTH_FAILURES rate limiting binding under the caller's IP (`CF-Connecting-IP`) and under the
- * client id it claimed. A key over the binding's limit is refused with 429 and `Retry-After` for
+ * token exchange, client authentication at /oauth/*): each FAILED attempt is counted by two rate
+ * limiting bindings, AUTH_FAILURES_IP under the caller's IP (`CF-Connecting-IP`; its limit is
+ * higher, as many clients can share one NAT address) and AUTH_FAILURES_CLIENT under the client
+ * id it claimed. A key over its binding's limit is refused with 429 and `Retry-After` for
  * RATE_LIMIT_BLOCK_SECONDS, before any credential of the request is looked at.
  *
  * Successful requests are never counted, so the hot path pays one Map lookup (none while nothing
@@ -24,6 +25,8 @@ export function failureKeys(ctx: Ctx, clientId?: string | null): string[] {
   return keys;
 }
 
+const limiterOf = (ctx: Ctx, key: string) => (key.startsWith("ip:") ? ctx.env.AUTH_FAILURES_IP : ctx.env.AUTH_FAILURES_CLIENT);
+
 export const rateLimited = (retryAfterSeconds: number) =>
   new ApiError("rate_limited", "Too many failed authentication attempts; retry later", { headers: { "retry-after": String(retryAfterSeconds) } });
 
@@ -41,9 +44,9 @@ export function assertNotBlocked(ctx: Ctx, keys: () => string[]): void {
 
 /** Counts a failed attempt under each key; throws 429 (and blocks the key here) when one is over its limit. */
 export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
-  const limiter = ctx.env.AUTH_FAILURES;
-  if (!limiter || keys.length === 0) return;
-  const outcomes = await Promise.all(keys.map((key) => limiter.limit({ key }).catch(() => ({ success: true }))));
+  if (keys.length === 0) return;
+  // A limiter that is missing or failing lets the attempt through: it must never lock everyone out.
+  const outcomes = await Promise.all(keys.map((key) => limiterOf(ctx, key)?.limit({ key }).catch(() => ({ success: true })) ?? { success: true }));
   const over = keys.filter((_, i) => !outcomes[i]!.success);
   if (over.length === 0) return;
   const seconds = ctx.config.RATE_LIMIT_BLOCK_SECONDS;

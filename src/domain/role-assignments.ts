@@ -74,7 +74,9 @@ async function scopeOf(ctx: Ctx, row: RoleAssignment): Promise<Scope> {
  * holds elsewhere through accepted invitations were granted knowing its home org controls it.)
  */
 export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string, orgId: string): Promise<void> {
-  if (principal.accountId === accountId) return;
+  // An account may manage its own credentials, unless it acts through a narrowed JWT: one scoped
+  // to a few operations must not mint itself a credential holding all of them.
+  if (principal.accountId === accountId && !principal.scopeLimit && !principal.orgLimit) return;
   const rows = await ctx.db.select().from(roleAssignments).where(and(eq(roleAssignments.accountId, accountId), eq(roleAssignments.orgId, orgId)));
   const defs = await rolesById(ctx, rows.map((r) => r.roleId));
   const missing = new Set<string>();

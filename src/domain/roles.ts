@@ -5,6 +5,7 @@ import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
+import { withdrawPending } from "./invitations.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
 import { BUILTIN_ROLES, effectiveOperations, OPERATIONS, type Operation } from "./permissions.ts";
@@ -167,6 +168,7 @@ export async function deleteRole(ctx: Ctx, principal: Principal, orgRef: string,
   const holders = (await ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(eq(roleAssignments.roleId, role.id))).map((r) => r.id);
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(eq(roleAssignments.roleId, role.id)),
+    withdrawPending(ctx, principal, { roleId: role.id }),
     ctx.db.delete(roles).where(eq(roles.id, role.id)),
     auditInsert(ctx, { action: "role.deleted", orgId: org.id, targetType: "role", targetId: role.id, details: { name: role.name, holders: holders.length } }),
   ]);

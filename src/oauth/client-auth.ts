@@ -119,6 +119,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: () => string[]
     const expMs = payload.exp! * 1000;
     if (expMs > ctx.now() + (MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) * 1000) throw fail("exp is more than 5 minutes ahead");
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
+    if (payload.iat !== undefined && payload.iat > ctx.now() / 1000 + CLOCK_SKEW_S) throw fail("iat is in the future");
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
     const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");

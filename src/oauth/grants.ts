@@ -65,8 +65,13 @@ export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: str
     const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, ctx.config.ISSUER);
     const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
     if (!jwt || !live || !networkAllowed(ctx, live.account)) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
-    account = live.account;
-    allowed = (jwt.scope ?? "").split(" ").filter(Boolean);
+    // The new JWT is for the subject's org: a JWT for another org (POST /api/v1/auth/authorize)
+    // must not come back as one for the account's home org, with its home roles.
+    account = await claimsFor(ctx, live.account, jwt.org_id ?? undefined).catch(() => {
+      throw new OAuthError("invalid_grant", "The subject token's org no longer grants this account anything");
+    });
+    const held = new Set(account.scopes);
+    allowed = (jwt.scope ?? "").split(" ").filter((s) => held.has(s));
     expiresAt = jwt.exp * 1000;
   }
   return issueJwtFor(ctx, account, {
