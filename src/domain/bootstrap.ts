@@ -2,6 +2,8 @@ import { serviceAccounts, systemState } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { timingSafeEqualString } from "../lib/crypto.ts";
 import { auditInsert } from "./audit.ts";
+import { isUnauthenticated } from "./authn.ts";
+import { failureKeys, guarded } from "./rate-limit.ts";
 import type { Ctx } from "./context.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { platformAccount } from "./platform-accounts.ts";
@@ -14,9 +16,11 @@ import { issueFor } from "./tokens.ts";
 export async function bootstrap(ctx: Ctx, presented: string) {
   const secret = ctx.config.bootstrapSecret;
   if (!secret) throw new ApiError("bootstrap_not_configured", "Set the BOOTSTRAP_SECRET secret to enable bootstrap");
-  if (!(await timingSafeEqualString(presented, secret))) {
-    throw new ApiError("unauthenticated", "The bootstrap secret does not match", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
-  }
+  await guarded(ctx, () => failureKeys(ctx, "bootstrap"), isUnauthenticated, async () => {
+    if (!(await timingSafeEqualString(presented, secret))) {
+      throw new ApiError("unauthenticated", "The bootstrap secret does not match", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
+    }
+  });
   const now = ctx.now();
   const account = platformAccount(ctx, {
     name: "root",

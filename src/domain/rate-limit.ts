@@ -56,14 +56,16 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
 }
 
 /** Runs an authentication; a failure (`isFailure`) is counted, and becomes a 429 once a key is over. */
-export async function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
-  assertNotBlocked(ctx, keys);
+export function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
   try {
-    return await attempt();
+    assertNotBlocked(ctx, keys);
   } catch (err) {
+    return Promise.reject(err);
+  }
+  return attempt().catch(async (err: unknown) => {
     if (isFailure(err)) await countFailure(ctx, keys());
     throw err;
-  }
+  });
 }
 
 /** Test hook: forget every block of this isolate. */

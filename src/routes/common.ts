@@ -2,7 +2,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createCtx, type Ctx } from "../domain/context.ts";
 import type { AppEnv } from "../env.ts";
-import { problemSchema, validationError } from "../errors.ts";
+import { ApiError, problemSchema, validationError } from "../errors.ts";
 
 /** A router whose validation failures all become the same problem+json (one shared hook). */
 export function router() {
@@ -56,6 +56,23 @@ export function errors(...statuses: number[]) {
 export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { "application/json": { schema } } },
 });
+
+/**
+ * The validated JSON body of a hot route that skips the OpenAPI validator middleware (the route
+ * is still documented from the same schema, with `openAPIRegistry.registerPath`): the same errors,
+ * two middleware layers and an async parse less per request.
+ */
+export async function validJson<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.infer<T>> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new ApiError("malformed_json", "The request body could not be parsed as JSON");
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) throw validationError(result.error, "json");
+  return result.data;
+}
 
 export const jsonResponse = <T extends z.ZodType>(description: string, schema: T) => ({
   description,
