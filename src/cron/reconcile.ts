@@ -1,8 +1,9 @@
 import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
-import { accessTokens, serviceAccounts, type AccessToken, type ServiceAccount } from "../db/schema.ts";
+import { chunks, SQL_IN_CHUNK } from "../lib/chunks.ts";
+import { accessTokens, publicKeys, serviceAccounts, type AccessToken, type ServiceAccount } from "../db/schema.ts";
 import { syncAccounts } from "../domain/account-do.ts";
 import { isTokenLive } from "../domain/credentials.ts";
-import { tokenKey, type TokenRecord } from "../domain/kv-records.ts";
+import { accountKey, tokenKey, type AccountRecord, type TokenRecord } from "../domain/kv-records.ts";
 import { MAX_OBJECT_CALLS, type Job } from "./types.ts";
 
 const CURSOR_KEY = "cron:reconcile";
@@ -19,11 +20,12 @@ interface Cursors {
 
 const sameList = (a: string[] | undefined, b: string[]) => JSON.stringify([...(a ?? [])].sort()) === JSON.stringify([...b].sort());
 
-/** Whether a KV record says what D1 says about the token and its account (what decides access). */
-function matches(record: TokenRecord | null, token: AccessToken, account: ServiceAccount): boolean {
+/** Whether a secret's KV record says what D1 says about it, its token and its account (what decides access). */
+function matches(record: TokenRecord | null, token: AccessToken, account: ServiceAccount, secretExpiresAt: number | null): boolean {
   return (
     record !== null &&
     record.tokenId === token.id &&
+    record.expiresAt === secretExpiresAt &&
     record.tokenExpiresAt === token.expiresAt &&
     record.account.status === account.status &&
     record.account.expiresAt === account.expiresAt &&
@@ -58,8 +60,28 @@ export const reconcile: Job = async (ctx, { batchSize }) => {
       .filter(({ token }) => isTokenLive(token, now))
       .map(async ({ token, account }) => {
         const record = await ctx.env.TOKENS.get<TokenRecord>(tokenKey(token.secretHash), "json");
-        if (!matches(record, token, account)) stale.add(account.id);
+        if (!matches(record, token, account, token.expiresAt)) stale.add(account.id);
+        const grace = token.previousSecretHash && token.previousSecretExpiresAt && token.previousSecretExpiresAt > now ? token.previousSecretHash : null;
+        if (grace) {
+          const previous = await ctx.env.TOKENS.get<TokenRecord>(tokenKey(grace), "json");
+          if (!matches(previous, token, account, token.previousSecretExpiresAt)) stale.add(account.id);
+        }
       }),
+  );
+  // The accounts' own records (claims and keys, read by JWT bearer and private_key_jwt).
+  const accounts = [...new Map(rows.map(({ account }) => [account.id, account])).values()].filter((a) => !stale.has(a.id));
+  const keyRows = (await Promise.all(chunks(accounts.map((a) => a.id)).map((ids) => ctx.db.select({ accountId: publicKeys.accountId, kid: publicKeys.kid }).from(publicKeys).where(inArray(publicKeys.accountId, ids))))).flat();
+  await Promise.all(
+    accounts.map(async (account) => {
+      const record = await ctx.env.TOKENS.get<AccountRecord>(accountKey(account.id), "json");
+      const kids = keyRows.filter((k) => k.accountId === account.id).map((k) => k.kid);
+      const agrees =
+        record !== null &&
+        record.account.status === account.status &&
+        record.account.expiresAt === account.expiresAt &&
+        sameList(record.keys.map((k) => k.kid), kids);
+      if (!agrees) stale.add(account.id);
+    }),
   );
   const repaired = [...stale].slice(0, MAX_OBJECT_CALLS);
   await syncAccounts(ctx, repaired);
@@ -72,11 +94,16 @@ export const reconcile: Job = async (ctx, { batchSize }) => {
   const hashes = listed.keys.map((k) => k.name.slice(4));
   let orphans: string[] = [];
   if (hashes.length > 0) {
-    const backed = await ctx.db
-      .select({ current: accessTokens.secretHash, previous: accessTokens.previousSecretHash })
-      .from(accessTokens)
-      .where(and(eq(accessTokens.status, "active"), or(inArray(accessTokens.secretHash, hashes), inArray(accessTokens.previousSecretHash, hashes))));
-    const known = new Set(backed.flatMap((b) => [b.current, b.previous]));
+    // Each hash is bound twice: chunks keep a statement under D1's 100 bound parameters.
+    const backed = await Promise.all(
+      chunks(hashes, SQL_IN_CHUNK / 2).map((part) =>
+        ctx.db
+          .select({ current: accessTokens.secretHash, previous: accessTokens.previousSecretHash })
+          .from(accessTokens)
+          .where(and(eq(accessTokens.status, "active"), or(inArray(accessTokens.secretHash, part), inArray(accessTokens.previousSecretHash, part)))),
+      ),
+    );
+    const known = new Set(backed.flat().flatMap((b) => [b.current, b.previous]));
     orphans = hashes.filter((h) => !known.has(h));
     await Promise.all(orphans.map((h) => ctx.env.TOKENS.delete(tokenKey(h))));
   }

@@ -29,8 +29,16 @@ export function bearerCredential(header: string | undefined): string {
 export const TOKEN_CACHE_TTL_MS = 10_000;
 const records = new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000);
 
+/**
+ * Bumped by every eviction. A KV read that was in flight when a change evicted records may return
+ * the record from before the change: it is cached only if no eviction happened meanwhile, so a
+ * stale record never comes back into the cache after its eviction.
+ */
+let evictions = 0;
+
 /** Evicts the cached records of a token, or of every token of an account. */
 export function forgetCredentials(match: { tokenId?: string; accountId?: string }): void {
+  evictions++;
   records.evictWhere((r) => r.tokenId === match.tokenId || r.account.accountId === match.accountId);
   if (match.accountId) accounts.delete(match.accountId);
 }
@@ -44,8 +52,9 @@ export async function verifyAccessToken(env: Bindings, token: string, now: numbe
   const hash = await hashToken(token);
   let record = records.get(hash, now);
   if (!record) {
+    const generation = evictions;
     record = (await env.TOKENS.get<TokenRecord>(tokenKey(hash), "json")) ?? undefined;
-    if (record) records.set(hash, record, now);
+    if (record && generation === evictions) records.set(hash, record, now);
   }
   if (!record || deadReason(record, now) !== null) return null;
   return record;
@@ -58,8 +67,9 @@ export async function liveAccountRecord(env: Bindings, accountId: string, now: n
   if (!/^sa_[0-9A-Za-z]{1,64}$/.test(accountId)) return null;
   let record = accounts.get(accountId, now);
   if (!record) {
+    const generation = evictions;
     record = (await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json")) ?? undefined;
-    if (record) accounts.set(accountId, record, now);
+    if (record && generation === evictions) accounts.set(accountId, record, now);
   }
   return record && accountDeadReason(record.account, now) === null ? record : null;
 }

@@ -2,6 +2,7 @@ import { and, eq, inArray, or } from "drizzle-orm";
 import { environments, projects, roleAssignments, type Environment, type Project } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
+import { chunks } from "../lib/chunks.ts";
 import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { syncAccounts } from "./account-do.ts";
@@ -64,8 +65,8 @@ export async function listProjects(ctx: Ctx, principal: Principal, orgRef: strin
 /** Accounts holding a role at any of these scopes (their KV claims change when the scopes go). */
 async function holdersAt(ctx: Ctx, scopeIds: string[]): Promise<string[]> {
   if (scopeIds.length === 0) return [];
-  const rows = await ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(inArray(roleAssignments.scopeId, scopeIds));
-  return rows.map((r) => r.id);
+  const parts = await Promise.all(chunks(scopeIds).map((part) => ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(inArray(roleAssignments.scopeId, part))));
+  return [...new Set(parts.flat().map((r) => r.id))];
 }
 
 /** Deleting a project removes its environments and every role assignment scoped to either. */
@@ -76,7 +77,7 @@ export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: stri
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "project"), eq(roleAssignments.scopeId, project.id))),
     ...envs.map((e) => ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, e.id)))),
-    withdrawPending(ctx, principal, { scopeIds: [project.id, ...envs.map((e) => e.id)] }),
+    ...chunks([project.id, ...envs.map((e) => e.id)]).map((scopeIds) => withdrawPending(ctx, principal, { scopeIds })),
     ctx.db.delete(environments).where(eq(environments.projectId, project.id)),
     ctx.db.delete(projects).where(eq(projects.id, project.id)),
     auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),

@@ -25,6 +25,36 @@ function algOfJwk(jwk: Record<string, unknown>): PublicKeyAlg | undefined {
   return undefined;
 }
 
+/** What a `kid` may be (printable ASCII), whether given as a field or inside a JWK. */
+export const KID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/** SPKI algorithm identifiers (DER of the OID, hex) of the keys we take; anything else is refused. */
+const SPKI_ALGS: Record<string, PublicKeyAlg> = {
+  "2a8648ce3d0201": "ES256", // id-ecPublicKey (the curve is checked on import)
+  "2a864886f70d010101": "RS256", // rsaEncryption
+  "2b6570": "EdDSA", // id-Ed25519 (not X25519, 2b656e)
+};
+
+/** The algorithm OID of an SPKI: SEQUENCE { SEQUENCE { OID, ... }, BIT STRING }. */
+function spkiAlgorithm(der: Uint8Array): PublicKeyAlg | undefined {
+  let at = 0;
+  const header = (tag: number) => {
+    if (der[at++] !== tag) return -1;
+    let len = der[at++] ?? 0;
+    if (len & 0x80) {
+      const bytes = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < bytes; i++) len = (len << 8) | (der[at++] ?? 0);
+    }
+    return len;
+  };
+  if (header(0x30) < 0 || header(0x30) < 0) return undefined;
+  const oidLength = header(0x06);
+  if (oidLength < 1 || at + oidLength > der.length) return undefined;
+  const hex = Array.from(der.subarray(at, at + oidLength), (b) => b.toString(16).padStart(2, "0")).join("");
+  return SPKI_ALGS[hex];
+}
+
 function pemToDer(pem: string): ArrayBuffer {
   const match = /^-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----$/.exec(pem.trim());
   if (!match) throw invalid("A PEM public key must be a single SPKI block (-----BEGIN PUBLIC KEY-----)");
@@ -53,6 +83,8 @@ export interface ParsedKey {
   alg: PublicKeyAlg;
   jwk: Record<string, unknown>;
   thumbprint: string;
+  /** The JWK's own kid, if it had one. */
+  kid?: string | undefined;
 }
 
 /** Parses and normalizes a public key; private keys, unsupported types and short RSA keys are refused. */
@@ -61,15 +93,15 @@ export async function parsePublicKey(input: string | Record<string, unknown>, al
   let alg: PublicKeyAlg | undefined;
   if (typeof input === "string") {
     const der = pemToDer(input);
-    for (const candidate of algHint ? [algHint] : (["ES256", "RS256", "EdDSA"] as const)) {
-      full = await tryImport("spki", der, candidate);
-      if (full) {
-        alg = candidate;
-        break;
-      }
-    }
+    alg = spkiAlgorithm(new Uint8Array(der));
+    if (!alg) throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
+    if (algHint && algHint !== alg) throw invalid(`The key type does not match alg ${algHint}`);
+    full = await tryImport("spki", der, alg);
   } else {
     if ("d" in input || "p" in input || "k" in input) throw invalid("Send the public key only; never a private or symmetric key");
+    if (input.kid !== undefined && (typeof input.kid !== "string" || !KID_PATTERN.test(input.kid))) {
+      throw new ApiError("validation_failed", "The JWK's kid must be 1-128 printable ASCII characters", { errors: [{ path: "body.publicKey.kid", message: "1-128 printable ASCII characters" }] });
+    }
     alg = algOfJwk(input);
     if (!alg) throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
     if (algHint && algHint !== alg) throw invalid(`The key type does not match alg ${algHint}`);
@@ -79,7 +111,8 @@ export async function parsePublicKey(input: string | Record<string, unknown>, al
   const { kty, crv, x, y, n, e } = full;
   const jwk = Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, v]) => v !== undefined));
   if (alg === "RS256" && typeof n === "string" && (n.length * 6) / 8 < 255) throw invalid("RSA keys must be at least 2048 bits");
-  return { alg, jwk, thumbprint: await calculateJwkThumbprint(jwk as never, "sha256") };
+  const kid = typeof input === "object" ? (input.kid as string | undefined) : undefined;
+  return { alg, jwk, thumbprint: await calculateJwkThumbprint(jwk as never, "sha256"), kid };
 }
 
 export interface AddKeyInput {
@@ -91,12 +124,11 @@ export interface AddKeyInput {
 
 export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
   const parsed = await parsePublicKey(input.publicKey, input.alg);
-  const kidFromJwk = typeof input.publicKey === "object" && typeof input.publicKey.kid === "string" ? input.publicKey.kid : undefined;
   return {
     id: newId("key"),
     accountId,
     orgId,
-    kid: input.kid ?? kidFromJwk ?? parsed.thumbprint,
+    kid: input.kid ?? parsed.kid ?? parsed.thumbprint,
     alg: parsed.alg,
     jwk: parsed.jwk,
     fingerprint: parsed.thumbprint,

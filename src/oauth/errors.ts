@@ -34,6 +34,12 @@ export class OAuthError extends Error {
 export const invalidClient = (description: string, usedBasic: boolean) =>
   new OAuthError("invalid_client", description, 401, usedBasic ? { "www-authenticate": 'Basic realm="keyward", charset="UTF-8"' } : {});
 
+/**
+ * RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only. Descriptions may quote
+ * what the client sent, so anything else becomes "?" (and the text is kept short).
+ */
+const describable = (text: string) => text.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 300);
+
 /** The error handler of the OAuth endpoints: RFC 6749 bodies, never problem+json, never cached. */
 export function onOAuthError(err: Error, c: Context<AppEnv>): Response {
   let e: OAuthError;
@@ -44,7 +50,7 @@ export function onOAuthError(err: Error, c: Context<AppEnv>): Response {
     console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
     e = new OAuthError("server_error", `Internal error; quote request id ${c.get("requestId")}`, 500);
   }
-  return new Response(JSON.stringify({ error: e.error, error_description: e.description }), {
+  return new Response(JSON.stringify({ error: e.error, error_description: describable(e.description) }), {
     status: e.status,
     headers: { "content-type": "application/json", "cache-control": "no-store", pragma: "no-cache", ...e.headers },
   });

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { PublicKey } from "../db/schema.ts";
-import { addKey, listKeys, removeKey } from "../domain/public-keys.ts";
+import { addKey, KID_PATTERN, listKeys, removeKey } from "../domain/public-keys.ts";
 import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, needs, pageOf, router } from "./common.ts";
 
 export const publicKeyInput = z
@@ -11,7 +11,7 @@ export const addKeyBody = z
   .object({
     publicKey: publicKeyInput,
     alg: z.enum(["ES256", "RS256", "EdDSA"]).optional().openapi({ description: "Inferred from the key when absent" }),
-    kid: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/).optional().openapi({ description: "The kid your assertions carry; default: the JWK's kid, else its RFC 7638 thumbprint" }),
+    kid: z.string().regex(KID_PATTERN).optional().openapi({ description: "The kid your assertions carry; default: the JWK's kid, else its RFC 7638 thumbprint" }),
     name: displayText(64).optional(),
   })
   .strict()
