@@ -19,7 +19,8 @@ interface Profile {
   timeDeltas?: number[];
 }
 
-class Inspector {
+/** A Chrome DevTools Protocol session with one Worker's isolate in workerd. */
+export class Inspector {
   private next = 1;
   private readonly pending = new Map<number, (result: unknown) => void>();
   private readonly ws: WebSocket;

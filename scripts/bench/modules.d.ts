@@ -1,6 +1,6 @@
 /**
- * The little of `autocannon` and `oidc-provider` that the benchmark (scripts/bench.ts,
- * scripts/bench-peer.ts) uses; neither package ships its own types.
+ * The little of `autocannon` and `oidc-provider` that the benchmark and the soak (scripts/bench/,
+ * scripts/bench/peer-server.ts) use; neither package ships its own types.
  */
 
 declare module "autocannon" {

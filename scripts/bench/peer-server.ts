@@ -3,7 +3,7 @@
  * on this Node (22) in its own process, with one client_credentials client (client_secret_basic)
  * that gets ES256-signed JWT access tokens (RFC 9068) for a resource server.
  *
- * Usage: node scripts/bench-peer.ts <port> <client_id> <client_secret>
+ * Usage: node scripts/bench/peer-server.ts <port> <client_id> <client_secret>
  * Prints one line `PEER_READY {"port":…,"tokenEndpoint":…}` when it listens.
  */
 import { createServer } from "node:http";
@@ -11,7 +11,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 
 const [portArg, clientId, clientSecret] = process.argv.slice(2);
-if (!portArg || !clientId || !clientSecret) throw new Error("usage: bench-peer.ts <port> <client_id> <client_secret>");
+if (!portArg || !clientId || !clientSecret) throw new Error("usage: peer-server.ts <port> <client_id> <client_secret>");
 const port = Number(portArg);
 const issuer = `http://127.0.0.1:${port}`;
 const resource = "https://api.bench.test";

@@ -1,0 +1,229 @@
+/**
+ * The Worker as the benchmark and the soak run it: bundled by `wrangler deploy --dry-run`, in local
+ * workerd through Miniflare with wrangler.toml's bindings, vars and compatibility settings, fresh
+ * secrets and a temporary persistence folder, the D1 migrations applied; and, for comparison only,
+ * the same Worker behind `wrangler dev`.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_readConfig } from "wrangler";
+import { freePort } from "../dev-server.ts";
+import { onCleanup, sleep, type Log as Logger } from "./lifecycle.ts";
+import type { Target } from "./load.ts";
+import { workerdPids } from "./proc.ts";
+
+export const root = path.resolve(import.meta.dirname, "..", "..");
+const wranglerJs = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/**
+ * A helper Worker in the same workerd, bound to the same D1 database and KV namespace, that writes
+ * a batch of rows and records per request, on its own socket. (KV has no bulk put; one
+ * getKVNamespace() put per record from Node is ~3x slower, and Miniflare's binding proxy failed an
+ * internal assertion after ~30,000 bulk writes.)
+ */
+const SEEDER_SCRIPT = `export default {
+  async fetch(request, env) {
+    const { sql = [], kv = [] } = await request.json();
+    await Promise.all([
+      sql.length ? env.DB.batch(sql.map((s) => env.DB.prepare(s))) : null,
+      ...kv.map(([key, value]) => env.TOKENS.put(key, value)),
+    ]);
+    return Response.json({ statements: sql.length, records: kv.length });
+  },
+};`;
+
+async function bundle(outdir: string): Promise<string[]> {
+  const res = spawnSync(process.execPath, [wranglerJs, "deploy", "--dry-run", "--outdir", outdir], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+  });
+  if (res.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${res.stdout}\n${res.stderr}`);
+  const modules = readdirSync(outdir).filter((f) => /\.(m?js)$/.test(f));
+  if (!modules.includes("index.js")) throw new Error(`no index.js in the bundle: ${modules.join(", ")}`);
+  return ["index.js", ...modules.filter((m) => m !== "index.js")].map((m) => path.join(outdir, m));
+}
+
+type RateLimit = { namespace_id: string; simple: { limit: number; period: 10 | 60 } };
+
+interface WorkerConfig {
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+  vars: Record<string, string>;
+  d1: Record<string, string>;
+  kv: Record<string, string>;
+  durableObjects: Record<string, { className: string; useSQLite: boolean }>;
+  ratelimits: Record<string, RateLimit>;
+}
+
+function readWorkerConfig(): WorkerConfig {
+  const config = unstable_readConfig({ config: path.join(root, "wrangler.toml") }) as unknown as {
+    compatibility_date?: string;
+    compatibility_flags: string[];
+    vars: Record<string, unknown>;
+    d1_databases: { binding: string; database_id?: string; database_name?: string }[];
+    kv_namespaces: { binding: string; id?: string }[];
+    durable_objects: { bindings: { name: string; class_name: string }[] };
+    migrations: { new_sqlite_classes?: string[] }[];
+    ratelimits?: ({ name: string } & RateLimit)[];
+  };
+  if (!config.compatibility_date) throw new Error("wrangler.toml has no compatibility_date");
+  const sqliteClasses = new Set(config.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
+  return {
+    compatibilityDate: config.compatibility_date,
+    compatibilityFlags: config.compatibility_flags,
+    vars: Object.fromEntries(Object.entries(config.vars).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+    d1: Object.fromEntries(config.d1_databases.map((d) => [d.binding, d.database_id ?? d.database_name ?? d.binding])),
+    kv: Object.fromEntries(config.kv_namespaces.map((k) => [k.binding, k.id ?? k.binding])),
+    durableObjects: Object.fromEntries(
+      config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) }]),
+    ),
+    ratelimits: Object.fromEntries((config.ratelimits ?? []).map((r) => [r.name, { namespace_id: r.namespace_id, simple: r.simple }])),
+  };
+}
+
+async function applyMigrations(mf: Miniflare): Promise<number> {
+  const db = await mf.getD1Database("DB");
+  const dir = path.join(root, "migrations");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+  for (const file of files) {
+    const statements = readFileSync(path.join(dir, file), "utf8")
+      .split("--> statement-breakpoint")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
+  return files.length;
+}
+
+export interface StartOptions {
+  /** The temporary folder's name prefix. */
+  tmpPrefix: string;
+  /** Overrides JWT_SIGNING_ALG. */
+  signingAlg: string | null;
+  /** Opens workerd's V8 inspector on a free port (BENCH_PROFILE; the soak reads the isolate's heap). */
+  inspector: boolean;
+  /** Binds wrangler.toml's rate limiters, as deployed (the benchmark measures their cost on the hot path: none while nothing fails). */
+  rateLimits: boolean;
+  log: Logger;
+}
+
+export interface RunningWorker {
+  mf: Miniflare;
+  /** The run's temporary folder (removed at exit). */
+  work: string;
+  vars: Record<string, string>;
+  secrets: { BOOTSTRAP_SECRET: string; SIGNING_KEY_ENCRYPTION_KEY: string };
+  /** The Worker's own workerd socket, and the same through Miniflare's entry Worker. */
+  direct: Target;
+  entry: Target;
+  /** The seeder Worker's socket (seed.ts writes D1 rows and KV records through it). */
+  seederUrl: string;
+  inspectorPort: number | undefined;
+}
+
+/** Bundles the Worker, starts it in workerd through Miniflare and applies the migrations. */
+export async function startWorker(options: StartOptions): Promise<RunningWorker> {
+  const work = mkdtempSync(path.join(os.tmpdir(), options.tmpPrefix));
+  onCleanup(() => rmSync(work, { recursive: true, force: true }));
+  const outdir = path.join(work, "bundle");
+  const persist = path.join(work, "state");
+  mkdirSync(persist);
+  const t = performance.now();
+  const modules = await bundle(outdir);
+  const config = readWorkerConfig();
+  const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
+  const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };
+  const port = await freePort();
+  const inspectorPort = options.inspector ? await freePort() : undefined;
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      host: "127.0.0.1",
+      port,
+      ...(inspectorPort !== undefined ? { inspectorPort } : {}),
+      cf: false,
+      enableDevRegistry: false,
+      resourcePersistencePath: persist,
+      log: new Log(LogLevel.WARN),
+      workers: [
+        {
+          name: "keyward",
+          modules: modules.map((m) => ({ type: "ESModule" as const, path: m })),
+          modulesRoot: outdir,
+          compatibilityDate: config.compatibilityDate,
+          compatibilityFlags: config.compatibilityFlags,
+          bindings: { ...vars, ...secrets },
+          d1Databases: config.d1,
+          kvNamespaces: config.kv,
+          durableObjects: config.durableObjects,
+          ...(options.rateLimits ? { ratelimits: config.ratelimits } : {}),
+          // The Worker's own socket in workerd: requests reach it without Miniflare's entry Worker.
+          unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+        },
+        {
+          name: "bench-seeder",
+          modules: true,
+          script: SEEDER_SCRIPT,
+          compatibilityDate: config.compatibilityDate,
+          d1Databases: config.d1,
+          kvNamespaces: config.kv,
+          unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+        },
+      ],
+    }),
+  );
+  onCleanup(() => mf.dispose());
+  const entryUrl = await mf.ready;
+  const url = await mf.unsafeGetDirectURL("keyward");
+  const seederUrl = (await mf.unsafeGetDirectURL("bench-seeder")).href;
+  const direct: Target = { name: "direct", base: url.origin, pids: () => workerdPids(process.pid) };
+  const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => workerdPids(process.pid) };
+  const migrations = await applyMigrations(mf);
+  options.log(
+    `bundled ${path.basename(modules[0]!)} (${Math.round(readFileSync(modules[0]!).length / 1024)} KiB), workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
+  return { mf, work, vars, secrets, direct, entry, seederUrl, inspectorPort };
+}
+
+/** `wrangler dev` on a free port (its own workerd and proxy), once /healthz answers. */
+export async function startWranglerDev(persist: string) {
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [wranglerJs, "dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--persist-to", persist],
+    { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const base = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 90_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null || Date.now() > until) throw new Error(`wrangler dev did not come up:\n${output.slice(-3000)}`);
+    await sleep(250);
+  }
+  return {
+    base,
+    pid: child.pid!,
+    stop: async () => {
+      if (child.exitCode === null) {
+        try {
+          process.kill(-child.pid!, "SIGTERM");
+        } catch {
+          // gone
+        }
+        await Promise.race([new Promise((r) => child.once("exit", r)), sleep(5000)]);
+      }
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * A benchmark scenario: a probe, a warm-up, BENCH_ROUNDS rounds of load, their median, and with
+ * BENCH_PROFILE=1 one extra profiled round (not reported).
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import type { Log } from "./lifecycle.ts";
+import { load, probe, type LoadRequest, type RoundStats, type Target } from "./load.ts";
+import { profileWhile } from "./profile.ts";
+import { root } from "./runtime.ts";
+
+export interface ScenarioResult {
+  id: string;
+  label: string;
+  target: Target["name"];
+  warmup: RoundStats | null;
+  rounds: RoundStats[];
+  median: { rps: number; p50: number; p99: number; serverCpuPct: number; generatorCpuPct: number; otherCpuPct: number };
+  totals: { requests: number; non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number> };
+  serverPeakRssMiB: number;
+  notes: string[];
+}
+
+export interface RunOptions {
+  connections: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  rounds: number;
+  /** The Worker's inspector port, when each direct scenario gets a profiled round. */
+  profilePort?: number | undefined;
+  log: Log;
+}
+
+export interface ScenarioHooks {
+  /** Before the warm-up and each round (the private_key_jwt scenario pre-signs its assertions). */
+  beforeRun?: (seconds: number, previous: RoundStats | null) => Promise<void>;
+  notes?: () => string[];
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** Runs one scenario and logs its median line; `next` (if given) builds each request. */
+export async function runScenario(
+  options: RunOptions,
+  id: string,
+  label: string,
+  target: Target,
+  request: LoadRequest,
+  next?: () => LoadRequest,
+  hooks: ScenarioHooks = {},
+): Promise<ScenarioResult> {
+  const round = (seconds: number) => load(target, options.connections, request, seconds, next);
+  await probe(target, next ? next() : request, label);
+  let warmup: RoundStats | null = null;
+  if (options.warmupSeconds > 0) {
+    await hooks.beforeRun?.(options.warmupSeconds, null);
+    warmup = await round(options.warmupSeconds);
+  }
+  const rounds: RoundStats[] = [];
+  for (let r = 0; r < options.rounds; r++) {
+    await hooks.beforeRun?.(options.durationSeconds, rounds.at(-1) ?? warmup);
+    rounds.push(await round(options.durationSeconds));
+  }
+  if (options.profilePort !== undefined && target.name === "direct") {
+    const file = path.join(root, "bench-results", `profile-${id}.cpuprofile`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    await profileWhile(options.profilePort, "keyward", file, () => round(options.durationSeconds), options.log);
+  }
+  const statusCodes: Record<string, number> = {};
+  for (const r of rounds) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  const result: ScenarioResult = {
+    id,
+    label,
+    target: target.name,
+    warmup,
+    rounds,
+    median: {
+      rps: median(rounds.map((r) => r.rps)),
+      p50: median(rounds.map((r) => r.p50)),
+      p99: median(rounds.map((r) => r.p99)),
+      serverCpuPct: median(rounds.map((r) => r.serverCpuPct)),
+      generatorCpuPct: median(rounds.map((r) => r.generatorCpuPct)),
+      otherCpuPct: median(rounds.map((r) => r.otherCpuPct)),
+    },
+    totals: {
+      requests: rounds.reduce((s, r) => s + r.requests, 0),
+      non2xx: rounds.reduce((s, r) => s + r.non2xx, 0) + (warmup?.non2xx ?? 0),
+      errors: rounds.reduce((s, r) => s + r.errors, 0) + (warmup?.errors ?? 0),
+      timeouts: rounds.reduce((s, r) => s + r.timeouts, 0) + (warmup?.timeouts ?? 0),
+      statusCodes,
+    },
+    serverPeakRssMiB: Math.max(...rounds.map((r) => r.serverPeakRssMiB), warmup?.serverPeakRssMiB ?? 0),
+    notes: hooks.notes?.() ?? [],
+  };
+  const m = result.median;
+  options.log(
+    `${id.padEnd(16)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  non-2xx ${result.totals.non2xx}  errors ${result.totals.errors}  server CPU ${Math.round(m.serverCpuPct)}%  generator CPU ${Math.round(m.generatorCpuPct)}%  other CPU ${Math.round(m.otherCpuPct)}%`,
+  );
+  return result;
+}
