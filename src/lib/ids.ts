@@ -11,7 +11,6 @@ export const ID_PREFIXES = {
   roleAssignment: "ra_",
   invitation: "inv_",
   event: "evt_",
-  request: "req_",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -3,7 +3,6 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { getConfig, type AppEnv, type Config } from "../env.ts";
 import { ApiError } from "../errors.ts";
-import { newId } from "../lib/ids.ts";
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -38,7 +37,8 @@ function corsFor(config: Config): MiddlewareHandler<AppEnv> | null {
  */
 export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
   const incoming = c.req.header("x-request-id");
-  const requestId = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : newId("request");
+  // A request id needs uniqueness, not secrecy: the runtime's UUID is the cheapest per request.
+  const requestId = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : `req_${crypto.randomUUID()}`;
   c.set("requestId", requestId);
   const cors = corsFor(getConfig(c.env));
   if (!cors) await next();

@@ -95,17 +95,15 @@ const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   } else {
     throw new OAuthError("unsupported_grant_type", "Supported: client_credentials and token-exchange (RFC 8693)");
   }
-  return c.json(
-    {
-      access_token: issued.jwt,
-      token_type: "Bearer",
-      expires_in: issued.expiresIn,
-      scope: issued.scope.join(" "),
-      ...(body.grant_type === TOKEN_EXCHANGE_GRANT ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
-    },
-    200,
-    noStore,
-  );
+  const response = {
+    access_token: issued.jwt,
+    token_type: "Bearer",
+    expires_in: issued.expiresIn,
+    scope: issued.scope.join(" "),
+    ...(body.grant_type === TOKEN_EXCHANGE_GRANT ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
+  };
+  // A plain Response: Hono's c.json would build and merge a second Headers object per request.
+  return new Response(JSON.stringify(response), { status: 200, headers: { "content-type": "application/json", ...noStore } });
 });
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */

@@ -27,5 +27,5 @@ exchangeRoutes.openAPIRegistry.registerPath(exchangeRoute);
 exchangeRoutes.post("/jwt", async (c) => {
   const body = await validJson(c, exchangeBody);
   const { jwt } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
-  return c.json({ jwt }, 200, { "cache-control": "no-store" });
+  return new Response(JSON.stringify({ jwt }), { status: 200, headers: { "content-type": "application/json", "cache-control": "no-store" } });
 });
