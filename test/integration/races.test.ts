@@ -60,36 +60,6 @@ const summary = (responses: Res[]) => {
  * 50 `tok:` keys in KV to sweep everything in one run (see faults-reconcile.test.ts).
  */
 describe("the reconcile job racing a change", () => {
-  /** The real KV, holding the first `get` of `key` (or, with "list", the first `tok:` listing) until released. */
-  function heldReads(key: string, method: "get" | "list" = "get") {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const state = { read: false };
-    const real = env.TOKENS;
-    const kv = new Proxy(real, {
-      get(target, prop) {
-        if (prop === method) {
-          return async (k: unknown, ...rest: unknown[]) => {
-            const value = await (target[method] as (...a: unknown[]) => Promise<unknown>).call(target, k, ...rest);
-            const hit = method === "get" ? k === key : (k as { prefix?: string } | undefined)?.prefix === "tok:";
-            if (hit && !state.read) {
-              state.read = true;
-              await gate;
-            }
-            return value;
-          };
-        }
-        const value = Reflect.get(target, prop);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    const waitRead = async () => {
-      for (let i = 0; i < 400 && !state.read; i++) await new Promise((r) => setTimeout(r, 5));
-      expect(state.read, "the held read started").toBe(true);
-    };
-    return { env: { ...env, TOKENS: kv }, release, waitRead };
-  }
-
   it("a token whose KV write was lost, revoked while reconcile is deciding to rewrite it, is not resurrected", async () => {
     const o = await freshOrg(root.token);
     const sa = await viewerAccount(o.adminToken, o.org.id);
@@ -310,21 +280,21 @@ function pastTheCacheBound() {
 }
 
 /**
- * A request through the Worker (its real default export) whose KV read of `key` goes to the real
- * KV at once but is handed back only when released: a read that started before a change and
- * finishes after it. The KV binding is the real one behind a proxy that only delays that reply.
+ * The real KV, handing back the first `get` of `key` (or, with "list", the first `tok:` listing)
+ * only when released: a read that started before a change and finishes after it. Only that reply
+ * is delayed; everything else goes straight to the real binding.
  */
-function requestWithHeldRead(request: Request, key: string) {
+function heldReads(key: string, method: "get" | "list" = "get") {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const state = { read: false };
-  const real = env.TOKENS;
-  const kv = new Proxy(real, {
+  const kv = new Proxy(env.TOKENS, {
     get(target, prop) {
-      if (prop === "get") {
-        return async (k: string, ...rest: unknown[]) => {
-          const value = await (target.get as (...a: unknown[]) => Promise<unknown>).call(target, k, ...rest);
-          if (k === key) {
+      if (prop === method) {
+        return async (k: unknown, ...rest: unknown[]) => {
+          const value = await (target[method] as (...a: unknown[]) => Promise<unknown>).call(target, k, ...rest);
+          const hit = method === "get" ? k === key : (k as { prefix?: string } | undefined)?.prefix === "tok:";
+          if (hit && !state.read) {
             state.read = true;
             await gate;
           }
@@ -335,11 +305,18 @@ function requestWithHeldRead(request: Request, key: string) {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  const response = worker.fetch(request, { ...env, TOKENS: kv }, createExecutionContext());
-  return { response: Promise.resolve(response), release, read: async () => {
+  const waitRead = async () => {
     for (let i = 0; i < 400 && !state.read; i++) await new Promise((r) => setTimeout(r, 5));
     expect(state.read, "the held read started").toBe(true);
-  } };
+  };
+  return { env: { ...env, TOKENS: kv }, release, waitRead };
+}
+
+/** A request through the Worker (its real default export) whose KV read of `key` is held (heldReads). */
+function requestWithHeldRead(request: Request, key: string) {
+  const held = heldReads(key);
+  const response = worker.fetch(request, held.env, createExecutionContext());
+  return { response: Promise.resolve(response), release: held.release, read: held.waitRead };
 }
 
 const exchangeRequest = (secret: string) =>

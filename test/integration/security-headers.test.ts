@@ -72,6 +72,19 @@ describe("security headers on every kind of response", () => {
   });
 });
 
+describe("no secrets in the public documents", () => {
+  it("the OpenAPI document, the docs page, the metadata and the JWKS hold no token, JWT or private key", async () => {
+    for (const path of ["/openapi.json", "/docs", "/.well-known/oauth-authorization-server", "/.well-known/jwks.json"]) {
+      const res = await call("GET", path);
+      expectStatus(res, 200);
+      expect(res.text, `${path}: an access token`).not.toMatch(/sat_[0-9A-Za-z]{38}/);
+      expect(res.text, `${path}: a JWT`).not.toMatch(/eyJ[\w-]{10,}\.eyJ[\w-]{10,}\.[\w-]+/);
+      expect(res.text, `${path}: a private key`).not.toMatch(/PRIVATE KEY|"d":"/);
+      expect(res.text, `${path}: the bootstrap secret`).not.toContain("test-bootstrap-secret");
+    }
+  });
+});
+
 describe("CORS", () => {
   /** The real Worker with one more variable: the bindings are the same objects. */
   async function withOrigins(origins: string, request: Request) {

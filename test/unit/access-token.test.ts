@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { refCrc32 } from "./reference.ts";
 import { checksum, generateAccessToken, hashToken, isWellFormedAccessToken, TOKEN_PREFIX, tokenHint } from "../../src/domain/access-token.ts";
 import { deadReason, kvExpiration, KV_MIN_TTL_SECONDS, type AccountClaims, type TokenRecord } from "../../src/domain/kv-records.ts";
 
@@ -10,15 +11,6 @@ import { deadReason, kvExpiration, KV_MIN_TTL_SECONDS, type AccountClaims, type 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const TOKEN_RE = /^sat_[0-9A-Za-z]{32}[0-9A-Za-z]{6}$/;
 
-/** CRC-32/IEEE, bit by bit (no table), of the UTF-8 bytes. */
-function refCrc32(input: string): number {
-  let crc = 0xffffffff;
-  for (const byte of new TextEncoder().encode(input)) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
 /** Big-endian, zero-padded base62 of `n` in `width` characters. */
 function refBase62(n: number, width: number): string {

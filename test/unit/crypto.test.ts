@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { refCrc32 } from "./reference.ts";
 import { crc32, sha256Hex, timingSafeEqualString } from "../../src/lib/crypto.ts";
 
 /** The primitives under the hot path, against reference values computed independently. */
 
-/** CRC-32/IEEE bit by bit over the UTF-8 bytes (no table, no ASCII shortcut). */
-function refCrc32(input: string): number {
-  let crc = 0xffffffff;
-  for (const byte of new TextEncoder().encode(input)) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
 describe("crc32", () => {
   it("matches the check value and the reference on ASCII and non-ASCII input (both code paths)", () => {
