@@ -10,7 +10,7 @@ import type { Principal } from "./principal.ts";
 import { failureKeys, guarded } from "./rate-limit.ts";
 import { recordUse } from "./usage.ts";
 
-const unauthenticated = (detail: string) =>
+export const unauthenticated = (detail: string) =>
   new ApiError("unauthenticated", detail, { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
 
 /** The credential of an `Authorization: Bearer` header, or a 401. */

@@ -1,5 +1,5 @@
 import { ApiError } from "../errors.ts";
-import { isUnauthenticated, verifyAccessToken } from "./authn.ts";
+import { isUnauthenticated, unauthenticated, verifyAccessToken } from "./authn.ts";
 import { failureKeys, guarded } from "./rate-limit.ts";
 import type { Ctx } from "./context.ts";
 import { claimsFor } from "./authorize.ts";
@@ -70,7 +70,6 @@ export async function issueJwtFor(
   return { jwt, expiresIn: input.ttlSeconds, scope: input.scope };
 }
 
-const unauthenticated = () => new ApiError("unauthenticated", "The access token is invalid, expired or revoked", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
 
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT (the Witboost semantics). */
 export async function exchangeAccessToken(
@@ -79,7 +78,7 @@ export async function exchangeAccessToken(
 ): Promise<IssuedJwt> {
   const record = await guarded(ctx, () => failureKeys(ctx), isUnauthenticated, async () => {
     const found = await verifyAccessToken(ctx.env, input.accessToken, ctx.now());
-    if (!found || !networkAllowed(ctx, found.account)) throw unauthenticated();
+    if (!found || !networkAllowed(ctx, found.account)) throw unauthenticated("The access token is invalid, expired or revoked");
     return found;
   });
   const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));

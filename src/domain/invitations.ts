@@ -153,7 +153,7 @@ export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: s
     if (after?.assignmentId !== assignmentId) {
       throw new ApiError("conflict", "The invitation's role or scope no longer exists, or it was answered meanwhile");
     }
+    await syncAccounts(ctx, [account.id]);
   }
-  if (assignmentId) await syncAccounts(ctx, [account.id]);
   return { ...inv, ...set };
 }

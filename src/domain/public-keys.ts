@@ -2,6 +2,7 @@ import { calculateJwkThumbprint } from "jose";
 import { and, eq } from "drizzle-orm";
 import { publicKeys, type PublicKey, type PublicKeyAlg } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { toHex } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";
 import { accountObject } from "./account-do.ts";
 import { accountFor } from "./accounts.ts";
@@ -51,8 +52,7 @@ function spkiAlgorithm(der: Uint8Array): PublicKeyAlg | undefined {
   if (header(0x30) < 0 || header(0x30) < 0) return undefined;
   const oidLength = header(0x06);
   if (oidLength < 1 || at + oidLength > der.length) return undefined;
-  const hex = Array.from(der.subarray(at, at + oidLength), (b) => b.toString(16).padStart(2, "0")).join("");
-  return SPKI_ALGS[hex];
+  return SPKI_ALGS[toHex(der.subarray(at, at + oidLength))];
 }
 
 function pemToDer(pem: string): ArrayBuffer {

@@ -48,12 +48,16 @@ export function crc32(input: string): number {
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
+/** Lowercase hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]!];
+  return out;
+}
+
 /** Lowercase hex SHA-256 of a string. */
 export async function sha256Hex(input: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(input)));
-  let out = "";
-  for (let i = 0; i < digest.length; i++) out += HEX[digest[i]!];
-  return out;
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(input))));
 }
 
 /**

@@ -33,13 +33,13 @@ const tokenForm = z.object({
 });
 const tokenQueryForm = z.object({ token: param, token_type_hint: param, ...clientFields });
 
+const utf8 = new TextDecoder();
+
 /**
  * The parameters of a form body (repeated ones as arrays, for the schema to refuse or accept),
  * checked against `schema`; every problem is an RFC 6749 invalid_request. Parsed here rather than
  * through FormData, which costs a Response and a multipart-capable parser per request.
  */
-const utf8 = new TextDecoder();
-
 async function formOf<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.infer<T>> {
   const fields: Record<string, string | string[]> = Object.create(null);
   // Bytes, not .text(): workerd warns on every text() of a form body.

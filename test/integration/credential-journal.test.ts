@@ -50,6 +50,19 @@ const pendingOf = (accountId: string) =>
   runInDurableObject<AccountCredentials, Change | undefined>(stubOf(accountId), (_i, state) => state.storage.get<Change>(PENDING));
 
 /** Nothing of the journaled change has happened yet: the secret is still in KV and D1 says active. */
+/** Runs the object's alarm and expects the journal empty afterwards (what was left, and why, if not). */
+async function expectAlarmClearsJournal(stub: ReturnType<typeof stubOf>, accountId: string) {
+  let alarmError: unknown = null;
+  try {
+    await runDurableObjectAlarm(stub);
+  } catch (err) {
+    alarmError = err;
+  }
+  const pending = await pendingOf(accountId);
+  const left = pending?.kvAfter.map((op) => ("expiresAt" in op ? { key: op.key.slice(0, 12), expiresAt: op.expiresAt, now: Date.now() } : op));
+  expect.soft(pending, `the journal is stuck (alarm error: ${String(alarmError)}): ${JSON.stringify(left)}`).toBeUndefined();
+}
+
 async function expectNotApplied(tokenId: string, secret: string) {
   expect(await env.TOKENS.get(await kvKeyOf(secret)), "KV record before replay").not.toBeNull();
   expect((await tokenRow(tokenId))?.status, "D1 status before replay").toBe("active");
@@ -174,14 +187,7 @@ describe("the credential journal", () => {
     const plan = await planIssue(ctx, { accountId: sa.id, name: "short", expiresAt: plannedAt + 60_000, limit: 2 });
     if (!plan.ok) throw new Error(JSON.stringify(plan));
     const stub = await journalAndCrash(sa.id, plan.value.change, "set");
-    let alarmError: unknown = null;
-    try {
-      await runDurableObjectAlarm(stub);
-    } catch (err) {
-      alarmError = err;
-    }
-    const pending = await pendingOf(sa.id);
-    expect.soft(pending, `the journal is stuck (alarm error: ${String(alarmError)}): ${JSON.stringify(pending?.kvAfter.map((op) => ("expiresAt" in op ? { key: op.key.slice(0, 12), expiresAt: op.expiresAt, now: Date.now() } : op)))}`).toBeUndefined();
+    await expectAlarmClearsJournal(stub, sa.id);
     expect.soft((await tokenRow(plan.value.token.id))?.status, "replayed D1 row").toBe("active");
     // The account's credentials can still be managed: a revoke of its other token goes through.
     const res = await revoke(adminToken, org.id, sa.id, token.id);
@@ -196,14 +202,7 @@ describe("the credential journal", () => {
     const plan = await planRegenerate(ctx, sa.id, token.id, 60);
     if (!plan.ok) throw new Error(JSON.stringify(plan));
     const stub = await journalAndCrash(sa.id, plan.value.change, "set");
-    let alarmError: unknown = null;
-    try {
-      await runDurableObjectAlarm(stub);
-    } catch (err) {
-      alarmError = err;
-    }
-    const pending = await pendingOf(sa.id);
-    expect.soft(pending, `the journal is stuck (alarm error: ${String(alarmError)})`).toBeUndefined();
+    await expectAlarmClearsJournal(stub, sa.id);
     expect.soft((await tokenRow(token.id))?.secret_hash, "D1 has the new secret").toBe(await sha256(plan.value.secret));
     const res = await revoke(adminToken, org.id, sa.id, token.id);
     expectStatus(res, 204);

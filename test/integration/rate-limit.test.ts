@@ -38,13 +38,13 @@ const freshIp = () => `2001:db8::${crypto.randomUUID().slice(0, 4)}:${crypto.ran
 
 const wrongToken = "sat_" + "A".repeat(38);
 
-/** Sends failing requests until the first 429; returns how many failed normally before it. */
-async function failUntilLimited(limit: number, send: () => Promise<Res>, normal: number): Promise<{ before: number; limited: Res }> {
+/** Sends failing requests until the first 429 (never before `limit` normal failures) and returns it. */
+async function failUntilLimited(limit: number, send: () => Promise<Res>, normal: number): Promise<{ limited: Res }> {
   for (let i = 0; i <= 2 * limit; i++) {
     const res = await send();
     if (res.status === 429) {
       expect(i, "refused before the limit").toBeGreaterThanOrEqual(limit);
-      return { before: i, limited: res };
+      return { limited: res };
     }
     expect(res.status, res.text).toBe(normal);
   }
@@ -60,7 +60,7 @@ function expectRetryAfter(res: Res) {
 describe("bearer authentication", () => {
   it("failures from one IP are limited: 429 rate_limited with Retry-After, then even a valid token from that IP", async () => {
     const ip = freshIp();
-    const { before, limited } = await failUntilLimited(IP_LIMIT, () => call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": ip } }), 401);
+    const { limited } = await failUntilLimited(IP_LIMIT, () => call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": ip } }), 401);
         expect(limited.headers.get("content-type")).toBe("application/problem+json");
     expect(limited.json.code).toBe("rate_limited");
     expect(limited.json.status).toBe(429);
@@ -83,7 +83,7 @@ describe("bearer authentication", () => {
 describe("token exchange", () => {
   it("guessing access tokens from one IP ends in 429 with Retry-After", async () => {
     const ip = freshIp();
-    const { before, limited } = await failUntilLimited(
+    const { limited } = await failUntilLimited(
       IP_LIMIT,
       () => call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: wrongToken }, headers: { "cf-connecting-ip": ip } }),
       401,
@@ -98,7 +98,7 @@ describe("token exchange", () => {
 
 describe("/oauth/token", () => {
   it("wrong secrets for one client from many IPs: the client is limited (slow_down, Retry-After); other clients are not", async () => {
-    const { before, limited } = await failUntilLimited(
+    const { limited } = await failUntilLimited(
       CLIENT_LIMIT,
       () => postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, wrongToken], headers: { "cf-connecting-ip": freshIp() } }),
       401,
@@ -114,7 +114,7 @@ describe("/oauth/token", () => {
 
   it("client_secret_post and introspection count under the client id in the form", async () => {
     const clientId = `sa_${crypto.randomUUID().replaceAll("-", "")}`;
-    const { before } = await failUntilLimited(
+    await failUntilLimited(
       CLIENT_LIMIT,
       () => postForm("/oauth/introspect", { token: "x", client_id: clientId, client_secret: wrongToken }, { headers: { "cf-connecting-ip": freshIp() } }),
       401,
@@ -125,7 +125,7 @@ describe("/oauth/token", () => {
 
   it("invalid subject tokens of RFC 8693 exchanges are counted per IP", async () => {
     const ip = freshIp();
-    const { before, limited } = await failUntilLimited(
+    const { limited } = await failUntilLimited(
       IP_LIMIT,
       () =>
         postForm(
