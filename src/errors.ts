@@ -107,14 +107,16 @@ export const problemSchema = z.object({
 });
 
 /** Renders a problem+json response (RFC 9457). */
-export function problem(c: Context<AppEnv>, err: ApiError): Response {
+export const problem = (c: Context<AppEnv>, err: ApiError): Response => problemResponse(err, c.get("requestId") ?? "");
+
+export function problemResponse(err: ApiError, requestId: string): Response {
   const body = {
     type: `https://keyward.dev/problems/${err.code.replaceAll("_", "-")}`,
     title: TITLES[err.code],
     status: err.status,
     detail: err.detail,
     code: err.code,
-    requestId: c.get("requestId") ?? "",
+    requestId,
     ...(err.extra.errors ? { errors: err.extra.errors } : {}),
     ...(err.extra.missing ? { missing: err.extra.missing } : {}),
   };
@@ -136,18 +138,20 @@ export function validationError(error: z.ZodError, target: string): ApiError {
 }
 
 /** The single error handler: ApiError, Hono's HTTPException and anything else become problem+json. */
-export function onError(err: Error, c: Context<AppEnv>): Response {
-  if (err instanceof ApiError) return problem(c, err);
-  if (err instanceof z.ZodError) return problem(c, validationError(err, "request"));
+export const onError = (err: Error, c: Context<AppEnv>): Response => errorResponse(err, c.get("requestId") ?? "");
+
+export function errorResponse(err: unknown, requestId: string): Response {
+  if (err instanceof ApiError) return problemResponse(err, requestId);
+  if (err instanceof z.ZodError) return problemResponse(validationError(err, "request"), requestId);
   if (err instanceof HTTPException) {
     const status = err.status;
-    if (status === 413) return problem(c, new ApiError("payload_too_large", "The request body is over the limit"));
+    if (status === 413) return problemResponse(new ApiError("payload_too_large", "The request body is over the limit"), requestId);
     if (status === 400 && /json/i.test(err.message)) {
-      return problem(c, new ApiError("malformed_json", "The request body could not be parsed as JSON"));
+      return problemResponse(new ApiError("malformed_json", "The request body could not be parsed as JSON"), requestId);
     }
-    if (status === 401) return problem(c, new ApiError("unauthenticated", err.message || "Authentication required"));
-    return problem(c, new ApiError("bad_request", err.message || "Bad request"));
+    if (status === 401) return problemResponse(new ApiError("unauthenticated", err.message || "Authentication required"), requestId);
+    return problemResponse(new ApiError("bad_request", err.message || "Bad request"), requestId);
   }
-  console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
-  return problem(c, new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it"));
+  console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
+  return problemResponse(new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it"), requestId);
 }

@@ -54,9 +54,11 @@ function kek(secret: string): Promise<CryptoKey> {
 
 /** The active key at `now`: the newest one whose activation has come and that is not retired. */
 export function activeKey(keyset: Keyset, now: number): SigningKey | undefined {
-  return keyset.keys
-    .filter((k) => k.activatesAt <= now && (k.retiredAt === null || k.retiredAt > now))
-    .sort((a, b) => b.activatesAt - a.activatesAt)[0];
+  let active: SigningKey | undefined;
+  for (const k of keyset.keys) {
+    if (k.activatesAt <= now && (k.retiredAt === null || k.retiredAt > now) && (!active || k.activatesAt > active.activatesAt)) active = k;
+  }
+  return active;
 }
 
 /** Keys still able to verify a live JWT, plus the ones published ahead of use. */

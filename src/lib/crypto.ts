@@ -1,16 +1,21 @@
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const encoder = new TextEncoder();
+const ascii = new TextDecoder();
+const BASE62_CODES = encoder.encode(BASE62);
 
 /** `length` base62 characters of CSPRNG output, without modulo bias (bytes >= 248 are redrawn). */
 export function randomBase62(length: number): string {
-  let out = "";
-  while (out.length < length) {
+  // Char codes into one buffer, one string at the end: a JWT's jti is made per request.
+  const out = new Uint8Array(length);
+  let n = 0;
+  while (n < length) {
     const bytes = crypto.getRandomValues(new Uint8Array(length * 2));
-    for (const b of bytes) {
-      if (b < 248 && out.length < length) out += BASE62[b % 62];
+    for (let i = 0; i < bytes.length && n < length; i++) {
+      const b = bytes[i]!;
+      if (b < 248) out[n++] = BASE62_CODES[b % 62]!;
     }
   }
-  return out;
+  return ascii.decode(out);
 }
 
 /** Fixed-width base62 of a non-negative integer below 62^width. */
@@ -46,14 +51,8 @@ export function crc32(input: string): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-
-/** Lowercase hex of bytes. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]!];
-  return out;
-}
+/** Lowercase hex of bytes (the runtime's Uint8Array.prototype.toHex, ES2026, not yet in TypeScript's lib). */
+export const toHex = (bytes: Uint8Array): string => (bytes as Uint8Array & { toHex(): string }).toHex();
 
 /** Lowercase hex SHA-256 of a string. */
 export async function sha256Hex(input: string): Promise<string> {
