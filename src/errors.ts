@@ -107,16 +107,14 @@ export const problemSchema = z.object({
 });
 
 /** Renders a problem+json response (RFC 9457). */
-export const problem = (c: Context<AppEnv>, err: ApiError): Response => problemResponse(err, c.get("requestId") ?? "");
-
-export function problemResponse(err: ApiError, requestId: string): Response {
+export function problem(c: Context<AppEnv>, err: ApiError): Response {
   const body = {
     type: `https://keyward.dev/problems/${err.code.replaceAll("_", "-")}`,
     title: TITLES[err.code],
     status: err.status,
     detail: err.detail,
     code: err.code,
-    requestId,
+    requestId: c.get("requestId") ?? "",
     ...(err.extra.errors ? { errors: err.extra.errors } : {}),
     ...(err.extra.missing ? { missing: err.extra.missing } : {}),
   };
@@ -138,20 +136,18 @@ export function validationError(error: z.ZodError, target: string): ApiError {
 }
 
 /** The single error handler: ApiError, Hono's HTTPException and anything else become problem+json. */
-export const onError = (err: Error, c: Context<AppEnv>): Response => errorResponse(err, c.get("requestId") ?? "");
-
-export function errorResponse(err: unknown, requestId: string): Response {
-  if (err instanceof ApiError) return problemResponse(err, requestId);
-  if (err instanceof z.ZodError) return problemResponse(validationError(err, "request"), requestId);
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof ApiError) return problem(c, err);
+  if (err instanceof z.ZodError) return problem(c, validationError(err, "request"));
   if (err instanceof HTTPException) {
     const status = err.status;
-    if (status === 413) return problemResponse(new ApiError("payload_too_large", "The request body is over the limit"), requestId);
+    if (status === 413) return problem(c, new ApiError("payload_too_large", "The request body is over the limit"));
     if (status === 400 && /json/i.test(err.message)) {
-      return problemResponse(new ApiError("malformed_json", "The request body could not be parsed as JSON"), requestId);
+      return problem(c, new ApiError("malformed_json", "The request body could not be parsed as JSON"));
     }
-    if (status === 401) return problemResponse(new ApiError("unauthenticated", err.message || "Authentication required"), requestId);
-    return problemResponse(new ApiError("bad_request", err.message || "Bad request"), requestId);
+    if (status === 401) return problem(c, new ApiError("unauthenticated", err.message || "Authentication required"));
+    return problem(c, new ApiError("bad_request", err.message || "Bad request"));
   }
-  console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
-  return problemResponse(new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it"), requestId);
+  console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
+  return problem(c, new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it"));
 }

@@ -41,16 +41,14 @@ export const invalidClient = (description: string, usedBasic: boolean) =>
 const describable = (text: string) => text.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 300);
 
 /** The error handler of the OAuth endpoints: RFC 6749 bodies, never problem+json, never cached. */
-export const onOAuthError = (err: Error, c: Context<AppEnv>): Response => oauthErrorResponse(err, c.get("requestId") ?? "");
-
-export function oauthErrorResponse(err: unknown, requestId: string): Response {
+export function onOAuthError(err: Error, c: Context<AppEnv>): Response {
   let e: OAuthError;
   if (err instanceof OAuthError) e = err;
   else if (err instanceof ApiError) e = fromApiError(err);
   else if (err instanceof HTTPException) e = new OAuthError("invalid_request", err.status === 413 ? "The body is too large" : "Malformed request");
   else {
-    console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
-    e = new OAuthError("server_error", `Internal error; quote request id ${requestId}`, 500);
+    console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
+    e = new OAuthError("server_error", `Internal error; quote request id ${c.get("requestId")}`, 500);
   }
   return new Response(JSON.stringify({ error: e.error, error_description: describable(e.description) }), {
     status: e.status,

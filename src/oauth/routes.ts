@@ -8,7 +8,7 @@ import type { Ctx } from "../domain/context.ts";
 import { credentialExpiry } from "../domain/kv-records.ts";
 import { isPlatformRoot } from "../domain/permissions.ts";
 import type { AppEnv } from "../env.ts";
-import { boundedBody, limitBody, mediaType } from "../middleware/request.ts";
+import { limitBody } from "../middleware/request.ts";
 import { ctxOf } from "../routes/common.ts";
 import { failureKeys, guarded } from "../domain/rate-limit.ts";
 import { authenticateClient, claimedClientId, type AuthenticatedClient, type ClientForm } from "./client-auth.ts";
@@ -40,14 +40,10 @@ const utf8 = new TextDecoder();
  * checked against `schema`; every problem is an RFC 6749 invalid_request. Parsed here rather than
  * through FormData, which costs a Response and a multipart-capable parser per request.
  */
-async function formOf<T extends z.ZodType>(request: Request, ctx: Ctx, schema: T): Promise<z.infer<T>> {
-  const bytes = await boundedBody(request, ctx.config.MAX_BODY_BYTES);
-  if (mediaType(request.headers.get("content-type")) !== "application/x-www-form-urlencoded") {
-    throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
-  }
+async function formOf<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.infer<T>> {
   const fields: Record<string, string | string[]> = Object.create(null);
   // Bytes, not .text(): workerd warns on every text() of a form body.
-  for (const [key, value] of new URLSearchParams(utf8.decode(bytes))) {
+  for (const [key, value] of new URLSearchParams(utf8.decode(await c.req.arrayBuffer()))) {
     const prev = fields[key];
     fields[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
   }
@@ -62,32 +58,36 @@ async function formOf<T extends z.ZodType>(request: Request, ctx: Ctx, schema: T
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
-function assertionAudiences(ctx: Ctx, request: Request): () => string[] {
+function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
   const issuer = ctx.config.ISSUER;
-  return () => {
-    const url = new URL(request.url);
-    return [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, url.origin + url.pathname];
-  };
+  return () => [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, new URL(c.req.url).origin + c.req.path];
 }
 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
 
+/** Form bodies only, at most MAX_BODY_BYTES. */
+const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
+  await limitBody(c, next);
+};
+
 const isFailure = (code: string) => (err: unknown) => err instanceof OAuthError && err.error === code;
 
 /** Client authentication, with its failures counted per IP and client id (429 once over the limit). */
-function authenticated(ctx: Ctx, request: Request, body: ClientForm): Promise<AuthenticatedClient> {
-  const authorization = request.headers.get("authorization") ?? undefined;
+function authenticated(ctx: Ctx, c: Context<AppEnv>, body: ClientForm): Promise<AuthenticatedClient> {
+  const authorization = c.req.header("authorization");
   const keys = () => failureKeys(ctx, claimedClientId(authorization, body));
-  return guarded(ctx, keys, isFailure("invalid_client"), () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, request)));
+  return guarded(ctx, keys, isFailure("invalid_client"), () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, c)));
 }
 
-/** `POST /oauth/token` (and its /api/m2m alias), served by the hot path (src/hot-path.ts) and, as a fallback, by the app. */
-export async function tokenEndpoint(request: Request, ctx: Ctx): Promise<Response> {
-  const body = await formOf(request, ctx, tokenForm);
+const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenForm);
+  const ctx = ctxOf(c);
   const audiences = [...asList(body.resource), ...asList(body.audience)];
   let issued;
   if (body.grant_type === "client_credentials") {
-    issued = await clientCredentials(ctx, await authenticated(ctx, request, body), body.scope, audiences, body.org);
+    issued = await clientCredentials(ctx, await authenticated(ctx, c, body), body.scope, audiences, body.org);
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
     issued = await guarded(ctx, () => failureKeys(ctx), isFailure("invalid_grant"), () => tokenExchange(ctx, body, audiences));
   } else if (body.grant_type === undefined) {
@@ -104,15 +104,13 @@ export async function tokenEndpoint(request: Request, ctx: Ctx): Promise<Respons
   };
   // A plain Response: Hono's c.json would build and merge a second Headers object per request.
   return new Response(JSON.stringify(response), { status: 200, headers: { "content-type": "application/json", ...noStore } });
-}
-
-const token = new Hono<AppEnv>().post("/", limitBody, (c) => tokenEndpoint(c.req.raw, ctxOf(c)));
+});
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
-const introspect = new Hono<AppEnv>().post("/", limitBody, async (c) => {
+const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenQueryForm);
   const ctx = ctxOf(c);
-  const body = await formOf(c.req.raw, ctx, tokenQueryForm);
-  await authenticated(ctx, c.req.raw, body);
+  await authenticated(ctx, c, body);
   const value = body.token ?? "";
   const now = ctx.now();
   const record = value.startsWith("sat_") ? await verifyAccessToken(ctx.env, value, now) : null;
@@ -145,9 +143,9 @@ const introspect = new Hono<AppEnv>().post("/", limitBody, async (c) => {
  * RFC 7009: 200 for unknown or dead tokens. A client may revoke its own tokens (the platform root
  * any): an access token through its account's Durable Object, a JWT by putting its jti on the list.
  */
-const revoke = new Hono<AppEnv>().post("/", limitBody, async (c) => {
-  const body = await formOf(c.req.raw, ctxOf(c), tokenQueryForm);
-  const client = await authenticated(ctxOf(c), c.req.raw, body);
+const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const body = await formOf(c, tokenQueryForm);
+  const client = await authenticated(ctxOf(c), c, body);
   const ctx = ctxOf(c, client.clientId);
   const value = body.token ?? "";
   const mayRevoke = (owner: string) => {

@@ -1,5 +1,4 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Ctx } from "../domain/context.ts";
 import { exchangeAccessToken } from "../domain/exchange.ts";
 import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./common.ts";
 
@@ -22,14 +21,11 @@ const exchangeRoute = createRoute({
   responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 403, 415) },
 });
 
-/** `POST /api/auth/access-tokens/jwt`, served by the hot path (src/hot-path.ts) and, as a fallback, by the app. */
-export async function exchangeEndpoint(request: Request, ctx: Ctx): Promise<Response> {
-  const body = await validJson(request, ctx.config.MAX_BODY_BYTES, exchangeBody);
-  const { jwt } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
-  return new Response(JSON.stringify({ jwt }), { status: 200, headers: { "content-type": "application/json", "cache-control": "no-store" } });
-}
-
-/** The token exchange of Witboost's semantics: an access token for a short-lived JWT. Validated by hand (validJson), documented from the schema. */
+/** The token exchange of Witboost's semantics: an access token for a short-lived JWT. The hot path: validated by hand (validJson). */
 export const exchangeRoutes = router();
 exchangeRoutes.openAPIRegistry.registerPath(exchangeRoute);
-exchangeRoutes.post("/jwt", (c) => exchangeEndpoint(c.req.raw, ctxOf(c)));
+exchangeRoutes.post("/jwt", async (c) => {
+  const body = await validJson(c, exchangeBody);
+  const { jwt } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
+  return new Response(JSON.stringify({ jwt }), { status: 200, headers: { "content-type": "application/json", "cache-control": "no-store" } });
+});
