@@ -14,7 +14,8 @@
  *    (service_accounts, role_assignments, access_tokens rows) and KV (tok:<sha256> records) through
  *    a helper Worker bound to the same database and namespace.
  * 3. Drives each scenario with autocannon at fixed concurrency and duration after a warm-up, for
- *    BENCH_ROUNDS rounds, and reports the median round:
+ *    BENCH_ROUNDS rounds interleaved across (a)-(f) (round 1 of each, then round 2 of each, ...: a
+ *    ratio's two sides are measured close together), and reports the median round:
  *      (a) GET /healthz, the runtime ceiling
  *      (b) POST /api/auth/access-tokens/jwt, the token exchange
  *      (c) POST /oauth/token client_credentials, client_secret_basic
@@ -46,12 +47,12 @@
  */
 import os from "node:os";
 import { logger, runMain } from "./bench/lifecycle.ts";
-import { runPeerScenario } from "./bench/peer.ts";
+import { peerScenario } from "./bench/peer.ts";
 import { totalMiB } from "./bench/proc.ts";
 import { gitState, report, smokeFailure } from "./bench/report.ts";
 import { startWorker } from "./bench/runtime.ts";
-import type { RunOptions } from "./bench/scenario.ts";
-import { runScaleCheck, runWorkerScenarios, runWranglerDevScenario } from "./bench/scenarios.ts";
+import { runScenarios, type RunOptions } from "./bench/scenario.ts";
+import { runScaleCheck, runWranglerDevScenario, workerScenarios } from "./bench/scenarios.ts";
 import { accountTemplate, seedThroughApi } from "./bench/seed.ts";
 
 const smoke = process.env.BENCH_SMOKE === "1" || process.argv.includes("--smoke");
@@ -103,9 +104,12 @@ async function main(): Promise<number> {
   const template = await accountTemplate(mf, await mf.getKVNamespace("TOKENS"), seeded.accounts[0]!);
   log(`seeded through the API: bootstrap, org '${seeded.org.slug}', ${seeded.accounts.length} service accounts with a token (${settings.pkjwtClients} with an ES256 key) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  // 3. The scenarios, the peer, the scale check; then /healthz through wrangler dev.
-  const { results, ceiling } = await runWorkerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients });
-  if (wanted("peer")) results.push(await runPeerScenario(run));
+  // 3. The scenarios and the peer (rounds interleaved), the scale check; then /healthz through wrangler dev.
+  const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients });
+  const peer = wanted("peer") ? await peerScenario() : null;
+  const results = await runScenarios(run, [...scenarios, ...(peer ? [peer.scenario] : [])]);
+  await peer?.stop();
+  const ceiling = results[0]!.median.rps;
   const scale: Record<string, unknown> = { base: settings.scaleBase, big: settings.scaleTokens };
   if (settings.scaleTokens > settings.scaleBase && wanted("exchange")) {
     const check = await runScaleCheck(run, worker, seeded, template, settings.scaleBase, settings.scaleTokens);

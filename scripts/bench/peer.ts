@@ -9,7 +9,7 @@ import type { LoadRequest, Target } from "./load.ts";
 import { memoryMiB } from "./proc.ts";
 import { basicAuth, form } from "./requests.ts";
 import { root } from "./runtime.ts";
-import { runScenario, type RunOptions, type ScenarioResult } from "./scenario.ts";
+import type { Scenario } from "./scenario.ts";
 
 async function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number, output: () => string): Promise<RegExpExecArray> {
   const until = Date.now() + timeoutMs;
@@ -47,8 +47,8 @@ async function startPeer(clientId: string, clientSecret: string) {
   };
 }
 
-/** (f) oidc-provider on this Node: client_credentials with client_secret_basic, ES256 JWT access tokens. */
-export async function runPeerScenario(options: RunOptions): Promise<ScenarioResult> {
+/** (f) oidc-provider on this Node: client_credentials with client_secret_basic, ES256 JWT access tokens. Started, checked, and stopped by `stop`. */
+export async function peerScenario(): Promise<{ scenario: Scenario; stop: () => Promise<void> }> {
   const peerSecret = randomBytes(24).toString("base64url");
   const peer = await startPeer("bench-client", peerSecret);
   onCleanup(peer.stop);
@@ -63,10 +63,13 @@ export async function runPeerScenario(options: RunOptions): Promise<ScenarioResu
   const issued = (await check.json()) as { access_token?: string };
   const header = issued.access_token ? JSON.parse(Buffer.from(issued.access_token.split(".")[0]!, "base64url").toString()) : null;
   if (header?.alg !== "ES256") throw new Error(`the peer did not issue an ES256 JWT: ${JSON.stringify(issued)}`);
-  const result = await runScenario(options, "peer", "(f) peer: oidc-provider client_secret_basic", peerTarget, peerRequest, undefined, {
-    notes: () => [`oidc-provider ${JSON.parse(readFileSync(path.join(root, "node_modules", "oidc-provider", "package.json"), "utf8")).version}, JWT header ${JSON.stringify(header)}, peak RSS ${memoryMiB(peer.pid, "VmHWM").toFixed(0)} MiB`],
-  });
-  result.serverPeakRssMiB = Math.max(result.serverPeakRssMiB, memoryMiB(peer.pid, "VmHWM"));
-  await peer.stop();
-  return result;
+  const version = JSON.parse(readFileSync(path.join(root, "node_modules", "oidc-provider", "package.json"), "utf8")).version;
+  const scenario: Scenario = {
+    id: "peer",
+    label: "(f) peer: oidc-provider client_secret_basic",
+    target: peerTarget,
+    request: peerRequest,
+    hooks: { notes: () => [`oidc-provider ${version}, JWT header ${JSON.stringify(header)}, peak RSS ${memoryMiB(peer.pid, "VmHWM").toFixed(0)} MiB`] },
+  };
+  return { scenario, stop: peer.stop };
 }

@@ -1,6 +1,7 @@
 /**
- * A benchmark scenario: a probe, a warm-up, BENCH_ROUNDS rounds of load, their median, and with
- * BENCH_PROFILE=1 one extra profiled round (not reported).
+ * Benchmark scenarios: each a probe, a warm-up, BENCH_ROUNDS rounds of load (interleaved with the
+ * other scenarios of the run), their median, and with BENCH_PROFILE=1 one extra profiled round
+ * (not reported).
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
@@ -43,62 +44,112 @@ export const median = (xs: number[]) => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
-/** Runs one scenario and logs its median line; `next` (if given) builds each request. */
-export async function runScenario(
-  options: RunOptions,
-  id: string,
-  label: string,
-  target: Target,
-  request: LoadRequest,
-  next?: () => LoadRequest,
-  hooks: ScenarioHooks = {},
-): Promise<ScenarioResult> {
-  const round = (seconds: number) => load(target, options.connections, request, seconds, next);
-  await probe(target, next ? next() : request, label);
-  let warmup: RoundStats | null = null;
-  if (options.warmupSeconds > 0) {
-    await hooks.beforeRun?.(options.warmupSeconds, null);
-    warmup = await round(options.warmupSeconds);
+/** What a scenario sends, where; `next` (if given) builds each request. */
+export interface Scenario {
+  id: string;
+  label: string;
+  target: Target;
+  request: LoadRequest;
+  next?: (() => LoadRequest) | undefined;
+  hooks?: ScenarioHooks;
+}
+
+/** One scenario's probe and warm-up, then its rounds one at a time, then its result. */
+class ScenarioRun {
+  private warmup: RoundStats | null = null;
+  private readonly rounds: RoundStats[] = [];
+  private readonly options: RunOptions;
+  private readonly scenario: Scenario;
+  constructor(options: RunOptions, scenario: Scenario) {
+    this.options = options;
+    this.scenario = scenario;
   }
-  const rounds: RoundStats[] = [];
-  for (let r = 0; r < options.rounds; r++) {
-    await hooks.beforeRun?.(options.durationSeconds, rounds.at(-1) ?? warmup);
-    rounds.push(await round(options.durationSeconds));
+
+  private load(seconds: number) {
+    const { target, request, next } = this.scenario;
+    return load(target, this.options.connections, request, seconds, next);
   }
-  if (options.profilePort !== undefined && target.name === "direct") {
-    const file = path.join(root, "bench-results", `profile-${id}.cpuprofile`);
-    mkdirSync(path.dirname(file), { recursive: true });
-    await profileWhile(options.profilePort, "keyward", file, () => round(options.durationSeconds), options.log);
+
+  async start() {
+    const { target, request, next, label, hooks } = this.scenario;
+    await probe(target, next ? next() : request, label);
+    if (this.options.warmupSeconds > 0) {
+      await hooks?.beforeRun?.(this.options.warmupSeconds, null);
+      this.warmup = await this.load(this.options.warmupSeconds);
+    }
   }
-  const statusCodes: Record<string, number> = {};
-  for (const r of rounds) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
-  const result: ScenarioResult = {
-    id,
-    label,
-    target: target.name,
-    warmup,
-    rounds,
-    median: {
-      rps: median(rounds.map((r) => r.rps)),
-      p50: median(rounds.map((r) => r.p50)),
-      p99: median(rounds.map((r) => r.p99)),
-      serverCpuPct: median(rounds.map((r) => r.serverCpuPct)),
-      generatorCpuPct: median(rounds.map((r) => r.generatorCpuPct)),
-      otherCpuPct: median(rounds.map((r) => r.otherCpuPct)),
-    },
-    totals: {
-      requests: rounds.reduce((s, r) => s + r.requests, 0),
-      non2xx: rounds.reduce((s, r) => s + r.non2xx, 0) + (warmup?.non2xx ?? 0),
-      errors: rounds.reduce((s, r) => s + r.errors, 0) + (warmup?.errors ?? 0),
-      timeouts: rounds.reduce((s, r) => s + r.timeouts, 0) + (warmup?.timeouts ?? 0),
-      statusCodes,
-    },
-    serverPeakRssMiB: Math.max(...rounds.map((r) => r.serverPeakRssMiB), warmup?.serverPeakRssMiB ?? 0),
-    notes: hooks.notes?.() ?? [],
-  };
-  const m = result.median;
-  options.log(
-    `${id.padEnd(16)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  non-2xx ${result.totals.non2xx}  errors ${result.totals.errors}  server CPU ${Math.round(m.serverCpuPct)}%  generator CPU ${Math.round(m.generatorCpuPct)}%  other CPU ${Math.round(m.otherCpuPct)}%`,
-  );
-  return result;
+
+  /** A round, after a warm-up of its own: the target sat idle while the other scenarios ran (a Node peer shrinks its heap meanwhile). */
+  async round() {
+    const { warmupSeconds, durationSeconds } = this.options;
+    const previous = this.rounds.at(-1) ?? this.warmup;
+    if (warmupSeconds > 0 && this.rounds.length > 0) {
+      await this.scenario.hooks?.beforeRun?.(warmupSeconds, previous);
+      await this.load(warmupSeconds);
+    }
+    await this.scenario.hooks?.beforeRun?.(durationSeconds, previous);
+    this.rounds.push(await this.load(durationSeconds));
+  }
+
+  async finish(): Promise<ScenarioResult> {
+    const { options, rounds, warmup } = this;
+    const { id, label, target, hooks } = this.scenario;
+    if (options.profilePort !== undefined && target.name === "direct") {
+      const file = path.join(root, "bench-results", `profile-${id}.cpuprofile`);
+      mkdirSync(path.dirname(file), { recursive: true });
+      await profileWhile(options.profilePort, "keyward", file, () => this.load(options.durationSeconds), options.log);
+    }
+    const statusCodes: Record<string, number> = {};
+    for (const r of rounds) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+    const result: ScenarioResult = {
+      id,
+      label,
+      target: target.name,
+      warmup,
+      rounds,
+      median: {
+        rps: median(rounds.map((r) => r.rps)),
+        p50: median(rounds.map((r) => r.p50)),
+        p99: median(rounds.map((r) => r.p99)),
+        serverCpuPct: median(rounds.map((r) => r.serverCpuPct)),
+        generatorCpuPct: median(rounds.map((r) => r.generatorCpuPct)),
+        otherCpuPct: median(rounds.map((r) => r.otherCpuPct)),
+      },
+      totals: {
+        requests: rounds.reduce((s, r) => s + r.requests, 0),
+        non2xx: rounds.reduce((s, r) => s + r.non2xx, 0) + (warmup?.non2xx ?? 0),
+        errors: rounds.reduce((s, r) => s + r.errors, 0) + (warmup?.errors ?? 0),
+        timeouts: rounds.reduce((s, r) => s + r.timeouts, 0) + (warmup?.timeouts ?? 0),
+        statusCodes,
+      },
+      serverPeakRssMiB: Math.max(...rounds.map((r) => r.serverPeakRssMiB), warmup?.serverPeakRssMiB ?? 0),
+      notes: hooks?.notes?.() ?? [],
+    };
+    const m = result.median;
+    options.log(
+      `${id.padEnd(16)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  non-2xx ${result.totals.non2xx}  errors ${result.totals.errors}  server CPU ${Math.round(m.serverCpuPct)}%  generator CPU ${Math.round(m.generatorCpuPct)}%  other CPU ${Math.round(m.otherCpuPct)}%  (rounds ${rounds.map((r) => Math.round(r.rps)).join(", ")} req/s)`,
+    );
+    return result;
+  }
+}
+
+/**
+ * Runs scenarios with their rounds interleaved: every probe and warm-up first, then round 1 of
+ * each scenario, round 2 of each, and so on (each later round after a warm-up of its own). A ratio
+ * of two medians (x ceiling, x peer) then compares rounds measured a minute or two apart, not a
+ * whole run apart, so a drift of the machine's speed (a noisy 2-core VM) moves both sides.
+ */
+export async function runScenarios(options: RunOptions, scenarios: Scenario[]): Promise<ScenarioResult[]> {
+  const runs = scenarios.map((s) => new ScenarioRun(options, s));
+  for (const run of runs) await run.start();
+  for (let r = 0; r < options.rounds; r++) for (const run of runs) await run.round();
+  const results: ScenarioResult[] = [];
+  for (const run of runs) results.push(await run.finish());
+  return results;
+}
+
+/** Runs one scenario on its own and logs its median line. */
+export async function runScenario(options: RunOptions, id: string, label: string, target: Target, request: LoadRequest, next?: () => LoadRequest, hooks: ScenarioHooks = {}): Promise<ScenarioResult> {
+  const [result] = await runScenarios(options, [{ id, label, target, request, next, hooks }]);
+  return result!;
 }

@@ -1,8 +1,8 @@
 /**
  * The benchmark's scenarios on the Worker: (a) the /healthz ceiling (and through Miniflare's entry
  * Worker), (b) the token exchange, (c) client_secret_basic, (d) private_key_jwt, (e) a management
- * read; the scale check (the exchange with few and with many tokens in the store); and /healthz
- * through `wrangler dev`. The peer (f) is in peer.ts.
+ * read, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
+ * and with many tokens in the store) and /healthz through `wrangler dev`.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
@@ -12,7 +12,7 @@ import type { LoadRequest, Target } from "./load.ts";
 import { descendants, totalMiB, workerdPids } from "./proc.ts";
 import { assertionRequest, basicRequest, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
-import { runScenario, type RunOptions, type ScenarioResult } from "./scenario.ts";
+import { runScenario, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
 import { seedTokensDirect, type AccountTemplate, type BenchAccount } from "./seed.ts";
 
 export interface Seeded {
@@ -29,27 +29,26 @@ export interface WorkerScenarioOptions {
   pkjwtClients: number;
 }
 
-/** (a) to (e); the ceiling is (a)'s median req/s, the yardstick of the report. */
-export async function runWorkerScenarios(run: RunOptions, worker: RunningWorker, seeded: Seeded, options: WorkerScenarioOptions) {
+/** (a) to (e), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
+export async function workerScenarios(run: RunOptions, worker: RunningWorker, seeded: Seeded, options: WorkerScenarioOptions): Promise<Scenario[]> {
   const { direct, entry } = worker;
   const { accounts, org } = seeded;
-  const results: ScenarioResult[] = [];
+  const scenarios: Scenario[] = [];
   let turn = 0;
   const roundRobin = <T>(xs: T[]) => xs[turn++ % xs.length]!;
 
-  results.push(await runScenario(run, "healthz", "(a) GET /healthz (ceiling)", direct, healthzRequest));
-  const ceiling = results[0]!.median.rps;
+  scenarios.push({ id: "healthz", label: "(a) GET /healthz (ceiling)", target: direct, request: healthzRequest });
   // The same through Miniflare's entry socket (its entry Worker routes to ours): a layer the production runtime does not have.
   if (options.viaEntry) {
-    results.push(await runScenario(run, "healthz@miniflare-entry", "(a) GET /healthz through Miniflare's entry Worker", entry, healthzRequest));
+    scenarios.push({ id: "healthz@miniflare-entry", label: "(a) GET /healthz through Miniflare's entry Worker", target: entry, request: healthzRequest });
   }
 
   if (options.wanted("exchange")) {
-    results.push(await runScenario(run, "exchange", "(b) POST /api/auth/access-tokens/jwt", direct, exchangeRequest(accounts[0]!.token), () => exchangeRequest(roundRobin(accounts).token)));
+    scenarios.push({ id: "exchange", label: "(b) POST /api/auth/access-tokens/jwt", target: direct, request: exchangeRequest(accounts[0]!.token), next: () => exchangeRequest(roundRobin(accounts).token) });
   }
 
   if (options.wanted("client-basic")) {
-    results.push(await runScenario(run, "client-basic", "(c) /oauth/token client_secret_basic", direct, basicRequest(accounts[0]!), () => basicRequest(roundRobin(accounts))));
+    scenarios.push({ id: "client-basic", label: "(c) /oauth/token client_secret_basic", target: direct, request: basicRequest(accounts[0]!), next: () => basicRequest(roundRobin(accounts)) });
   }
 
   // A fresh pre-signed assertion per request.
@@ -59,23 +58,28 @@ export async function runWorkerScenarios(run: RunOptions, worker: RunningWorker,
     let signing = 0;
     let presigned = 0;
     await pool.fill(1 + run.connections); // the probe and the clients' first requests
-    results.push(
-      await runScenario(run, "private-key-jwt", `(d) /oauth/token private_key_jwt (${options.pkjwtClients} clients)`, direct, next(), next, {
-        // Enough for the run at the last run's rate (the ceiling's before the first) plus 50 %.
+    scenarios.push({
+      id: "private-key-jwt",
+      label: `(d) /oauth/token private_key_jwt (${options.pkjwtClients} clients)`,
+      target: direct,
+      request: next(),
+      next,
+      hooks: {
+        // Enough for the round at the last round's rate (2,000 req/s before the first) plus 50 %.
         beforeRun: async (seconds, previous) => {
-          const n = Math.ceil((previous?.rps ?? ceiling) * seconds * 1.5) + 4 * run.connections;
+          const n = Math.ceil((previous?.rps ?? 2000) * seconds * 1.5) + 4 * run.connections;
           signing += await pool.fill(n);
           presigned += n;
         },
         notes: () => [`${presigned} assertions pre-signed with jose in ${signing.toFixed(1)} s; ${pool.signedOnDemand} signed on demand because the pool ran dry`],
-      }),
-    );
+      },
+    });
   }
 
   if (options.wanted("list-accounts")) {
-    results.push(await runScenario(run, "list-accounts", "(e) GET /api/v1/orgs/{org}/service-accounts?limit=20", direct, listAccountsRequest(org.slug, accounts[0]!.token)));
+    scenarios.push({ id: "list-accounts", label: "(e) GET /api/v1/orgs/{org}/service-accounts?limit=20", target: direct, request: listAccountsRequest(org.slug, accounts[0]!.token) });
   }
-  return { results, ceiling };
+  return scenarios;
 }
 
 /**
