@@ -36,9 +36,9 @@ const SEEDER_SCRIPT = `export default {
   },
 };`;
 
-async function bundle(outdir: string): Promise<string[]> {
+async function bundle(outdir: string, source: string): Promise<string[]> {
   const res = spawnSync(process.execPath, [wranglerJs, "deploy", "--dry-run", "--outdir", outdir], {
-    cwd: root,
+    cwd: source,
     encoding: "utf8",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
   });
@@ -109,6 +109,8 @@ export interface StartOptions {
   inspector: boolean;
   /** Binds wrangler.toml's rate limiters, as deployed (the benchmark measures their cost on the hot path: none while nothing fails). */
   rateLimits: boolean;
+  /** The checkout to bundle (default: this one); `npm run bench:compare` bundles another commit's. */
+  source?: string;
   log: Logger;
 }
 
@@ -134,7 +136,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const persist = path.join(work, "state");
   mkdirSync(persist);
   const t = performance.now();
-  const modules = await bundle(outdir);
+  const modules = await bundle(outdir, options.source ?? root);
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
   const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };
