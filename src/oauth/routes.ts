@@ -56,6 +56,9 @@ async function formOf<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promi
 }
 
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+/** RFC 8707 resources and RFC 8693 audiences together (usually none). */
+const audiencesOf = (body: { resource?: string | string[] | undefined; audience?: string | string[] | undefined }) =>
+  body.resource === undefined && body.audience === undefined ? [] : [...asList(body.resource), ...asList(body.audience)];
 
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
 function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
@@ -64,6 +67,7 @@ function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
 }
 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
+const tokenResponseHeaders = { "content-type": "application/json", ...noStore };
 
 /** Form bodies only, at most MAX_BODY_BYTES. */
 const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
@@ -73,23 +77,25 @@ const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
 };
 
 const isFailure = (code: string) => (err: unknown) => err instanceof OAuthError && err.error === code;
+const isInvalidClient = isFailure("invalid_client");
+const isInvalidGrant = isFailure("invalid_grant");
 
 /** Client authentication, with its failures counted per IP and client id (429 once over the limit). */
 function authenticated(ctx: Ctx, c: Context<AppEnv>, body: ClientForm): Promise<AuthenticatedClient> {
   const authorization = c.req.header("authorization");
   const keys = () => failureKeys(ctx, claimedClientId(authorization, body));
-  return guarded(ctx, keys, isFailure("invalid_client"), () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, c)));
+  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, c)));
 }
 
 const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = await formOf(c, tokenForm);
   const ctx = ctxOf(c);
-  const audiences = [...asList(body.resource), ...asList(body.audience)];
+  const audiences = audiencesOf(body);
   let issued;
   if (body.grant_type === "client_credentials") {
     issued = await clientCredentials(ctx, await authenticated(ctx, c, body), body.scope, audiences, body.org);
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
-    issued = await guarded(ctx, () => failureKeys(ctx), isFailure("invalid_grant"), () => tokenExchange(ctx, body, audiences));
+    issued = await guarded(ctx, () => failureKeys(ctx), isInvalidGrant, () => tokenExchange(ctx, body, audiences));
   } else if (body.grant_type === undefined) {
     throw new OAuthError("invalid_request", "grant_type is required");
   } else {
@@ -103,7 +109,7 @@ const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
     ...(body.grant_type === TOKEN_EXCHANGE_GRANT ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
   };
   // A plain Response: Hono's c.json would build and merge a second Headers object per request.
-  return new Response(JSON.stringify(response), { status: 200, headers: { "content-type": "application/json", ...noStore } });
+  return new Response(JSON.stringify(response), { status: 200, headers: tokenResponseHeaders });
 });
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
