@@ -15,8 +15,7 @@ import { credentialExpiry, type AccountClaims } from "./kv-records.ts";
 
 /** The granted scope: what was asked (space separated) if all of it is allowed; everything allowed if nothing was asked. */
 export function grantScope(requested: string | undefined, allowed: string[]): string[] {
-  if (!requested) return allowed;
-  const asked = requested.split(" ").filter(Boolean);
+  const asked = (requested ?? "").split(" ").filter(Boolean);
   if (asked.length === 0) return allowed;
   const allowedSet = new Set(allowed);
   const unknown = asked.filter((s) => !allowedSet.has(s));

@@ -56,9 +56,6 @@ async function formOf<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promi
 }
 
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-/** RFC 8707 resources and RFC 8693 audiences together (usually none). */
-const audiencesOf = (body: { resource?: string | string[] | undefined; audience?: string | string[] | undefined }) =>
-  body.resource === undefined && body.audience === undefined ? [] : [...asList(body.resource), ...asList(body.audience)];
 
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
 function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
@@ -90,7 +87,7 @@ function authenticated(ctx: Ctx, c: Context<AppEnv>, body: ClientForm): Promise<
 const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = await formOf(c, tokenForm);
   const ctx = ctxOf(c);
-  const audiences = audiencesOf(body);
+  const audiences = [...asList(body.resource), ...asList(body.audience)];
   let issued;
   if (body.grant_type === "client_credentials") {
     issued = await clientCredentials(ctx, await authenticated(ctx, c, body), body.scope, audiences, body.org);
