@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { hourOf, resetUsageBuffer } from "../../src/domain/usage.ts";
+import { createCtx } from "../../src/domain/context.ts";
+import { hourOf, recordUse, resetUsageBuffer } from "../../src/domain/usage.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   accountRow,
@@ -116,6 +117,42 @@ describe("lastUsedAt and exchange counts", () => {
     await eventually(async () => ((await tokenLastUsed(t.id)) === later ? true : null), "the write after the minute");
     const total = (await usageRows(sa.id)).reduce((n, r) => n + r.exchanges, 0);
     expect(total, JSON.stringify(await usageRows(sa.id))).toBe(8);
+  });
+
+  it("one flush writes thousands of buffered accounts (set-based statements of 1,000 ids), and lastUsedAt only moves forward", async () => {
+    const sa = await viewerAccount(o.adminToken, o.org.id);
+    const t = await issueOk(o.adminToken, o.org.id, sa.id);
+    const later = await viewerAccount(o.adminToken, o.org.id);
+    const future = Date.now() + DAY_MS; // written by another isolate whose clock is ahead
+    await setColumns("service_accounts", later.id, { last_used_at: future });
+    const pending: Promise<unknown>[] = [];
+    let now = Date.now();
+    const ctx = { ...createCtx(env, { actorId: "t", requestId: null, ip: null, userAgent: null }, (p) => void pending.push(p)), now: () => now };
+    recordUse(ctx, { accountId: unique("sa_first") }); // this isolate's first use flushes at once
+    await Promise.all(pending.splice(0));
+    // 2,500 accounts: the real ones in the third statement; exchanges i % 3 (0 writes no counter).
+    const fake = Array.from({ length: 2_498 }, (_, i) => `${unique("sa_bulk")}x${i}`);
+    const ids = [...fake.slice(0, 2_100), sa.id, later.id, ...fake.slice(2_100)];
+    ids.forEach((accountId, i) => {
+      for (let k = 0; k < i % 3; k++) recordUse(ctx, { accountId, exchange: true });
+      recordUse(ctx, { accountId, ...(accountId === sa.id ? { tokenId: t.id } : {}) });
+    });
+    expect(pending, "nothing written within the minute").toHaveLength(0);
+    now += MINUTE_MS;
+    recordUse(ctx, { accountId: unique("sa_last") });
+    expect(pending).toHaveLength(1);
+    await Promise.all(pending);
+    expect((await accountRow(sa.id))?.last_used_at).toBe(now);
+    expect(await tokenLastUsed(t.id)).toBe(now);
+    expect((await accountRow(later.id))?.last_used_at, "a later lastUsedAt is kept").toBe(future);
+    const { results } = await env.DB.prepare("select account_id, hour, exchanges from usage_counters where account_id in (select value from json_each(?))")
+      .bind(JSON.stringify(ids))
+      .all<{ account_id: string; hour: number; exchanges: number }>();
+    const expected = ids.map((id, i) => [id, i % 3] as const).filter(([, n]) => n > 0);
+    expect(results.length).toBe(expected.length);
+    const byId = new Map(results.map((r) => [r.account_id, r]));
+    for (const [id, n] of expected) expect(byId.get(id), id).toEqual({ account_id: id, hour: hourOf(now), exchanges: n });
+    await env.DB.prepare("delete from usage_counters where account_id like 'sa_bulk%'").run();
   });
 
   it("GET .../usage: exchanges24h counts the last 24 hourly buckets, exchanges30d the last 30 days", async () => {
