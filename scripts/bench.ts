@@ -93,7 +93,8 @@ async function main(): Promise<number> {
   );
 
   // 1. Bundle, start workerd through Miniflare, migrate.
-  const worker = await startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector: settings.profile, rateLimits: true, log });
+  const start = (inspector: boolean) => startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector, rateLimits: true, log });
+  const worker = await start(settings.profile);
   const { mf, direct } = worker;
   const { connections, warmupSeconds, durationSeconds, rounds } = settings;
   const run: RunOptions = { connections, warmupSeconds, durationSeconds, rounds, profilePort: worker.inspectorPort, log };
@@ -112,7 +113,7 @@ async function main(): Promise<number> {
   const ceiling = results[0]!.median.rps;
   const scale: Record<string, unknown> = { base: settings.scaleBase, big: settings.scaleTokens };
   if (settings.scaleTokens > settings.scaleBase && wanted("exchange")) {
-    const check = await runScaleCheck(run, worker, seeded, template, settings.scaleBase, settings.scaleTokens);
+    const check = await runScaleCheck(run, worker, seeded, template, settings.scaleBase, settings.scaleTokens, () => start(false));
     results.push(...check.results);
     Object.assign(scale, check.scale);
   } else {

@@ -142,6 +142,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };
   const port = await freePort();
   const inspectorPort = options.inspector ? await freePort() : undefined;
+  const others = new Set(workerdPids(process.pid));
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
@@ -182,8 +183,10 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const entryUrl = await mf.ready;
   const url = await mf.unsafeGetDirectURL("keyward");
   const seederUrl = (await mf.unsafeGetDirectURL("bench-seeder")).href;
-  const direct: Target = { name: "direct", base: url.origin, pids: () => workerdPids(process.pid) };
-  const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => workerdPids(process.pid) };
+  // This Miniflare's workerd (the scale check runs a second one beside it).
+  const ours = workerdPids(process.pid).filter((pid) => !others.has(pid));
+  const direct: Target = { name: "direct", base: url.origin, pids: () => ours };
+  const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => ours };
   const migrations = await applyMigrations(mf);
   options.log(
     `bundled ${path.basename(modules[0]!)} (${Math.round(readFileSync(modules[0]!).length / 1024)} KiB), workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,

@@ -12,8 +12,8 @@ import type { LoadRequest, Target } from "./load.ts";
 import { descendants, totalMiB, workerdPids } from "./proc.ts";
 import { assertionRequest, basicRequest, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
-import { runScenario, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
-import { seedTokensDirect, type AccountTemplate, type BenchAccount } from "./seed.ts";
+import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
+import { accountTemplate, seedThroughApi, seedTokensDirect, type AccountTemplate, type BenchAccount } from "./seed.ts";
 
 export interface Seeded {
   rootAccountId: string;
@@ -83,41 +83,51 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
 }
 
 /**
- * The exchange with `base` tokens in the store, then with `big` (written straight into D1 + KV):
- * picks uniform over all tokens, and over the first `base` only (the isolate's caches stay warm).
+ * The exchange with `base` tokens in the store (the run's Worker) against a second Worker, the same
+ * bundle, whose store holds `big` (its extra accounts written straight into D1 + KV). Picks over
+ * `base` tokens on both, rounds interleaved (as a ratio's two sides should be); then, on the big
+ * store, picks uniform over all tokens (cache misses), and the `base` picks once more right after
+ * those: the usage writes of the thousands of accounts just used land meanwhile.
  */
-export async function runScaleCheck(run: RunOptions, worker: RunningWorker, seeded: Seeded, template: AccountTemplate, base: number, big: number) {
-  const { direct, seederUrl, mf } = worker;
-  const results: ScenarioResult[] = [];
-  const apiTokens = seeded.accounts.map((a) => a.token);
-  const extraBase = Math.max(0, base - apiTokens.length);
-  let t = performance.now();
-  const small = [...apiTokens, ...(await seedTokensDirect(seederUrl, template, seeded.rootAccountId, extraBase))].slice(0, base);
-  run.log(`scale check: ${small.length} tokens in the store (${apiTokens.length} through the API, ${extraBase} accounts with a token written straight to D1 + KV in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
-  // Uniform picks over the whole store: every token is as likely as any other.
-  const pick = (xs: string[]) => xs[Math.floor(Math.random() * xs.length)]!;
-  const smallResult = await runScenario(run, `exchange@${base}`, `(b) exchange, ${base} tokens in store`, direct, exchangeRequest(small[0]!), () => exchangeRequest(pick(small)));
-  results.push(smallResult);
-  t = performance.now();
-  const extra = big - small.length;
-  run.log(`scale check: writing ${extra.toLocaleString("en-US")} more accounts with a token straight into D1 + KV`);
-  const all = [...small, ...(await seedTokensDirect(seederUrl, template, seeded.rootAccountId, extra, run.log))];
+export async function runScaleCheck(run: RunOptions, small: RunningWorker, seeded: Seeded, template: AccountTemplate, base: number, big: number, startBig: () => Promise<RunningWorker>) {
+  const pick = (xs: string[]) => () => exchangeRequest(xs[Math.floor(Math.random() * xs.length)]!);
+  const baseTokens = async (worker: RunningWorker, apiTokens: string[], rootAccountId: string, template: AccountTemplate) =>
+    [...apiTokens, ...(await seedTokensDirect(worker.seederUrl, template, rootAccountId, Math.max(0, base - apiTokens.length)))].slice(0, base);
+  const smallTokens = await baseTokens(small, seeded.accounts.map((a) => a.token), seeded.rootAccountId, template);
+  run.log(`scale check: ${smallTokens.length} tokens in the run's Worker (${seeded.accounts.length} through the API, the rest straight into D1 + KV)`);
+
+  const t = performance.now();
+  const worker = await startBig();
+  const bigSeed = await seedThroughApi(worker.direct.base, worker.secrets.BOOTSTRAP_SECRET, { accounts: seeded.accounts.length, pkjwtClients: 0 });
+  const bigTemplate = await accountTemplate(worker.mf, await worker.mf.getKVNamespace("TOKENS"), bigSeed.accounts[0]!);
+  const hotTokens = await baseTokens(worker, bigSeed.accounts.map((a) => a.token), bigSeed.rootAccountId, bigTemplate);
+  run.log(`scale check: a second Worker; writing ${(big - hotTokens.length).toLocaleString("en-US")} more accounts with a token straight into its D1 + KV`);
+  const all = [...hotTokens, ...(await seedTokensDirect(worker.seederUrl, bigTemplate, bigSeed.rootAccountId, big - hotTokens.length, run.log))];
   const seedSeconds = (performance.now() - t) / 1000;
-  const d1Count = await (await mf.getD1Database("DB")).prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active'").first<{ n: number }>();
-  run.log(`scale check: ${all.length.toLocaleString("en-US")} bench tokens in the store (D1 says ${d1Count?.n} active rows, including the root's) after ${seedSeconds.toFixed(1)} s`);
+  const d1Count = await (await worker.mf.getD1Database("DB")).prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active'").first<{ n: number }>();
+  run.log(`scale check: ${all.length.toLocaleString("en-US")} bench tokens in the second Worker's store (D1 says ${d1Count?.n} active rows, including the root's) after ${seedSeconds.toFixed(1)} s`);
+
   const label = big >= 1000 ? `${Math.round(big / 1000)}k` : String(big);
-  const spread = await runScenario(run, `exchange@${label}`, `(b) exchange, ${label} tokens in store, picks over all`, direct, exchangeRequest(all[0]!), () => exchangeRequest(pick(all)));
-  results.push(spread);
-  const hot = await runScenario(run, `exchange@${label}-hot`, `(b) exchange, ${label} tokens in store, picks over the ${base}`, direct, exchangeRequest(small[0]!), () => exchangeRequest(pick(small)));
-  results.push(hot);
+  const hot = (id: string, text: string): Scenario => ({ id, label: text, target: worker.direct, request: exchangeRequest(hotTokens[0]!), next: pick(hotTokens) });
+  const [smallResult, hotResult] = await runScenarios(run, [
+    { id: `exchange@${base}`, label: `(b) exchange, ${base} tokens in store`, target: small.direct, request: exchangeRequest(smallTokens[0]!), next: pick(smallTokens) },
+    hot(`exchange@${label}-hot`, `(b) exchange, ${label} tokens in store, picks over ${base}`),
+  ]);
+  const [spread] = await runScenarios(run, [{ id: `exchange@${label}`, label: `(b) exchange, ${label} tokens in store, picks over all`, target: worker.direct, request: exchangeRequest(all[0]!), next: pick(all) }]);
+  const [after] = await runScenarios(run, [hot(`exchange@${label}-hot-after`, `(b) exchange, ${label} tokens, picks over ${base}, after "over all"`)]);
+  await worker.mf.dispose();
+  const results = [smallResult!, hotResult!, spread!, after!];
+  const rps = (r: ScenarioResult) => r.median.rps;
   const scale = {
     seedSeconds,
     d1ActiveRows: d1Count?.n ?? null,
-    rpsBase: smallResult.median.rps,
-    rpsBigSpread: spread.median.rps,
-    rpsBigHot: hot.median.rps,
-    ratioSpread: spread.median.rps / smallResult.median.rps,
-    ratioHot: hot.median.rps / smallResult.median.rps,
+    rpsBase: rps(smallResult!),
+    rpsBigHot: rps(hotResult!),
+    rpsBigSpread: rps(spread!),
+    rpsBigHotAfterSpread: rps(after!),
+    ratioHot: rps(hotResult!) / rps(smallResult!),
+    ratioSpread: rps(spread!) / rps(smallResult!),
+    ratioHotAfterSpread: rps(after!) / rps(smallResult!),
   };
   return { results, scale };
 }
