@@ -34,7 +34,7 @@
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
  * private-key-jwt, list-accounts, peer; the ceiling always runs, the scale check with exchange),
  * BENCH_SIGNING_ALG (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON
- * file to write).
+ * file to write), BENCH_GC=1 (V8's collections in workerd per round: scripts/bench/gc.ts).
  *
  * `BENCH_SMOKE=1` or `--smoke`: one round of tiny durations on a small seed, no wrangler dev and no
  * big scale seed; exits non-zero if any scenario saw an error or a non-2xx response (CI runs this).
@@ -79,6 +79,7 @@ const settings = {
   signingAlg: process.env.BENCH_SIGNING_ALG || null,
   only: (process.env.BENCH_SCENARIOS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
   profile: process.env.BENCH_PROFILE === "1",
+  traceGc: process.env.BENCH_GC === "1",
 };
 settings.pkjwtClients = Math.min(settings.pkjwtClients, settings.accounts);
 
@@ -93,7 +94,7 @@ async function main(): Promise<number> {
   );
 
   // 1. Bundle, start workerd through Miniflare, migrate.
-  const start = (inspector: boolean) => startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector, rateLimits: true, log });
+  const start = (inspector: boolean) => startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector, rateLimits: true, traceGc: settings.traceGc, log });
   const worker = await start(settings.profile);
   const { mf, direct } = worker;
   const { connections, warmupSeconds, durationSeconds, rounds } = settings;

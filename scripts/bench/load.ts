@@ -4,6 +4,7 @@
  * misconfigured scenario fast.
  */
 import autocannon from "autocannon";
+import { gcBetween, type GcStats } from "./gc.ts";
 import { cpuSeconds, machineBusySeconds, totalMiB } from "./proc.ts";
 
 export interface LoadRequest {
@@ -40,6 +41,8 @@ export interface RoundStats {
   otherCpuPct: number;
   /** Peak resident memory of the serving processes during the round (sampled). */
   serverPeakRssMiB: number;
+  /** V8's collections in workerd during the round (BENCH_GC), else null. */
+  gc: GcStats | null;
   /** The first non-2xx response of the round (status and the start of its body), for diagnosis. */
   firstFailure: string | null;
 }
@@ -70,6 +73,7 @@ export async function load(target: Target, connections: number, request: LoadReq
     peakRss = Math.max(peakRss, totalMiB(pids, "VmRSS"));
   }, 250);
   const start = performance.now();
+  const startedAt = Date.now();
   let firstFailure: string | null = null;
   const base: autocannon.Request = {
     ...toAutocannon(request),
@@ -95,6 +99,7 @@ export async function load(target: Target, connections: number, request: LoadReq
     });
   });
   const elapsed = (performance.now() - start) / 1000;
+  const endedAt = Date.now();
   clearInterval(sampler);
   const gen = process.cpuUsage(gen0);
   const busy = machineBusySeconds() - busy0;
@@ -119,6 +124,7 @@ export async function load(target: Target, connections: number, request: LoadReq
     generatorCpuPct: (100 * generator) / elapsed,
     otherCpuPct: Math.max(0, (100 * (busy - server - generator)) / elapsed),
     serverPeakRssMiB: peakRss,
+    gc: target.name === "direct" ? gcBetween(startedAt, endedAt) : null,
     firstFailure,
   };
 }

@@ -69,6 +69,7 @@ function tableRows(results: ScenarioResult[], ceiling: number, peerRps: number |
       generatorCpuPct: m.generatorCpuPct,
       otherCpuPct: m.otherCpuPct,
       serverPeakRssMiB: r.serverPeakRssMiB,
+      gc: r.gc,
     };
   });
 }
@@ -76,8 +77,9 @@ function tableRows(results: ScenarioResult[], ceiling: number, peerRps: number |
 type Row = ReturnType<typeof tableRows>[number];
 
 function printTable(rows: Row[]): string {
+  const traced = rows.some((r) => r.gc);
   return table(
-    ["scenario", "target", "req/s", "p50 ms", "p99 ms", "p99/p50", "non-2xx", "errors", "x ceiling", "x peer", "srv CPU%", "gen CPU%", "other CPU%", "srv RSS MiB"],
+    ["scenario", "target", "req/s", "p50 ms", "p99 ms", "p99/p50", "non-2xx", "errors", "x ceiling", "x peer", "srv CPU%", "gen CPU%", "other CPU%", "srv RSS MiB", ...(traced ? ["GC %", "GC max ms", "full GCs"] : [])],
     rows.map((r) => [
       r.label,
       r.target,
@@ -93,6 +95,7 @@ function printTable(rows: Row[]): string {
       Math.round(r.generatorCpuPct).toString(),
       Math.round(r.otherCpuPct).toString(),
       Math.round(r.serverPeakRssMiB).toString(),
+      ...(traced ? (r.gc ? [r.gc.pausePct.toFixed(1), r.gc.maxPauseMs.toFixed(0), String(r.gc.fullGcs)] : ["-", "-", "-"]) : []),
     ]),
   );
 }

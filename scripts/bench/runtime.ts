@@ -14,6 +14,7 @@ import { unstable_readConfig } from "wrangler";
 import { freePort } from "../dev-server.ts";
 import { onCleanup, sleep, type Log as Logger } from "./lifecycle.ts";
 import type { Target } from "./load.ts";
+import { gcTracing } from "./gc.ts";
 import { workerdPids } from "./proc.ts";
 
 export const root = path.resolve(import.meta.dirname, "..", "..");
@@ -111,6 +112,8 @@ export interface StartOptions {
   rateLimits: boolean;
   /** The checkout to bundle (default: this one); `npm run bench:compare` bundles another commit's. */
   source?: string;
+  /** Traces V8's collections in workerd (BENCH_GC, gc.ts). */
+  traceGc?: boolean;
   log: Logger;
 }
 
@@ -143,6 +146,10 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const port = await freePort();
   const inspectorPort = options.inspector ? await freePort() : undefined;
   const others = new Set(workerdPids(process.pid));
+  const gc = options.traceGc ? gcTracing() : null;
+  // Miniflare reads workerd's V8 flags from this variable only.
+  const flagsBefore = process.env.MINIFLARE_WORKERD_V8_FLAGS;
+  if (gc) process.env.MINIFLARE_WORKERD_V8_FLAGS = gc.v8Flags;
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
@@ -152,6 +159,14 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
       enableDevRegistry: false,
       resourcePersistencePath: persist,
       log: new Log(LogLevel.WARN),
+      ...(gc
+        ? {
+            unsafeRuntimeEnv: gc.runtimeEnv,
+            handleStructuredLogs: ({ level, message, timestamp }: { level: string; message: string; timestamp: number }) => {
+              if (!gc.take(message, timestamp)) (level === "error" || level === "warn" ? console.error : console.log)(message);
+            },
+          }
+        : {}),
       workers: [
         {
           name: "keyward",
@@ -181,6 +196,11 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   );
   onCleanup(() => mf.dispose());
   const entryUrl = await mf.ready;
+  if (gc) {
+    if (flagsBefore === undefined) delete process.env.MINIFLARE_WORKERD_V8_FLAGS;
+    else process.env.MINIFLARE_WORKERD_V8_FLAGS = flagsBefore;
+    if (!gc.lineBuffered) options.log("BENCH_GC: no coreutils libstdbuf here; workerd's GC lines arrive in 4 KiB chunks, so a round's figures may include its neighbours'");
+  }
   const url = await mf.unsafeGetDirectURL("keyward");
   const seederUrl = (await mf.unsafeGetDirectURL("bench-seeder")).href;
   // This Miniflare's workerd (the scale check runs a second one beside it).

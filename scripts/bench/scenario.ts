@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Log } from "./lifecycle.ts";
+import type { GcStats } from "./gc.ts";
 import { load, probe, type LoadRequest, type RoundStats, type Target } from "./load.ts";
 import { profileWhile } from "./profile.ts";
 import { root } from "./runtime.ts";
@@ -19,6 +20,8 @@ export interface ScenarioResult {
   median: { rps: number; p50: number; p99: number; serverCpuPct: number; generatorCpuPct: number; otherCpuPct: number };
   totals: { requests: number; non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number> };
   serverPeakRssMiB: number;
+  /** BENCH_GC: the median round's GC pause share, the longest pause of all rounds, and the collections of all rounds. */
+  gc: GcStats | null;
   notes: string[];
 }
 
@@ -52,6 +55,17 @@ export interface Scenario {
   request: LoadRequest;
   next?: (() => LoadRequest) | undefined;
   hooks?: ScenarioHooks;
+}
+
+function gcOfRounds(rounds: RoundStats[]): GcStats | null {
+  const gcs = rounds.map((r) => r.gc).filter((g) => g !== null);
+  if (gcs.length === 0) return null;
+  return {
+    pausePct: median(gcs.map((g) => g.pausePct)),
+    maxPauseMs: Math.max(...gcs.map((g) => g.maxPauseMs)),
+    scavenges: gcs.reduce((n, g) => n + g.scavenges, 0),
+    fullGcs: gcs.reduce((n, g) => n + g.fullGcs, 0),
+  };
 }
 
 /** One scenario's probe and warm-up, then its rounds one at a time, then its result. */
@@ -123,11 +137,12 @@ class ScenarioRun {
         statusCodes,
       },
       serverPeakRssMiB: Math.max(...rounds.map((r) => r.serverPeakRssMiB), warmup?.serverPeakRssMiB ?? 0),
+      gc: gcOfRounds(rounds),
       notes: hooks?.notes?.() ?? [],
     };
     const m = result.median;
     options.log(
-      `${id.padEnd(16)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  non-2xx ${result.totals.non2xx}  errors ${result.totals.errors}  server CPU ${Math.round(m.serverCpuPct)}%  generator CPU ${Math.round(m.generatorCpuPct)}%  other CPU ${Math.round(m.otherCpuPct)}%  (rounds ${rounds.map((r) => Math.round(r.rps)).join(", ")} req/s)`,
+      `${id.padEnd(16)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  non-2xx ${result.totals.non2xx}  errors ${result.totals.errors}  server CPU ${Math.round(m.serverCpuPct)}%  generator CPU ${Math.round(m.generatorCpuPct)}%  other CPU ${Math.round(m.otherCpuPct)}%  (rounds ${rounds.map((r) => Math.round(r.rps)).join(", ")} req/s)${result.gc ? `  GC ${result.gc.pausePct.toFixed(1)}% of the time, longest ${result.gc.maxPauseMs.toFixed(0)} ms, ${result.gc.scavenges} scavenges + ${result.gc.fullGcs} full` : ""}`,
     );
     return result;
   }
