@@ -23,7 +23,9 @@
  *      (e) GET /api/v1/orgs/{org}/service-accounts?limit=20, an authenticated management read
  *      (f) the peer: oidc-provider (scripts/bench/peer-server.ts) on Node 22, client_credentials with
  *          client_secret_basic and ES256 JWT access tokens
- *    and the scale check: the exchange with 100 and with BENCH_SCALE_TOKENS tokens in the store.
+ *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
+ *    store and one with BENCH_SCALE_TOKENS, picks over the same BENCH_SCALE_BASE (rounds
+ *    interleaved), then picks over all tokens, then the same picks again.
  * 4. Prints one table and writes the same as JSON to bench-results/bench-<timestamp>.json.
  *
  * Environment (defaults in brackets): BENCH_DURATION seconds per round [10], BENCH_WARMUP seconds
@@ -53,7 +55,7 @@ import { gitState, report, smokeFailure } from "./bench/report.ts";
 import { startWorker } from "./bench/runtime.ts";
 import { runScenarios, type RunOptions } from "./bench/scenario.ts";
 import { runScaleCheck, runWranglerDevScenario, workerScenarios } from "./bench/scenarios.ts";
-import { accountTemplate, seedThroughApi } from "./bench/seed.ts";
+import { seedThroughApi } from "./bench/seed.ts";
 
 const smoke = process.env.BENCH_SMOKE === "1" || process.argv.includes("--smoke");
 
@@ -103,7 +105,6 @@ async function main(): Promise<number> {
   // 2. Seed through the API.
   const t = performance.now();
   const seeded = await seedThroughApi(direct.base, worker.secrets.BOOTSTRAP_SECRET, settings);
-  const template = await accountTemplate(mf, await mf.getKVNamespace("TOKENS"), seeded.accounts[0]!);
   log(`seeded through the API: bootstrap, org '${seeded.org.slug}', ${seeded.accounts.length} service accounts with a token (${settings.pkjwtClients} with an ES256 key) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   // 3. The scenarios and the peer (rounds interleaved), the scale check; then /healthz through wrangler dev.
@@ -114,7 +115,7 @@ async function main(): Promise<number> {
   const ceiling = results[0]!.median.rps;
   const scale: Record<string, unknown> = { base: settings.scaleBase, big: settings.scaleTokens };
   if (settings.scaleTokens > settings.scaleBase && wanted("exchange")) {
-    const check = await runScaleCheck(run, worker, seeded, template, settings.scaleBase, settings.scaleTokens, () => start(false));
+    const check = await runScaleCheck(run, settings.accounts, settings.scaleBase, settings.scaleTokens, () => start(false));
     results.push(...check.results);
     Object.assign(scale, check.scale);
   } else {

@@ -24,6 +24,8 @@ export interface GcStats {
 
 const STDBUF = "/usr/libexec/coreutils/libstdbuf.so";
 const events: GcEvent[] = [];
+/** `[pid:isolate:thread]  1234 ms: ...`, how V8 starts its trace lines. */
+const V8_TRACE = /^\[\d+:0x[0-9a-f]+(:\d+)?\]\s+\d+ ms: /;
 
 /** The workerd environment and V8 flags for tracing, and the log handler that collects the lines. */
 export function gcTracing() {
@@ -31,10 +33,11 @@ export function gcTracing() {
     v8Flags: "--trace-gc-nvp",
     runtimeEnv: (existsSync(STDBUF) ? { LD_PRELOAD: STDBUF, _STDBUF_O: "L" } : {}) as Record<string, string>,
     lineBuffered: existsSync(STDBUF),
-    /** Takes a workerd log line; false if it was not a GC line. */
+    /** Takes a workerd log line; false if it was not V8's (its other trace lines are dropped). */
     take(message: string, at: number): boolean {
+      if (!V8_TRACE.test(message)) return false;
       const i = message.indexOf(" GC: {");
-      if (i < 0) return false;
+      if (i < 0) return true;
       try {
         const nvp = JSON.parse(message.slice(i + 5)) as { gc?: string; pause?: number };
         events.push({ at, kind: String(nvp.gc), pauseMs: Number(nvp.pause) || 0 });

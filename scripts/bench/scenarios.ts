@@ -13,7 +13,7 @@ import { descendants, totalMiB, workerdPids } from "./proc.ts";
 import { assertionRequest, basicRequest, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
 import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
-import { accountTemplate, seedThroughApi, seedTokensDirect, type AccountTemplate, type BenchAccount } from "./seed.ts";
+import { accountTemplate, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
 
 export interface Seeded {
   rootAccountId: string;
@@ -83,39 +83,40 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
 }
 
 /**
- * The exchange with `base` tokens in the store (the run's Worker) against a second Worker, the same
- * bundle, whose store holds `big` (its extra accounts written straight into D1 + KV). Picks over
- * `base` tokens on both, rounds interleaved (as a ratio's two sides should be); then, on the big
- * store, picks uniform over all tokens (cache misses), and the `base` picks once more right after
- * those: the usage writes of the thousands of accounts just used land meanwhile.
+ * The exchange on two fresh Workers (the same bundle, seeded the same way through the API), one
+ * with `base` tokens in its store, one with `big` (the extra accounts written straight into D1 +
+ * KV). Picks over `base` tokens on both, rounds interleaved (as a ratio's two sides should be);
+ * then, on the big store, picks uniform over all tokens (cache misses), and the `base` picks once
+ * more right after those: the usage writes of the thousands of accounts just used land meanwhile.
  */
-export async function runScaleCheck(run: RunOptions, small: RunningWorker, seeded: Seeded, template: AccountTemplate, base: number, big: number, startBig: () => Promise<RunningWorker>) {
-  const pick = (xs: string[]) => () => exchangeRequest(xs[Math.floor(Math.random() * xs.length)]!);
-  const baseTokens = async (worker: RunningWorker, apiTokens: string[], rootAccountId: string, template: AccountTemplate) =>
-    [...apiTokens, ...(await seedTokensDirect(worker.seederUrl, template, rootAccountId, Math.max(0, base - apiTokens.length)))].slice(0, base);
-  const smallTokens = await baseTokens(small, seeded.accounts.map((a) => a.token), seeded.rootAccountId, template);
-  run.log(`scale check: ${smallTokens.length} tokens in the run's Worker (${seeded.accounts.length} through the API, the rest straight into D1 + KV)`);
-
+export async function runScaleCheck(run: RunOptions, accounts: number, base: number, big: number, start: () => Promise<RunningWorker>) {
   const t = performance.now();
-  const worker = await startBig();
-  const bigSeed = await seedThroughApi(worker.direct.base, worker.secrets.BOOTSTRAP_SECRET, { accounts: seeded.accounts.length, pkjwtClients: 0 });
-  const bigTemplate = await accountTemplate(worker.mf, await worker.mf.getKVNamespace("TOKENS"), bigSeed.accounts[0]!);
-  const hotTokens = await baseTokens(worker, bigSeed.accounts.map((a) => a.token), bigSeed.rootAccountId, bigTemplate);
-  run.log(`scale check: a second Worker; writing ${(big - hotTokens.length).toLocaleString("en-US")} more accounts with a token straight into its D1 + KV`);
-  const all = [...hotTokens, ...(await seedTokensDirect(worker.seederUrl, bigTemplate, bigSeed.rootAccountId, big - hotTokens.length, run.log))];
+  const seed = async (count: number) => {
+    const worker = await start();
+    const seeded = await seedThroughApi(worker.direct.base, worker.secrets.BOOTSTRAP_SECRET, { accounts: Math.min(accounts, base), pkjwtClients: 0 });
+    const template = await accountTemplate(worker.mf, await worker.mf.getKVNamespace("TOKENS"), seeded.accounts[0]!);
+    const tokens = [...seeded.accounts.map((a) => a.token), ...(await seedTokensDirect(worker.seederUrl, template, seeded.rootAccountId, count - seeded.accounts.length, count > base ? run.log : undefined))];
+    return { worker, tokens };
+  };
+  const small = await seed(base);
+  run.log(`scale check: a Worker with ${base} tokens; another, writing ${(big - base).toLocaleString("en-US")} more accounts with a token straight into its D1 + KV`);
+  const large = await seed(big);
   const seedSeconds = (performance.now() - t) / 1000;
-  const d1Count = await (await worker.mf.getD1Database("DB")).prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active'").first<{ n: number }>();
-  run.log(`scale check: ${all.length.toLocaleString("en-US")} bench tokens in the second Worker's store (D1 says ${d1Count?.n} active rows, including the root's) after ${seedSeconds.toFixed(1)} s`);
+  const d1Count = await (await large.worker.mf.getD1Database("DB")).prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active'").first<{ n: number }>();
+  run.log(`scale check: ${large.tokens.length.toLocaleString("en-US")} bench tokens in the second Worker's store (D1 says ${d1Count?.n} active rows, including the root's) after ${seedSeconds.toFixed(1)} s`);
 
   const label = big >= 1000 ? `${Math.round(big / 1000)}k` : String(big);
-  const hot = (id: string, text: string): Scenario => ({ id, label: text, target: worker.direct, request: exchangeRequest(hotTokens[0]!), next: pick(hotTokens) });
+  const pick = (xs: string[]) => () => exchangeRequest(xs[Math.floor(Math.random() * xs.length)]!);
+  const exchange = (id: string, text: string, worker: RunningWorker, tokens: string[]): Scenario => ({ id, label: text, target: worker.direct, request: exchangeRequest(tokens[0]!), next: pick(tokens) });
+  const hot = large.tokens.slice(0, base);
   const [smallResult, hotResult] = await runScenarios(run, [
-    { id: `exchange@${base}`, label: `(b) exchange, ${base} tokens in store`, target: small.direct, request: exchangeRequest(smallTokens[0]!), next: pick(smallTokens) },
-    hot(`exchange@${label}-hot`, `(b) exchange, ${label} tokens in store, picks over ${base}`),
+    exchange(`exchange@${base}`, `(b) exchange, ${base} tokens in store`, small.worker, small.tokens),
+    exchange(`exchange@${label}-hot`, `(b) exchange, ${label} tokens in store, picks over ${base}`, large.worker, hot),
   ]);
-  const [spread] = await runScenarios(run, [{ id: `exchange@${label}`, label: `(b) exchange, ${label} tokens in store, picks over all`, target: worker.direct, request: exchangeRequest(all[0]!), next: pick(all) }]);
-  const [after] = await runScenarios(run, [hot(`exchange@${label}-hot-after`, `(b) exchange, ${label} tokens, picks over ${base}, after "over all"`)]);
-  await worker.mf.dispose();
+  await small.worker.mf.dispose();
+  const [spread] = await runScenarios(run, [exchange(`exchange@${label}`, `(b) exchange, ${label} tokens in store, picks over all`, large.worker, large.tokens)]);
+  const [after] = await runScenarios(run, [exchange(`exchange@${label}-hot-after`, `(b) exchange, ${label} tokens, picks over ${base}, after "over all"`, large.worker, hot)]);
+  await large.worker.mf.dispose();
   const results = [smallResult!, hotResult!, spread!, after!];
   const rps = (r: ScenarioResult) => r.median.rps;
   const scale = {
