@@ -22,6 +22,8 @@ import { conflictCode } from "../lib/sql-errors.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;
+/** Expired jtis are purged in batches, at most this often (an expired assertion fails on `exp` anyway). */
+export const JTI_PURGE_EVERY_MS = 60_000;
 const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, userAgent: null };
 
 /**
@@ -97,8 +99,20 @@ export class AccountCredentials extends DurableObject<Bindings> {
         purged++;
       } else next = Math.min(next, expiresAt);
     }
-    if (next !== Infinity) void this.ctx.storage.setAlarm(next);
+    if (next !== Infinity) void this.armPurge(next);
     return purged;
+  }
+
+  /**
+   * Arms the alarm to purge jtis at `expiresAt`, but not sooner than JTI_PURGE_EVERY_MS from now
+   * and never later than an alarm already armed (a journal replay). Arming at each next expiry
+   * made the alarm fire once per expiring assertion, each time listing every remembered jti: under
+   * steady private_key_jwt traffic the object spun on its own alarm.
+   */
+  private async armPurge(expiresAt: number): Promise<void> {
+    const at = Math.max(expiresAt, Date.now() + JTI_PURGE_EVERY_MS);
+    const armed = await this.ctx.storage.getAlarm();
+    if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
   }
 
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
@@ -148,9 +162,7 @@ export class AccountCredentials extends DurableObject<Bindings> {
     if (seen !== undefined && seen > Date.now()) return false;
     this.ctx.storage.kv.put(key, expiresAt);
     // The alarm purges the replay cache once entries expire.
-    void this.ctx.storage.getAlarm().then((at) => {
-      if (at === null || at > expiresAt) return this.ctx.storage.setAlarm(expiresAt);
-    });
+    void this.armPurge(expiresAt);
     return true;
   }
 }

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { JOBS } from "../../src/cron/index.ts";
 import { hourOf } from "../../src/domain/usage.ts";
-import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
+import { JTI_PURGE_EVERY_MS, type AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import worker from "../../src/index.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import { clockAhead, DAY_MS, eventually, HOUR_MS, jobResult, kvRecordOf, listTokenItems, MINUTE_MS, runJob, setColumns, tokenLastUsed } from "./lifecycle-helpers.ts";
@@ -304,6 +304,26 @@ describe("purge", () => {
     expect(state.alarm!, JSON.stringify(state)).toBeLessThanOrEqual(live);
     // The live jti is still refused.
     expect(await runInDurableObject<AccountCredentials, boolean>(stub, (i) => i.rememberJti("jti-live", live))).toBe(false);
+  });
+
+  it("jtis expiring one after another are purged in batches: the alarm never fires sooner than JTI_PURGE_EVERY_MS apart", async () => {
+    const sa = await viewerAccount(o.adminToken, o.org.id);
+    const stub = env.ACCOUNT_DO.get(env.ACCOUNT_DO.idFromName(sa.id));
+    const start = Date.now();
+    const alarmAt = () => runInDurableObject<AccountCredentials, number | null>(stub, (_i, s) => s.storage.getAlarm());
+    // 40 assertions expiring 5 ms apart, the first in 50 ms.
+    const accepted = await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance) => Array.from({ length: 40 }, (_, i) => instance.rememberJti(`jti-${i}`, start + 50 + 5 * i)));
+    expect(accepted.every(Boolean)).toBe(true);
+    await vi.waitFor(async () => expect(await alarmAt()).not.toBeNull());
+    expect(await alarmAt(), "armed no sooner than the batch interval").toBeGreaterThanOrEqual(start + JTI_PURGE_EVERY_MS);
+    await new Promise((r) => setTimeout(r, 150)); // about half have expired
+    const purgedAt = Date.now();
+    await runDurableObjectAlarm(stub);
+    const left = await runInDurableObject<AccountCredentials, number>(stub, (_i, s) => [...s.storage.kv.list({ prefix: "jti:" })].length);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(40);
+    await vi.waitFor(async () => expect(await alarmAt()).not.toBeNull());
+    expect(await alarmAt(), "re-armed for the rest a batch interval later, not at the next expiry").toBeGreaterThanOrEqual(purgedAt + JTI_PURGE_EVERY_MS);
   });
 });
 
