@@ -150,14 +150,15 @@ class ScenarioRun {
 
 /**
  * Runs scenarios with their rounds interleaved: every probe and warm-up first, then round 1 of
- * each scenario, round 2 of each, and so on (each later round after a warm-up of its own). A ratio
- * of two medians (x ceiling, x peer) then compares rounds measured a minute or two apart, not a
- * whole run apart, so a drift of the machine's speed (a noisy 2-core VM) moves both sides.
+ * each scenario, round 2 of each in reverse order, and so on (each later round after a warm-up of
+ * its own). A ratio of two medians (x ceiling, x peer) then compares rounds measured a minute or
+ * two apart, not a whole run apart, so a drift of the machine's speed (a noisy 2-core VM) moves
+ * both sides, and no scenario always runs first or last in a cycle.
  */
 export async function runScenarios(options: RunOptions, scenarios: Scenario[]): Promise<ScenarioResult[]> {
   const runs = scenarios.map((s) => new ScenarioRun(options, s));
   for (const run of runs) await run.start();
-  for (let r = 0; r < options.rounds; r++) for (const run of runs) await run.round();
+  for (let r = 0; r < options.rounds; r++) for (const run of r % 2 === 0 ? runs : [...runs].reverse()) await run.round();
   const results: ScenarioResult[] = [];
   for (const run of runs) results.push(await run.finish());
   return results;
