@@ -124,7 +124,7 @@ export async function load(target: Target, connections: number, request: LoadReq
     generatorCpuPct: (100 * generator) / elapsed,
     otherCpuPct: Math.max(0, (100 * (busy - server - generator)) / elapsed),
     serverPeakRssMiB: peakRss,
-    gc: target.name === "direct" ? gcBetween(startedAt, endedAt) : null,
+    gc: target.name === "direct" ? gcBetween(pids, startedAt, endedAt) : null,
     firstFailure,
   };
 }

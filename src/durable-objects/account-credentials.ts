@@ -85,22 +85,19 @@ export class AccountCredentials extends DurableObject<Bindings> {
 
   override async alarm(): Promise<void> {
     await this.lock.run(() => this.replayPending());
-    this.purgeJtis();
+    await this.purgeJtis();
   }
 
   /** Forgets assertion jtis whose assertions have expired; re-arms the alarm for the rest. */
-  private purgeJtis(): number {
+  private async purgeJtis(): Promise<void> {
     const now = Date.now();
-    let purged = 0;
     let next = Infinity;
     for (const [key, expiresAt] of this.ctx.storage.kv.list<number>({ prefix: "jti:" })) {
       if (expiresAt <= now) {
         this.ctx.storage.kv.delete(key);
-        purged++;
       } else next = Math.min(next, expiresAt);
     }
-    if (next !== Infinity) void this.armPurge(next);
-    return purged;
+    if (next !== Infinity) await this.armPurge(next);
   }
 
   /**
