@@ -1,8 +1,9 @@
-import { CompactSign, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { randomBase62 } from "../lib/crypto.ts";
 import { auditInsert } from "./audit.ts";
+import { ACCESS_TOKEN_TYP, signCompact } from "./jws.ts";
 import type { Ctx } from "./context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, type AccountClaims } from "./kv-records.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
@@ -19,8 +20,6 @@ const RETENTION_SLACK_MS = 5 * 60_000;
 let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
 const signingKeys = new Map<string, Promise<CryptoKey>>();
 const verifyKeys = new Map<string, Promise<CryptoKey>>();
-
-const encoder = new TextEncoder();
 
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
@@ -95,8 +94,7 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jwt: string
     groups: input.account.groups,
     roles: input.account.roles,
   };
-  // CompactSign over the claims we build here: SignJWT re-validates and re-serializes them per call.
-  const jwt = await new CompactSign(encoder.encode(JSON.stringify(claims))).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" }).sign(privateKey);
+  const jwt = await signCompact(key, privateKey, JSON.stringify(claims));
   return { jwt, jti, exp, iat };
 }
 
@@ -131,7 +129,7 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
       algorithms: [key.alg],
       issuer: ctx.config.ISSUER,
       ...(audience ? { audience } : {}),
-      typ: "at+jwt",
+      typ: ACCESS_TOKEN_TYP,
       clockTolerance: CLOCK_SKEW_SECONDS,
       currentDate: new Date(ctx.now()),
       requiredClaims: ["sub", "jti", "exp", "iat"],
