@@ -311,6 +311,20 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
     expectOAuthError(await postForm("/oauth/token", params), 400, "invalid_request");
   });
 
+  it("parameter bounds: 8,192 characters (2,048 and 10 values for resource/audience); unknown parameters are ignored", async () => {
+    const basic = { basic: [viewer.account.id, viewer.token] as [string, string] };
+    const form = (extra: Record<string, string | string[]>) => postForm("/oauth/token", { grant_type: "client_credentials", ...extra }, basic);
+    await expectTokenResponse(await form({ subject_token: "s".repeat(8192) }), viewer.account.id);
+    const bad: Record<string, string | string[]>[] = [{ subject_token: "s".repeat(8193) }, { resource: `${API_AUDIENCE}/${"r".repeat(2048)}` }, { audience: Array.from({ length: 11 }, () => API_AUDIENCE) }, { resource: [API_AUDIENCE, "r".repeat(2049)] }];
+    for (const extra of bad) {
+      const res = await form(extra);
+      expectOAuthError(res, 400, "invalid_request");
+      expect(res.json.error_description).toBe("Malformed parameters");
+    }
+    const ok = await form({ audience: Array.from({ length: 10 }, () => API_AUDIENCE), unknown: ["a", "b"], ["__proto__"]: "x", constructor: "y" });
+    expect((await expectTokenResponse(ok, viewer.account.id)).aud).toEqual(Array.from({ length: 10 }, () => API_AUDIENCE));
+  });
+
   it("a body over MAX_BODY_BYTES is refused with an RFC 6749 error body", async () => {
     const res = await postForm("/oauth/token", { grant_type: "client_credentials", scope: "x".repeat(70_000) }, { basic: [viewer.account.id, viewer.token] });
     expect([400, 413], `${res.status}: ${res.text}`).toContain(res.status);
