@@ -49,7 +49,7 @@ export function forgetCredentials(match: { tokenId?: string; accountId?: string 
  */
 export async function verifyAccessToken(env: Bindings, token: string, now: number): Promise<TokenRecord | null> {
   if (!isWellFormedAccessToken(token)) return null;
-  const hash = await hashToken(token);
+  const hash = hashToken(token);
   let record = records.get(hash, now);
   if (!record) {
     const generation = evictions;

@@ -54,10 +54,7 @@ export function crc32(input: string): number {
 /** Lowercase hex of bytes (the runtime's Uint8Array.prototype.toHex, ES2026, not yet in TypeScript's lib). */
 export const toHex = (bytes: Uint8Array): string => (bytes as Uint8Array & { toHex(): string }).toHex();
 
-/** Lowercase hex SHA-256 of a string. */
-export async function sha256Hex(input: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(input))));
-}
+export { sha256Hex } from "./sha256.ts";
 
 /**
  * Constant-time string comparison for secrets compared directly (e.g. the bootstrap secret).
