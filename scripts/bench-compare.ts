@@ -11,30 +11,16 @@
  * Environment: COMPARE_ROUNDS [8], COMPARE_DURATION seconds per round [3], BENCH_WARMUP [2],
  * BENCH_CONNECTIONS [32].
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, symlinkSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { logger, onCleanup, runMain } from "./bench/lifecycle.ts";
+import { logger, runMain } from "./bench/lifecycle.ts";
 import { basicRequest, exchangeRequest, healthzRequest } from "./bench/requests.ts";
 import { root, startWorker } from "./bench/runtime.ts";
+import { worktree } from "./bench/worktree.ts";
 import { median, runScenarios, type RunOptions, type Scenario } from "./bench/scenario.ts";
 import { seedThroughApi } from "./bench/seed.ts";
 import { table } from "./bench/report.ts";
 
 const log = logger("compare");
 const number = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-
-/** A detached worktree of `ref` (removed at exit), sharing this checkout's node_modules. */
-function worktree(ref: string): string {
-  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), "keyward-compare-")), "tree");
-  const git = (...args: string[]) => spawnSync("git", ["-C", root, ...args], { encoding: "utf8" });
-  const added = git("worktree", "add", "--detach", dir, ref);
-  if (added.status !== 0) throw new Error(`git worktree add ${ref}: ${added.stderr}`);
-  onCleanup(() => void git("worktree", "remove", "--force", dir));
-  symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"));
-  return dir;
-}
 
 async function main(): Promise<number> {
   const ref = process.argv[2];

@@ -11,7 +11,7 @@ interface ProfileNode {
   hitCount?: number;
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -84,4 +84,30 @@ export async function profileWhile(port: number, worker: string, file: string, r
   } finally {
     inspector.close();
   }
+}
+
+interface SamplingHeapNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: SamplingHeapNode[];
+}
+
+/**
+ * Bytes allocated by function while `run` runs (V8's sampling heap profiler, every 128 bytes on
+ * average, collected objects included), largest first.
+ */
+export async function allocationsWhile(inspector: Inspector, run: () => Promise<unknown>): Promise<{ fn: string; bytes: number }[]> {
+  await inspector.send("HeapProfiler.enable");
+  await inspector.send("HeapProfiler.startSampling", { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await run();
+  const { profile } = await inspector.send<{ profile: { head: SamplingHeapNode } }>("HeapProfiler.stopSampling");
+  const bytes = new Map<string, number>();
+  const walk = (node: SamplingHeapNode) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = `${functionName || "(anonymous)"} ${url ? `${url.split("/").pop()}:${lineNumber + 1}` : ""}`.trim();
+    bytes.set(name, (bytes.get(name) ?? 0) + node.selfSize);
+    for (const child of node.children) walk(child);
+  };
+  walk(profile.head);
+  return [...bytes].map(([fn, b]) => ({ fn, bytes: b })).sort((a, b) => b.bytes - a.bytes);
 }

@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
@@ -114,6 +114,8 @@ export interface StartOptions {
   source?: string;
   /** Traces V8's collections in workerd (BENCH_GC, gc.ts). */
   traceGc?: boolean;
+  /** A module put in front of the bundle's index.js as the Worker's entry (bench:loop's loop-entry.ts). */
+  entry?: string;
   log: Logger;
 }
 
@@ -140,6 +142,10 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   mkdirSync(persist);
   const t = performance.now();
   const modules = await bundle(outdir, options.source ?? root);
+  if (options.entry) {
+    writeFileSync(path.join(outdir, "entry.js"), options.entry);
+    modules.unshift(path.join(outdir, "entry.js"));
+  }
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
   const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };

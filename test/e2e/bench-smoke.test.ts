@@ -15,6 +15,23 @@ const labels = [
   "(f) peer: oidc-provider",
 ];
 
+/** Runs a bench script to its end: its exit code and output. */
+async function runScript(script: string, args: string[], env: Record<string, string>, timeoutMs: number) {
+  const child = spawn(process.execPath, [path.join(root, "scripts", script), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    child.on("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  return { code, stdout, stderr };
+}
+
 /** `npm run bench -- --smoke`: the benchmark's 2-second smoke (CI runs only this of it). */
 describe("the benchmark's smoke", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "keyward-bench-smoke-"));
@@ -22,22 +39,7 @@ describe("the benchmark's smoke", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("runs every scenario without an error or a non-2xx, prints the table and writes the JSON", async () => {
-    const child = spawn(process.execPath, [path.join(root, "scripts", "bench.ts"), "--smoke"], {
-      cwd: root,
-      env: { ...process.env, BENCH_OUTPUT: output },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill("SIGTERM"), 100_000);
-      child.on("exit", (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const { code, stdout, stderr } = await runScript("bench.ts", ["--smoke"], { BENCH_OUTPUT: output }, 100_000);
     expect(code, `${stdout}\n${stderr}`).toBe(0);
 
     for (const label of labels) expect(stdout).toContain(label);
@@ -58,5 +60,16 @@ describe("the benchmark's smoke", () => {
     // The scale check's direct D1 + KV seeding ran (tokens written around the API still exchange).
     expect(report.scale.rpsBase).toBeGreaterThan(0);
     expect(report.scale.rpsBigSpread).toBeGreaterThan(0);
+  }, 110_000);
+});
+
+/** `npm run bench:loop`: a short run (the loop fails on any non-2xx answer inside the isolate). */
+describe("the in-isolate loop's smoke", () => {
+  it("replays the three scenarios through the Worker's fetch and prints µs per request", async () => {
+    const { code, stdout, stderr } = await runScript("bench-loop.ts", [], { LOOP_ROUNDS: "1", LOOP_N: "300" }, 100_000);
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    for (const label of ["GET /healthz", "POST /api/auth/access-tokens/jwt", "/oauth/token client_secret_basic"]) {
+      expect(stdout).toMatch(new RegExp(`${label.replace(/[/.]/g, "\\$&")}\\s+\\d+\\.\\d`));
+    }
   }, 110_000);
 });
