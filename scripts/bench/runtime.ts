@@ -149,7 +149,6 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
   const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };
-  const port = await freePort();
   const inspectorPort = options.inspector ? await freePort() : undefined;
   const others = new Set(workerdPids(process.pid));
   const gc = options.traceGc ? gcTracing() : null;
@@ -159,7 +158,9 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
-      port,
+      // Port 0: workerd binds a free port itself (a port picked beforehand can be taken by a
+      // parallel test before workerd binds it).
+      port: 0,
       ...(inspectorPort !== undefined ? { inspectorPort } : {}),
       cf: false,
       enableDevRegistry: false,
