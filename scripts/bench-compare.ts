@@ -11,7 +11,7 @@
  * Environment: COMPARE_ROUNDS [8], COMPARE_DURATION seconds per round [3], BENCH_WARMUP [2],
  * BENCH_CONNECTIONS [32].
  */
-import { logger, runMain } from "./bench/lifecycle.ts";
+import { envNumber, logger, runMain } from "./bench/lifecycle.ts";
 import { basicRequest, exchangeRequest, healthzRequest } from "./bench/requests.ts";
 import { root, startWorker } from "./bench/runtime.ts";
 import { worktree } from "./bench/worktree.ts";
@@ -20,7 +20,6 @@ import { seedThroughApi } from "./bench/seed.ts";
 import { table } from "./bench/report.ts";
 
 const log = logger("compare");
-const number = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 
 async function main(): Promise<number> {
   const ref = process.argv[2];
@@ -28,7 +27,7 @@ async function main(): Promise<number> {
     console.error("usage: npm run bench:compare -- <git ref>   (compares this checkout, B, with the ref, A)");
     return 2;
   }
-  const run: RunOptions = { connections: number("BENCH_CONNECTIONS", 32), warmupSeconds: number("BENCH_WARMUP", 2), durationSeconds: number("COMPARE_DURATION", 3), rounds: number("COMPARE_ROUNDS", 8), log };
+  const run: RunOptions = { connections: envNumber("BENCH_CONNECTIONS", 32), warmupSeconds: envNumber("BENCH_WARMUP", 2), durationSeconds: envNumber("COMPARE_DURATION", 3), rounds: envNumber("COMPARE_ROUNDS", 8), log };
   const sides = [] as { name: "A" | "B"; scenarios: Scenario[] }[];
   for (const [name, source] of [["A", worktree(ref)], ["B", root]] as const) {
     const worker = await startWorker({ tmpPrefix: `keyward-compare-${name}-`, signingAlg: null, inspector: false, rateLimits: true, log, source });

@@ -18,7 +18,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { logger, runMain } from "./bench/lifecycle.ts";
+import { envNumber, logger, runMain } from "./bench/lifecycle.ts";
 import { LOOP_ENTRY } from "./bench/loop-entry.ts";
 import { cpuSeconds } from "./bench/proc.ts";
 import { allocationsWhile, Inspector, selfTimes, type Profile } from "./bench/profile.ts";
@@ -31,7 +31,6 @@ import { seedThroughApi } from "./bench/seed.ts";
 import { worktree } from "./bench/worktree.ts";
 
 const log = logger("loop");
-const number = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const SCENARIOS = ["healthz", "exchange", "basic"] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
 const LABELS: Record<ScenarioId, string> = { healthz: "GET /healthz", exchange: "POST /api/auth/access-tokens/jwt", basic: "/oauth/token client_secret_basic" };
@@ -49,7 +48,7 @@ interface Side {
 const withLength = (r: LoadRequest) => (r.body === undefined ? r : { ...r, headers: { ...r.headers, "content-length": String(Buffer.byteLength(r.body)) } });
 
 async function startSide(name: string, source: string): Promise<Side> {
-  const worker = await startWorker({ tmpPrefix: `keyward-loop-${name}-`, signingAlg: null, inspector: Boolean(process.env.LOOP_PROFILE), traceGc: Boolean(process.env.LOOP_GC), rateLimits: true, log, source, entry: LOOP_ENTRY });
+  const worker = await startWorker({ tmpPrefix: `keyward-loop-${name}-`, signingAlg: null, inspector: Boolean(process.env.LOOP_PROFILE), rateLimits: true, log, source, entry: LOOP_ENTRY });
   const { accounts } = await seedThroughApi(worker.direct.base, worker.secrets.BOOTSTRAP_SECRET, { accounts: 20, pkjwtClients: 0 });
   const requests = { healthz: [healthzRequest], exchange: accounts.map((a) => exchangeRequest(a.token)), basic: accounts.map(basicRequest) };
   return { name, worker, requests, rounds: { healthz: [], exchange: [], basic: [] }, cpu: { healthz: [], exchange: [], basic: [] } };
@@ -96,9 +95,9 @@ async function profile(sides: Side[], id: ScenarioId, n: number, concurrency: nu
 
 async function main(): Promise<number> {
   const ref = process.argv[2];
-  const n = number("LOOP_N", 10_000);
-  const roundsWanted = number("LOOP_ROUNDS", 15);
-  const concurrency = number("LOOP_CONCURRENCY", 32);
+  const n = envNumber("LOOP_N", 10_000);
+  const roundsWanted = envNumber("LOOP_ROUNDS", 15);
+  const concurrency = envNumber("LOOP_CONCURRENCY", 32);
   const sides: Side[] = [];
   if (ref) sides.push(await startSide("A", worktree(ref)));
   sides.push(await startSide("B", root));

@@ -7,6 +7,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export type Log = (msg: string) => void;
 
+/** A numeric setting from the environment, or its default. */
+export const envNumber = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+
 export const logger = (prefix: string): Log => (msg) => console.log(`[${prefix}] ${msg}`);
 
 const cleanups: (() => Promise<void> | void)[] = [];

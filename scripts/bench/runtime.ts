@@ -142,6 +142,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   mkdirSync(persist);
   const t = performance.now();
   const modules = await bundle(outdir, options.source ?? root);
+  const bundled = modules[0]!;
   if (options.entry) {
     writeFileSync(path.join(outdir, "entry.js"), options.entry);
     modules.unshift(path.join(outdir, "entry.js"));
@@ -216,7 +217,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => ours };
   const migrations = await applyMigrations(mf);
   options.log(
-    `bundled ${path.basename(modules[0]!)} (${Math.round(readFileSync(modules[0]!).length / 1024)} KiB), workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    `bundled ${path.basename(bundled)} (${Math.round(readFileSync(bundled).length / 1024)} KiB)${options.entry ? " behind bench:loop's entry module" : ""}, workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,
   );
   return { mf, work, vars, secrets, direct, entry, seederUrl, inspectorPort };
 }

@@ -1,4 +1,5 @@
 import { base64url } from "jose";
+import { utf8ByteString } from "../lib/text.ts";
 import type { SigningAlg, SigningKey } from "./signing-keys.ts";
 
 /**
@@ -35,8 +36,8 @@ function headerOf(key: Pick<SigningKey, "alg" | "kid">): Uint8Array {
 }
 
 /**
- * The signing input (header, dot, base64url of an ASCII payload) written straight into one
- * buffer: no intermediate strings, as a JWT is made per request.
+ * The signing input (header, dot, base64url of the payload's bytes, given as a byte string)
+ * written straight into one buffer: no intermediate strings, as a JWT is made per request.
  */
 function signingInput(header: Uint8Array, payload: string): Uint8Array {
   const n = payload.length;
@@ -62,9 +63,7 @@ function signingInput(header: Uint8Array, payload: string): Uint8Array {
 
 /** A compact JWS of `payload` (JSON text) under `key`, signed with `privateKey` (its private half). */
 export async function signCompact(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<string> {
-  const header = headerOf(key);
-  // Claims are ASCII but for names and roles in other scripts: those take jose's encoder.
-  const input = /^[\x00-\x7f]*$/.test(payload) ? signingInput(header, payload) : encoder.encode(`${ascii.decode(header)}${base64url.encode(payload)}`);
+  const input = signingInput(headerOf(key), utf8ByteString(payload));
   const signature = await crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, input);
   return `${ascii.decode(input)}.${base64url.encode(new Uint8Array(signature))}`;
 }

@@ -1,3 +1,5 @@
+import { utf8ByteString } from "./text.ts";
+
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const encoder = new TextEncoder();
 const ascii = new TextDecoder();
@@ -42,12 +44,8 @@ export function crc32(input: string): number {
     }
   }
   let crc = 0xffffffff;
-  // Tokens are ASCII, whose UTF-8 bytes are the char codes: no encoding on the hot path.
-  if (/^[\x00-\x7f]*$/.test(input)) {
-    for (let i = 0; i < input.length; i++) crc = crcTable[(crc ^ input.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
-  } else {
-    for (const byte of encoder.encode(input)) crc = crcTable[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-  }
+  const bytes = utf8ByteString(input);
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 

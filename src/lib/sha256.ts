@@ -4,6 +4,8 @@
  * WebCrypto's digest costs a promise and runtime objects per call that outlive the request until
  * the next full collection, and lengthen every scavenge until then (README, "Performance").
  */
+import { utf8ByteString } from "./text.ts";
+
 const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
   0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -13,21 +15,12 @@ const K = new Int32Array([
   0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 const INITIAL = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
-const encoder = new TextEncoder();
 // State and schedule, one each per isolate: the function never yields, so no two calls share them.
 const H = new Int32Array(8);
 const W = new Int32Array(64);
 const HEX_CODES = Array.from("0123456789abcdef", (ch) => ch.charCodeAt(0));
 // The digest's 64 hex char codes, made into one string at the end (concatenating pieces allocates each).
 const OUT: number[] = new Array(64).fill(0);
-
-/** A string's UTF-8 bytes as a byte string (char codes 0-255): ASCII is its own encoding. */
-function utf8Bytes(input: string): string {
-  if (/^[\x00-\x7f]*$/.test(input)) return input;
-  let bytes = "";
-  for (const byte of encoder.encode(input)) bytes += String.fromCharCode(byte);
-  return bytes;
-}
 
 /** Byte `i` of the padded message (the bytes, 0x80, zeros, the bit length in the last 4 bytes). */
 function paddedByte(bytes: string, length: number, total: number, i: number): number {
@@ -39,7 +32,7 @@ function paddedByte(bytes: string, length: number, total: number, i: number): nu
 
 /** Lowercase hex SHA-256 of a string's UTF-8 bytes (below 512 MiB, so the bit length fits 32 bits). */
 export function sha256Hex(input: string): string {
-  const bytes = utf8Bytes(input);
+  const bytes = utf8ByteString(input);
   const length = bytes.length;
   if (length >= 0x20000000) throw new RangeError("sha256Hex: input of 512 MiB or more");
   const total = (((length + 8) >> 6) + 1) << 6;
