@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import type { AppEnv } from "./env.ts";
+import { withSecurityHeaders } from "./lib/http.ts";
 
 /** Every stable error code of the management API, with its HTTP status. Documented in the README. */
 export const ERROR_STATUS = {
@@ -106,21 +107,23 @@ export const problemSchema = z.object({
   missing: z.array(z.string()).optional(),
 });
 
-/** Renders a problem+json response (RFC 9457). */
-export function problem(c: Context<AppEnv>, err: ApiError): Response {
+/** Renders a problem+json response (RFC 9457), with the headers every response carries. */
+export function problemResponse(err: ApiError, requestId: string): Response {
   const body = {
     type: `https://keyward.dev/problems/${err.code.replaceAll("_", "-")}`,
     title: TITLES[err.code],
     status: err.status,
     detail: err.detail,
     code: err.code,
-    requestId: c.get("requestId") ?? "",
+    requestId,
     ...(err.extra.errors ? { errors: err.extra.errors } : {}),
     ...(err.extra.missing ? { missing: err.extra.missing } : {}),
   };
-  const headers: Record<string, string> = { "content-type": "application/problem+json", ...err.extra.headers };
+  const headers = withSecurityHeaders(requestId, { "content-type": "application/problem+json", "cache-control": "no-store", ...err.extra.headers });
   return new Response(JSON.stringify(body), { status: err.status, headers });
 }
+
+export const problem = (c: Context<AppEnv>, err: ApiError) => problemResponse(err, c.get("requestId") ?? "");
 
 /** Field paths say where the field was: body.name, query.limit, path.org. */
 const TARGET_NAMES: Record<string, string> = { json: "body", form: "body", param: "path" };
@@ -135,19 +138,24 @@ export function validationError(error: z.ZodError, target: string): ApiError {
   return new ApiError("validation_failed", `Invalid ${where}: ${errors.map((e) => e.path).join(", ")}`, { errors });
 }
 
-/** The single error handler: ApiError, Hono's HTTPException and anything else become problem+json. */
-export function onError(err: Error, c: Context<AppEnv>): Response {
-  if (err instanceof ApiError) return problem(c, err);
-  if (err instanceof z.ZodError) return problem(c, validationError(err, "request"));
+/** The single error rendering: ApiError, Hono's HTTPException and anything else become problem+json. */
+export function errorResponse(err: unknown, requestId: string): Response {
+  return problemResponse(asApiError(err, requestId), requestId);
+}
+
+function asApiError(err: unknown, requestId: string): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof z.ZodError) return validationError(err, "request");
   if (err instanceof HTTPException) {
     const status = err.status;
-    if (status === 413) return problem(c, new ApiError("payload_too_large", "The request body is over the limit"));
-    if (status === 400 && /json/i.test(err.message)) {
-      return problem(c, new ApiError("malformed_json", "The request body could not be parsed as JSON"));
-    }
-    if (status === 401) return problem(c, new ApiError("unauthenticated", err.message || "Authentication required"));
-    return problem(c, new ApiError("bad_request", err.message || "Bad request"));
+    if (status === 413) return new ApiError("payload_too_large", "The request body is over the limit");
+    if (status === 400 && /json/i.test(err.message)) return new ApiError("malformed_json", "The request body could not be parsed as JSON");
+    if (status === 401) return new ApiError("unauthenticated", err.message || "Authentication required");
+    return new ApiError("bad_request", err.message || "Bad request");
   }
-  console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
-  return problem(c, new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it"));
+  console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
+  return new ApiError("internal_error", "An internal error occurred; quote the request id when reporting it");
 }
+
+/** The app's error handler. */
+export const onError = (err: Error, c: Context<AppEnv>) => errorResponse(err, c.get("requestId") ?? "");

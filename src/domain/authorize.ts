@@ -3,6 +3,7 @@ import { accountDeadReason, type AccountClaims } from "./kv-records.ts";
 import { claimsOf, loadAccountState } from "./claims.ts";
 import type { Ctx } from "./context.ts";
 import { remainingSeconds } from "./exchange.ts";
+import { jwsText } from "./jws.ts";
 import { mintJwt } from "./jwt.ts";
 import { findOrg } from "./orgs.ts";
 import type { Principal } from "./principal.ts";
@@ -23,8 +24,13 @@ export async function claimsInOrg(ctx: Ctx, accountId: string, orgRef: string): 
 }
 
 /** The claims to put in a JWT for `orgRef` (the account's own, unless another org is named). */
-export async function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): Promise<AccountClaims> {
+export function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): AccountClaims | Promise<AccountClaims> {
+  // Synchronous for the account's own org, as nearly every exchange is: no promise per request.
   if (!orgRef || orgRef === account.orgId) return account;
+  return claimsInNamedOrg(ctx, account, orgRef);
+}
+
+async function claimsInNamedOrg(ctx: Ctx, account: AccountClaims, orgRef: string): Promise<AccountClaims> {
   const org = await findOrg(ctx, orgRef);
   if (org && org.id === account.orgId) return account;
   return claimsInOrg(ctx, account.accountId, orgRef);
@@ -40,6 +46,6 @@ export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: st
   const scope = principal.scopeLimit ? claims.scopes.filter((s) => principal.scopeLimit!.includes(s)) : claims.scopes;
   const ttlSeconds = Math.min(ctx.config.AUTHORIZE_JWT_TTL_SECONDS, remainingSeconds(principal.expiresAt ?? null, ctx.now()));
   if (ttlSeconds < 1) throw new ApiError("unauthenticated", "The credential has expired");
-  const { jwt, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds });
-  return { jwt, orgId: claims.orgId!, expiresAt: exp * 1000, scope };
+  const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds });
+  return { jwt: jwsText(jws), orgId: claims.orgId!, expiresAt: exp * 1000, scope };
 }

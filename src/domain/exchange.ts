@@ -54,7 +54,8 @@ export function exchangeDuration(ctx: Ctx, requested: number | undefined, creden
 }
 
 export interface IssuedJwt {
-  jwt: string;
+  /** The JWT as ASCII bytes (`framed` writes it into a response body as it is). */
+  jws: Uint8Array;
   expiresIn: number;
   scope: string[];
 }
@@ -65,9 +66,9 @@ export async function issueJwtFor(
   account: AccountClaims,
   input: { scope: string[]; audience: string | string[]; ttlSeconds: number; tokenId?: string | undefined },
 ): Promise<IssuedJwt> {
-  const { jwt } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds });
+  const { jws } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds });
   recordUse(ctx, { accountId: account.accountId, tokenId: input.tokenId, exchange: true });
-  return { jwt, expiresIn: input.ttlSeconds, scope: input.scope };
+  return { jws, expiresIn: input.ttlSeconds, scope: input.scope };
 }
 
 
@@ -82,7 +83,8 @@ export async function exchangeAccessToken(
     return found;
   });
   const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
-  const account = await claimsFor(ctx, record.account, input.org);
+  const claims = claimsFor(ctx, record.account, input.org);
+  const account = claims instanceof Promise ? await claims : claims;
   const scope = grantScope(input.scope, account.scopes);
   return issueJwtFor(ctx, account, { scope, audience: ctx.config.ISSUER, ttlSeconds, tokenId: record.tokenId });
 }

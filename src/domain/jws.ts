@@ -21,49 +21,82 @@ export const ACCESS_TOKEN_TYP = "at+jwt";
 const encoder = new TextEncoder();
 const ascii = new TextDecoder();
 const BASE64URL = encoder.encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
-const encodedHeaders = new Map<string, Uint8Array>();
 
-/** The encoded protected header of a key, with the dot that follows it, as bytes. */
-function headerOf(key: Pick<SigningKey, "alg" | "kid">): Uint8Array {
+interface EncodedHeader {
+  /** The protected header, base64url, with the dot that follows it, as bytes. */
+  bytes: Uint8Array;
+  /** The length of the key's signatures in base64url. */
+  signatureChars: number;
+}
+const encodedHeaders = new Map<string, EncodedHeader>();
+
+const base64urlLength = (bytes: number) => Math.ceil((bytes * 4) / 3);
+
+function headerOf(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey): EncodedHeader {
   let header = encodedHeaders.get(key.kid);
   if (header === undefined) {
     // Keys come and go with rotations: a few per isolate lifetime.
     if (encodedHeaders.size >= 64) encodedHeaders.clear();
-    header = encoder.encode(`${base64url.encode(JSON.stringify({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP }))}.`);
+    const signatureBytes = key.alg === "RS256" ? (privateKey.algorithm as CryptoKeyRsaKeyAlgorithm).modulusLength / 8 : 64;
+    header = {
+      bytes: encoder.encode(`${base64url.encode(JSON.stringify({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP }))}.`),
+      signatureChars: base64urlLength(signatureBytes),
+    };
     encodedHeaders.set(key.kid, header);
   }
   return header;
 }
 
-/**
- * The signing input (header, dot, base64url of the payload's bytes, given as a byte string)
- * written straight into one buffer: no intermediate strings, as a JWT is made per request.
- */
-function signingInput(header: Uint8Array, payload: string): Uint8Array {
-  const n = payload.length;
-  const out = new Uint8Array(header.length + Math.ceil((n * 4) / 3));
-  out.set(header);
-  let o = header.length;
+/** Writes the base64url of `bytes` (a byte string: one char per byte) into `out` at `o`; returns the offset after it. */
+function writeBase64url(out: Uint8Array, o: number, bytes: string): number {
+  const n = bytes.length;
   let i = 0;
   for (; i + 2 < n; i += 3) {
-    const v = (payload.charCodeAt(i) << 16) | (payload.charCodeAt(i + 1) << 8) | payload.charCodeAt(i + 2);
+    const v = (bytes.charCodeAt(i) << 16) | (bytes.charCodeAt(i + 1) << 8) | bytes.charCodeAt(i + 2);
     out[o++] = BASE64URL[v >> 18]!;
     out[o++] = BASE64URL[(v >> 12) & 63]!;
     out[o++] = BASE64URL[(v >> 6) & 63]!;
     out[o++] = BASE64URL[v & 63]!;
   }
   if (i < n) {
-    const v = (payload.charCodeAt(i) << 16) | (i + 1 < n ? payload.charCodeAt(i + 1) << 8 : 0);
+    const v = (bytes.charCodeAt(i) << 16) | (i + 1 < n ? bytes.charCodeAt(i + 1) << 8 : 0);
     out[o++] = BASE64URL[v >> 18]!;
     out[o++] = BASE64URL[(v >> 12) & 63]!;
     if (i + 1 < n) out[o++] = BASE64URL[(v >> 6) & 63]!;
   }
-  return out;
+  return o;
 }
 
-/** A compact JWS of `payload` (JSON text) under `key`, signed with `privateKey` (its private half). */
-export async function signCompact(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<string> {
-  const input = signingInput(headerOf(key), utf8ByteString(payload));
-  const signature = await crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, input);
-  return `${ascii.decode(input)}.${base64url.encode(new Uint8Array(signature))}`;
+const DOT = 46;
+
+/**
+ * A compact JWS of `payload` (JSON text) under `key`, signed with `privateKey` (its private half),
+ * as ASCII bytes. The whole token is written into one buffer (the signing input, then the dot and
+ * the signature): no intermediate strings, as a JWT is made per request, and the endpoints send
+ * the bytes as they are (src/lib/text.ts, `framed`).
+ */
+export async function signJws(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<Uint8Array> {
+  const header = headerOf(key, privateKey);
+  const bytes = utf8ByteString(payload);
+  const inputLength = header.bytes.length + base64urlLength(bytes.length);
+  const out = new Uint8Array(inputLength + 1 + header.signatureChars);
+  out.set(header.bytes);
+  writeBase64url(out, header.bytes.length, bytes);
+  const signature = new Uint8Array(await crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, out.subarray(0, inputLength)));
+  let jws = out;
+  if (base64urlLength(signature.length) !== header.signatureChars) {
+    // Never for our keys; a buffer of the exact length rather than a cut signature if it were.
+    jws = new Uint8Array(inputLength + 1 + base64urlLength(signature.length));
+    jws.set(out.subarray(0, inputLength));
+  }
+  jws[inputLength] = DOT;
+  writeBase64url(jws, inputLength + 1, String.fromCharCode.apply(null, signature as unknown as number[]));
+  return jws;
 }
+
+/** A JWS's bytes as text. */
+export const jwsText = (jws: Uint8Array) => ascii.decode(jws);
+
+/** The same JWS as text. */
+export const signCompact = async (key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<string> =>
+  jwsText(await signJws(key, privateKey, payload));

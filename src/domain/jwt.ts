@@ -1,9 +1,8 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
-import { randomBase62 } from "../lib/crypto.ts";
 import { auditInsert } from "./audit.ts";
-import { ACCESS_TOKEN_TYP, signCompact } from "./jws.ts";
+import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
 import type { Ctx } from "./context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, type AccountClaims } from "./kv-records.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
@@ -18,8 +17,13 @@ const CLOCK_SKEW_SECONDS = 30;
 const RETENTION_SLACK_MS = 5 * 60_000;
 
 let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
-const signingKeys = new Map<string, Promise<CryptoKey>>();
-const verifyKeys = new Map<string, Promise<CryptoKey>>();
+/** Imported keys by kid: the import under way, and once done the key itself (no await per request). */
+interface KeyCache {
+  loading: Map<string, Promise<CryptoKey>>;
+  ready: Map<string, CryptoKey>;
+}
+const signingKeys: KeyCache = { loading: new Map(), ready: new Map() };
+const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
 
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
@@ -33,10 +37,16 @@ export function useKeyset(env: Bindings, keyset: Keyset, now: number) {
   cached = { keyset, at: now, source: env.TOKENS };
 }
 
+/** The isolate's keyset while it is fresh, else undefined. */
+function freshKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Keyset | undefined {
+  return cached && cached.source === ctx.env.TOKENS && ctx.now() - cached.at < maxAgeMs ? cached.keyset : undefined;
+}
+
 /** The keyset, from the isolate cache, else KV, else the SigningKeys object (which creates the first key). */
 export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Keyset> {
+  const fresh = freshKeyset(ctx, maxAgeMs);
+  if (fresh) return fresh;
   const now = ctx.now();
-  if (cached && cached.source === ctx.env.TOKENS && now - cached.at < maxAgeMs) return cached.keyset;
   if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
   let keyset = await ctx.env.TOKENS.get<Keyset>(KEYSET_KEY, "json");
   if (!keyset || !activeKey(keyset, now)) keyset = await keysObject(ctx.env).keyset(keyPolicy(ctx));
@@ -52,12 +62,17 @@ export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
   return { keyset, kid };
 }
 
-function cachedKey(map: Map<string, Promise<CryptoKey>>, key: SigningKey, load: () => Promise<CryptoKey>) {
-  let k = map.get(key.kid);
+function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoKey>): CryptoKey | Promise<CryptoKey> {
+  const ready = cache.ready.get(key.kid);
+  if (ready) return ready;
+  let k = cache.loading.get(key.kid);
   if (!k) {
     k = load();
-    map.set(key.kid, k);
-    k.catch(() => map.delete(key.kid));
+    cache.loading.set(key.kid, k);
+    k.then(
+      (imported) => cache.ready.set(key.kid, imported),
+      () => cache.loading.delete(key.kid),
+    );
   }
   return k;
 }
@@ -72,14 +87,17 @@ export interface MintInput {
 }
 
 /** Signs an RFC 9068 access token with the active key. */
-export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jwt: string; jti: string; exp: number; iat: number }> {
-  const keyset = await getKeyset(ctx);
+export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jws: Uint8Array; jti: string; exp: number; iat: number }> {
+  // No await while the keyset and the key are cached: each costs every exchange a promise and a tick.
+  const keyset = freshKeyset(ctx) ?? (await getKeyset(ctx));
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
-  const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  const loaded = cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  const privateKey = loaded instanceof Promise ? await loaded : loaded;
   const iat = Math.floor(ctx.now() / 1000);
   const exp = iat + input.ttlSeconds;
-  const jti = randomBase62(22);
+  // The runtime's UUID: 122 random bits, one string and no buffers per JWT.
+  const jti = crypto.randomUUID();
   const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
   const claims = {
     iss: ctx.config.ISSUER,
@@ -90,12 +108,13 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<{ jwt: string
     jti,
     client_id: input.account.accountId,
     scope: input.scope.join(" "),
-    ...(orgId ? { org_id: orgId } : {}),
+    // Left out of the JSON when there is none (JSON.stringify skips undefined).
+    org_id: orgId || undefined,
     groups: input.account.groups,
     roles: input.account.roles,
   };
-  const jwt = await signCompact(key, privateKey, JSON.stringify(claims));
-  return { jwt, jti, exp, iat };
+  const jws = await signJws(key, privateKey, JSON.stringify(claims));
+  return { jws, jti, exp, iat };
 }
 
 export interface VerifiedJwt extends JWTPayload {

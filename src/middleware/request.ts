@@ -3,8 +3,10 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { getConfig, type AppEnv, type Config } from "../env.ts";
 import { ApiError } from "../errors.ts";
+import { mediaType, requestIdFor, withSecurityHeaders } from "../lib/http.ts";
 
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+/** Whether the configuration turns CORS on. */
+export const corsEnabled = (config: Config) => config.CORS_ALLOWED_ORIGINS.length > 0;
 
 const corsByConfig = new WeakMap<object, MiddlewareHandler<AppEnv> | null>();
 
@@ -16,8 +18,7 @@ function corsFor(config: Config): MiddlewareHandler<AppEnv> | null {
   let handler = corsByConfig.get(config);
   if (handler === undefined) {
     const origins = config.CORS_ALLOWED_ORIGINS;
-    handler =
-      origins.length === 0
+    handler = !corsEnabled(config)
         ? null
         : cors({
             origin: origins.includes("*") ? "*" : origins,
@@ -36,9 +37,7 @@ function corsFor(config: Config): MiddlewareHandler<AppEnv> | null {
  * headers every response carries. One middleware, as every layer costs each request.
  */
 export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const incoming = c.req.header("x-request-id");
-  // A request id needs uniqueness, not secrecy: the runtime's UUID is the cheapest per request.
-  const requestId = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : `req_${crypto.randomUUID()}`;
+  const requestId = requestIdFor(c.req.header("x-request-id"));
   c.set("requestId", requestId);
   const cors = corsFor(getConfig(c.env));
   if (!cors) await next();
@@ -47,28 +46,37 @@ export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (preflight) c.res = preflight;
   }
   const headers = c.res.headers;
-  headers.set("x-request-id", requestId);
-  headers.set("x-content-type-options", "nosniff");
-  headers.set("referrer-policy", "no-referrer");
-  headers.set("x-frame-options", "DENY");
+  const security = withSecurityHeaders(requestId, {});
+  for (const name in security) headers.set(name, security[name]!);
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
 };
+
+const isJsonType = (type: string) => type === "application/json" || type.endsWith("+json");
+
+/** A JSON body or none (415 otherwise). */
+export function assertJsonBody(contentType: string | null | undefined, hasBody: boolean): void {
+  if (hasBody && !isJsonType(mediaType(contentType))) throw new ApiError("unsupported_media_type", "Send the body as application/json");
+}
 
 /** Bodies of the management API are JSON and at most MAX_BODY_BYTES. */
 export const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   const method = c.req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     const hasBody = c.req.header("transfer-encoding") !== undefined || Number(c.req.header("content-length") ?? "0") > 0;
-    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (hasBody && type !== "application/json" && !type.endsWith("+json")) {
-      throw new ApiError("unsupported_media_type", "Send the body as application/json");
-    }
+    assertJsonBody(c.req.header("content-type"), hasBody);
     return limitBody(c, next);
   }
   await next();
 };
 
 const tooLarge = (limit: number) => new ApiError("payload_too_large", `The body is over the limit of ${limit} bytes`);
+
+/** A declared Content-Length must be a number within `limit` (bad_request or payload_too_large otherwise). */
+export function assertDeclaredLength(length: string, limit: number): void {
+  if (!/^\d{1,15}$/.test(length)) throw new ApiError("bad_request", "Malformed Content-Length");
+  if (Number(length) > limit) throw tooLarge(limit);
+}
+
 const limiters = new Map<number, MiddlewareHandler<AppEnv>>();
 
 /**
@@ -79,8 +87,7 @@ export const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
   const limit = getConfig(c.env).MAX_BODY_BYTES;
   const length = c.req.header("content-length");
   if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
-    if (!/^\d{1,15}$/.test(length)) throw new ApiError("bad_request", "Malformed Content-Length");
-    if (Number(length) > limit) throw tooLarge(limit);
+    assertDeclaredLength(length, limit);
     return next();
   }
   let limiter = limiters.get(limit);

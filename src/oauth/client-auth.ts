@@ -83,7 +83,14 @@ async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpo
 }
 
 /** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */
-async function byAssertion(ctx: Ctx, form: ClientForm, audiences: () => string[]): Promise<AuthenticatedClient> {
+/** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL, or the URL it was sent to. */
+function assertionAudiences(ctx: Ctx, requestUrl: string): string[] {
+  const issuer = ctx.config.ISSUER;
+  const url = new URL(requestUrl);
+  return [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, url.origin + url.pathname];
+}
+
+async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Promise<AuthenticatedClient> {
   const fail = (why: string) => invalidClient(`Client assertion rejected: ${why}`, false);
   const assertion = form.client_assertion!;
   if (form.client_assertion_type !== JWT_BEARER_ASSERTION) throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
@@ -108,7 +115,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, audiences: () => string[]
         algorithms: key.alg === "EdDSA" ? ["EdDSA", "Ed25519"] : [key.alg],
         issuer: clientId,
         subject: clientId,
-        audience: audiences(),
+        audience: assertionAudiences(ctx, requestUrl),
         requiredClaims: ["exp", "jti"],
         clockTolerance: CLOCK_SKEW_S,
         currentDate: new Date(ctx.now()),
@@ -145,9 +152,9 @@ export function claimedClientId(authorization: string | undefined, form: ClientF
  * Authenticates the client of a token, introspection or revocation request by exactly one of
  * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
  */
-export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, audiences: () => string[]): Promise<AuthenticatedClient> {
+export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, requestUrl: string): Promise<AuthenticatedClient> {
   const usedBasic = authorization !== undefined && /^Basic /i.test(authorization);
-  const methods = [usedBasic, form.client_secret !== undefined, form.client_assertion !== undefined].filter(Boolean).length;
+  const methods = Number(usedBasic) + Number(form.client_secret !== undefined) + Number(form.client_assertion !== undefined);
   if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");
   if (usedBasic) {
     const basic = parseBasic(authorization!);
@@ -159,7 +166,7 @@ export async function authenticateClient(ctx: Ctx, authorization: string | undef
     if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
     return registered(await bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false), false);
   }
-  if (form.client_assertion !== undefined) return registered(await byAssertion(ctx, form, audiences), false);
+  if (form.client_assertion !== undefined) return registered(await byAssertion(ctx, form, requestUrl), false);
   throw invalidClient("Client authentication is required", true);
 }
 

@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
+import { withSecurityHeaders } from "../lib/http.ts";
 
 /** RFC 6749 §5.2 error codes (plus RFC 8707's invalid_target). */
 export type OAuthErrorCode =
@@ -40,21 +41,24 @@ export const invalidClient = (description: string, usedBasic: boolean) =>
  */
 const describable = (text: string) => text.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 300);
 
-/** The error handler of the OAuth endpoints: RFC 6749 bodies, never problem+json, never cached. */
-export function onOAuthError(err: Error, c: Context<AppEnv>): Response {
+/** The error rendering of the OAuth endpoints: RFC 6749 bodies, never problem+json, never cached. */
+export function oauthErrorResponse(err: unknown, requestId: string): Response {
   let e: OAuthError;
   if (err instanceof OAuthError) e = err;
   else if (err instanceof ApiError) e = fromApiError(err);
   else if (err instanceof HTTPException) e = new OAuthError("invalid_request", err.status === 413 ? "The body is too large" : "Malformed request");
   else {
-    console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
-    e = new OAuthError("server_error", `Internal error; quote request id ${c.get("requestId")}`, 500);
+    console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
+    e = new OAuthError("server_error", `Internal error; quote request id ${requestId}`, 500);
   }
   return new Response(JSON.stringify({ error: e.error, error_description: describable(e.description) }), {
     status: e.status,
-    headers: { "content-type": "application/json", "cache-control": "no-store", pragma: "no-cache", ...e.headers },
+    headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store", pragma: "no-cache", ...e.headers }),
   });
 }
+
+/** The error handler of the OAuth routers. */
+export const onOAuthError = (err: Error, c: Context<AppEnv>) => oauthErrorResponse(err, c.get("requestId") ?? "");
 
 function fromApiError(err: ApiError): OAuthError {
   switch (err.code) {

@@ -21,9 +21,13 @@ function boundedTtl(ctx: Ctx, expiresAt: number | null): number {
 
 /** client_credentials: the authenticated client gets a JWT for itself (in its own org, or one named by `org`). */
 export async function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[], org?: string): Promise<IssuedJwt> {
-  const account = await claimsFor(ctx, client.account, org).catch((err) => {
-    throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
-  });
+  const claims = claimsFor(ctx, client.account, org);
+  const account =
+    claims instanceof Promise
+      ? await claims.catch((err) => {
+          throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
+        })
+      : claims;
   return issueJwtFor(ctx, account, {
     scope: grantScope(scope, account.scopes),
     audience: resolveAudience(ctx, audiences),
@@ -67,7 +71,7 @@ export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: str
     if (!jwt || !live || !networkAllowed(ctx, live.account)) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
     // The new JWT is for the subject's org: a JWT for another org (POST /api/v1/auth/authorize)
     // must not come back as one for the account's home org, with its home roles.
-    account = await claimsFor(ctx, live.account, jwt.org_id ?? undefined).catch(() => {
+    account = await Promise.resolve(claimsFor(ctx, live.account, jwt.org_id ?? undefined)).catch(() => {
       throw new OAuthError("invalid_grant", "The subject token's org no longer grants this account anything");
     });
     const held = new Set(account.scopes);

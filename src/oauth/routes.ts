@@ -8,6 +8,9 @@ import { credentialExpiry } from "../domain/kv-records.ts";
 import { isPlatformRoot } from "../domain/permissions.ts";
 import type { AppEnv } from "../env.ts";
 import { limitBody } from "../middleware/request.ts";
+import { mediaType, withSecurityHeaders } from "../lib/http.ts";
+import { eachFormPair } from "../lib/form.ts";
+import { framed } from "../lib/text.ts";
 import { ctxOf } from "../routes/common.ts";
 import { failureKeys, guarded } from "../domain/rate-limit.ts";
 import { authenticateClient, claimedClientId, type AuthenticatedClient, type ClientForm } from "./client-auth.ts";
@@ -46,17 +49,19 @@ const utf8 = new TextDecoder();
  * FormData costs a Response and a multipart-capable parser per request, and a zod object parse
  * runs its interpreted path in workerd (no code generation there), a few per cent of a request.
  */
-async function formOf<S extends FormSpec>(c: Context<AppEnv>, spec: S): Promise<FormOf<S>> {
-  const fields: Record<string, string | string[]> = Object.create(null);
+async function formOf<S extends FormSpec>(request: Request, spec: S): Promise<FormOf<S>> {
+  // A plain object: only the spec's names are stored (never `__proto__`), and a null-prototype
+  // object is a hash table, the largest allocation of a token request.
+  const fields: Record<string, string | string[]> = {};
   // Bytes, not .text(): workerd warns on every text() of a form body.
-  for (const [key, value] of new URLSearchParams(utf8.decode(await c.req.arrayBuffer()))) {
+  eachFormPair(utf8.decode(await request.arrayBuffer()), (key, value) => {
     const kind = Object.hasOwn(spec, key) ? spec[key] : undefined;
-    if (kind === undefined) continue;
+    if (kind === undefined) return;
     const prev = fields[key];
     if (prev === undefined) fields[key] = value;
     else if (kind === "one") throw new OAuthError("invalid_request", "A parameter is repeated or not a string");
     else fields[key] = Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
+  });
   for (const key in fields) {
     const value = fields[key]!;
     const ok = spec[key] === "one" ? value.length <= MAX_PARAM : Array.isArray(value) ? value.length <= MAX_REPEATS && value.every((v) => v.length <= MAX_REPEATED_PARAM) : value.length <= MAX_REPEATED_PARAM;
@@ -66,20 +71,18 @@ async function formOf<S extends FormSpec>(c: Context<AppEnv>, spec: S): Promise<
 }
 
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-
-/** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL. */
-function assertionAudiences(ctx: Ctx, c: Context<AppEnv>): () => string[] {
-  const issuer = ctx.config.ISSUER;
-  return () => [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, new URL(c.req.url).origin + c.req.path];
-}
+const NO_AUDIENCES: string[] = [];
 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
-const tokenResponseHeaders = { "content-type": "application/json", ...noStore };
+
+/** The OAuth endpoints take form bodies only. */
+export function assertFormBody(contentType: string | null | undefined): void {
+  if (mediaType(contentType) !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
+}
 
 /** Form bodies only, at most MAX_BODY_BYTES. */
 const requireForm = async (c: Context<AppEnv>, next: () => Promise<void>) => {
-  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
+  assertFormBody(c.req.header("content-type"));
   await limitBody(c, next);
 };
 
@@ -88,19 +91,19 @@ const isInvalidClient = isFailure("invalid_client");
 const isInvalidGrant = isFailure("invalid_grant");
 
 /** Client authentication, with its failures counted per IP and client id (429 once over the limit). */
-function authenticated(ctx: Ctx, c: Context<AppEnv>, body: ClientForm): Promise<AuthenticatedClient> {
-  const authorization = c.req.header("authorization");
+function authenticated(ctx: Ctx, request: Request, body: ClientForm): Promise<AuthenticatedClient> {
+  const authorization = request.headers.get("authorization") ?? undefined;
   const keys = () => failureKeys(ctx, claimedClientId(authorization, body));
-  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, authorization, body, assertionAudiences(ctx, c)));
+  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, authorization, body, request.url));
 }
 
-const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const body = await formOf(c, tokenForm);
-  const ctx = ctxOf(c);
-  const audiences = [...asList(body.resource), ...asList(body.audience)];
+/** RFC 6749 §4.4 client_credentials and RFC 8693 token exchange. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
+export async function tokenEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
+  const body = await formOf(request, tokenForm);
+  const audiences = body.resource === undefined && body.audience === undefined ? NO_AUDIENCES : [...asList(body.resource), ...asList(body.audience)];
   let issued;
   if (body.grant_type === "client_credentials") {
-    issued = await clientCredentials(ctx, await authenticated(ctx, c, body), body.scope, audiences, body.org);
+    issued = await clientCredentials(ctx, await authenticated(ctx, request, body), body.scope, audiences, body.org);
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
     issued = await guarded(ctx, () => failureKeys(ctx), isInvalidGrant, () => tokenExchange(ctx, body, audiences));
   } else if (body.grant_type === undefined) {
@@ -108,22 +111,21 @@ const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   } else {
     throw new OAuthError("unsupported_grant_type", "Supported: client_credentials and token-exchange (RFC 8693)");
   }
-  const response = {
-    access_token: issued.jwt,
-    token_type: "Bearer",
-    expires_in: issued.expiresIn,
-    scope: issued.scope.join(" "),
-    ...(body.grant_type === TOKEN_EXCHANGE_GRANT ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
-  };
-  // A plain Response: Hono's c.json would build and merge a second Headers object per request.
-  return new Response(JSON.stringify(response), { status: 200, headers: tokenResponseHeaders });
-});
+  // {"access_token":"<JWT>","token_type":...}: the JWT's bytes as they are (base64url and dots:
+  // nothing to escape), the rest written around them (the scope escaped by JSON.stringify).
+  const issuedType = body.grant_type === TOKEN_EXCHANGE_GRANT ? `,"issued_token_type":"${ACCESS_TOKEN_TYPE}"` : "";
+  const rest = `","token_type":"Bearer","expires_in":${issued.expiresIn},"scope":${JSON.stringify(issued.scope.join(" "))}${issuedType}}`;
+  const json = framed('{"access_token":"', issued.jws, rest);
+  return new Response(json, { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store", pragma: "no-cache" }) });
+}
+
+const token = new Hono<AppEnv>().post("/", requireForm, (c) => tokenEndpoint(c.req.raw, ctxOf(c), c.get("requestId")));
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const body = await formOf(c, tokenQueryForm);
+  const body = await formOf(c.req.raw, tokenQueryForm);
   const ctx = ctxOf(c);
-  await authenticated(ctx, c, body);
+  await authenticated(ctx, c.req.raw, body);
   const value = body.token ?? "";
   const now = ctx.now();
   const record = value.startsWith("sat_") ? await verifyAccessToken(ctx.env, value, now) : null;
@@ -157,8 +159,8 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
  * any): an access token through its account's Durable Object, a JWT by putting its jti on the list.
  */
 const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const body = await formOf(c, tokenQueryForm);
-  const client = await authenticated(ctxOf(c), c, body);
+  const body = await formOf(c.req.raw, tokenQueryForm);
+  const client = await authenticated(ctxOf(c), c.req.raw, body);
   const ctx = ctxOf(c, client.clientId);
   const value = body.token ?? "";
   const mayRevoke = (owner: string) => {

@@ -1,7 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createCtx, type Ctx } from "../domain/context.ts";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv, Bindings } from "../env.ts";
 import { ApiError, problemSchema, validationError } from "../errors.ts";
 
 /** A router whose validation failures all become the same problem+json (one shared hook). */
@@ -13,6 +13,11 @@ export function router() {
   });
 }
 
+/** The service context of a request (the hot path has no Hono context): `actorId` is the audit actor. */
+export function requestCtx(env: Bindings, headers: Headers, requestId: string, waitUntil: (p: Promise<unknown>) => void, actorId = "anonymous"): Ctx {
+  return createCtx(env, { actorId, requestId, ip: headers.get("cf-connecting-ip"), userAgent: headers.get("user-agent") }, waitUntil);
+}
+
 /** The service context of a request: its principal (if any) is the audit actor. */
 export function ctxOf(c: Context<AppEnv>, actorId?: string): Ctx {
   let waitUntil: (p: Promise<unknown>) => void = () => {};
@@ -22,16 +27,7 @@ export function ctxOf(c: Context<AppEnv>, actorId?: string): Ctx {
   } catch {
     // no execution context (direct app.request in tests)
   }
-  return createCtx(
-    c.env,
-    {
-      actorId: actorId ?? c.get("principal")?.accountId ?? "anonymous",
-      requestId: c.get("requestId"),
-      ip: c.req.header("cf-connecting-ip") ?? null,
-      userAgent: c.req.header("user-agent") ?? null,
-    },
-    waitUntil,
-  );
+  return requestCtx(c.env, c.req.raw.headers, c.get("requestId"), waitUntil, actorId ?? c.get("principal")?.accountId);
 }
 
 export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -58,17 +54,23 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
 });
 
 /**
- * The validated JSON body of a hot route that skips the OpenAPI validator middleware (the route
- * is still documented from the same schema, with `openAPIRegistry.registerPath`): the same errors,
- * two middleware layers and an async parse less per request.
+ * The JSON body of a request checked against a route's schema, for the routes the hot path serves
+ * (src/hot-path.ts), which skip the OpenAPI validator middleware (they are still documented from
+ * the same schema, with `openAPIRegistry.registerPath`): the same errors. `plain`, if given, checks
+ * the usual bodies without zod (its parse runs an interpreted path in workerd, which cannot
+ * generate code): what it returns must be what the schema would, and for anything it is unsure
+ * of it returns undefined, and the schema decides and words the errors.
  */
-export async function validJson<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.infer<T>> {
+export async function validJson<T extends z.ZodType>(request: Request, schema: T, plain?: (raw: unknown) => z.infer<T> | undefined): Promise<z.infer<T>> {
+  const text = await request.text();
   let raw: unknown;
   try {
-    raw = await c.req.json();
+    raw = JSON.parse(text);
   } catch {
     throw new ApiError("malformed_json", "The request body could not be parsed as JSON");
   }
+  const checked = plain?.(raw);
+  if (checked !== undefined) return checked;
   const result = schema.safeParse(raw);
   if (!result.success) throw validationError(result.error, "json");
   return result.data;

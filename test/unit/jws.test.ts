@@ -79,4 +79,18 @@ describe("signCompact", () => {
       expect(JSON.parse(atob(jwt.split(".")[0]!))).toEqual({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP });
     }
   });
+
+  it("RSA keys of any size: the signature's room comes from the key's modulus, and a kid reused with another size still signs whole", async () => {
+    const rsa = (modulusLength: number) =>
+      crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, false, ["sign", "verify"]) as Promise<CryptoKeyPair>;
+    const key = { alg: "RS256" as const, kid: `rsa-${crypto.randomUUID()}` };
+    for (const modulusLength of [3072, 2048, 4096]) {
+      // The first pair sizes the kid's cached header entry; the others do not match it.
+      const pair = await rsa(modulusLength);
+      const jwt = await signCompact(key, pair.privateKey, '{"sub":"sa_1"}');
+      const verified = await compactVerify(jwt, pair.publicKey, { algorithms: ["RS256"] });
+      expect(new TextDecoder().decode(verified.payload)).toBe('{"sub":"sa_1"}');
+      expect(jwt.split(".")[2]).toHaveLength(Math.ceil((modulusLength / 8) * 4 / 3));
+    }
+  });
 });
