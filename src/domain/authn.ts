@@ -1,5 +1,6 @@
 import type { Bindings } from "../env.ts";
 import { TtlCache } from "../lib/ttl-cache.ts";
+import type { MaybePromise } from "../lib/maybe-promise.ts";
 import { ApiError } from "../errors.ts";
 import { hashToken, isWellFormedAccessToken, TOKEN_PREFIX } from "./access-token.ts";
 import type { Ctx } from "./context.ts";
@@ -47,18 +48,21 @@ export function forgetCredentials(match: { tokenId?: string; accountId?: string 
  * Resolves an access token to the record that makes it valid. Garbage and typos fail the
  * checksum before any lookup; a valid-looking token costs one KV read at most (no D1 on this path).
  */
-export async function verifyAccessToken(env: Bindings, token: string, now: number): Promise<TokenRecord | null> {
+export function verifyAccessToken(env: Bindings, token: string, now: number): MaybePromise<TokenRecord | null> {
   if (!isWellFormedAccessToken(token)) return null;
   const hash = hashToken(token);
-  let record = records.get(hash, now);
-  if (!record) {
-    const generation = evictions;
-    record = (await env.TOKENS.get<TokenRecord>(tokenKey(hash), "json")) ?? undefined;
-    if (record && generation === evictions) records.set(hash, record, now);
-  }
-  if (!record || deadReason(record, now) !== null) return null;
-  return record;
+  const cached = records.get(hash, now);
+  // A cached record is answered at once: no promise on the hot path.
+  if (cached) return liveToken(cached, now);
+  const generation = evictions;
+  return env.TOKENS.get<TokenRecord>(tokenKey(hash), "json").then((record) => {
+    if (!record) return null;
+    if (generation === evictions) records.set(hash, record, now);
+    return liveToken(record, now);
+  });
 }
+
+const liveToken = (record: TokenRecord, now: number) => (deadReason(record, now) === null ? record : null);
 
 const accounts = new TtlCache<AccountRecord>(TOKEN_CACHE_TTL_MS, 10_000);
 
@@ -78,7 +82,7 @@ export async function liveAccountRecord(env: Bindings, accountId: string, now: n
  * Authenticates a bearer credential (an access token, or a JWT we issued for our own audience)
  * into a principal, or throws 401 (one message for every failure).
  */
-export function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
+export function authenticate(ctx: Ctx, header: string | undefined): MaybePromise<Principal> {
   return guarded(ctx, () => failureKeys(ctx), isUnauthenticated, () => authenticateOnce(ctx, header));
 }
 

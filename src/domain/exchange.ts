@@ -1,4 +1,5 @@
 import { ApiError } from "../errors.ts";
+import { andThen, type MaybePromise } from "../lib/maybe-promise.ts";
 import { isUnauthenticated, unauthenticated, verifyAccessToken } from "./authn.ts";
 import { failureKeys, guarded } from "./rate-limit.ts";
 import type { Ctx } from "./context.ts";
@@ -61,30 +62,32 @@ export interface IssuedJwt {
 }
 
 /** Mints the JWT and counts the exchange (with the access token used, if any) for review. */
-export async function issueJwtFor(
+export function issueJwtFor(
   ctx: Ctx,
   account: AccountClaims,
   input: { scope: string[]; audience: string | string[]; ttlSeconds: number; tokenId?: string | undefined },
 ): Promise<IssuedJwt> {
-  const { jws } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds });
-  recordUse(ctx, { accountId: account.accountId, tokenId: input.tokenId, exchange: true });
-  return { jws, expiresIn: input.ttlSeconds, scope: input.scope };
+  return mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds }).then(({ jws }) => {
+    recordUse(ctx, { accountId: account.accountId, tokenId: input.tokenId, exchange: true });
+    return { jws, expiresIn: input.ttlSeconds, scope: input.scope };
+  });
 }
 
-
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT (the Witboost semantics). */
-export async function exchangeAccessToken(
+export function exchangeAccessToken(
   ctx: Ctx,
   input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
-): Promise<IssuedJwt> {
-  const record = await guarded(ctx, () => failureKeys(ctx), isUnauthenticated, async () => {
-    const found = await verifyAccessToken(ctx.env, input.accessToken, ctx.now());
-    if (!found || !networkAllowed(ctx, found.account)) throw unauthenticated("The access token is invalid, expired or revoked");
-    return found;
+): MaybePromise<IssuedJwt> {
+  const found = guarded(ctx, () => failureKeys(ctx), isUnauthenticated, () =>
+    andThen(verifyAccessToken(ctx.env, input.accessToken, ctx.now()), (record) => {
+      if (!record || !networkAllowed(ctx, record.account)) throw unauthenticated("The access token is invalid, expired or revoked");
+      return record;
+    }),
+  );
+  return andThen(found, (record) => {
+    const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
+    return andThen(claimsFor(ctx, record.account, input.org), (account) =>
+      issueJwtFor(ctx, account, { scope: grantScope(input.scope, account.scopes), audience: ctx.config.ISSUER, ttlSeconds, tokenId: record.tokenId }),
+    );
   });
-  const ttlSeconds = exchangeDuration(ctx, input.durationSeconds, credentialExpiry(record));
-  const claims = claimsFor(ctx, record.account, input.org);
-  const account = claims instanceof Promise ? await claims : claims;
-  const scope = grantScope(input.scope, account.scopes);
-  return issueJwtFor(ctx, account, { scope, audience: ctx.config.ISSUER, ttlSeconds, tokenId: record.tokenId });
 }

@@ -1,5 +1,4 @@
 import { base64url } from "jose";
-import { utf8ByteString } from "../lib/text.ts";
 import type { SigningAlg, SigningKey } from "./signing-keys.ts";
 
 /**
@@ -47,19 +46,19 @@ function headerOf(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey): 
   return header;
 }
 
-/** Writes the base64url of `bytes` (a byte string: one char per byte) into `out` at `o`; returns the offset after it. */
-function writeBase64url(out: Uint8Array, o: number, bytes: string): number {
+/** Writes the base64url of `bytes` into `out` at `o`; returns the offset after it. */
+function writeBase64url(out: Uint8Array, o: number, bytes: Uint8Array): number {
   const n = bytes.length;
   let i = 0;
   for (; i + 2 < n; i += 3) {
-    const v = (bytes.charCodeAt(i) << 16) | (bytes.charCodeAt(i + 1) << 8) | bytes.charCodeAt(i + 2);
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
     out[o++] = BASE64URL[v >> 18]!;
     out[o++] = BASE64URL[(v >> 12) & 63]!;
     out[o++] = BASE64URL[(v >> 6) & 63]!;
     out[o++] = BASE64URL[v & 63]!;
   }
   if (i < n) {
-    const v = (bytes.charCodeAt(i) << 16) | (i + 1 < n ? bytes.charCodeAt(i + 1) << 8 : 0);
+    const v = (bytes[i]! << 16) | (i + 1 < n ? bytes[i + 1]! << 8 : 0);
     out[o++] = BASE64URL[v >> 18]!;
     out[o++] = BASE64URL[(v >> 12) & 63]!;
     if (i + 1 < n) out[o++] = BASE64URL[(v >> 6) & 63]!;
@@ -70,33 +69,34 @@ function writeBase64url(out: Uint8Array, o: number, bytes: string): number {
 const DOT = 46;
 
 /**
- * A compact JWS of `payload` (JSON text) under `key`, signed with `privateKey` (its private half),
- * as ASCII bytes. The whole token is written into one buffer (the signing input, then the dot and
+ * A compact JWS of `payload` (JSON as UTF-8) under `key`, signed with `privateKey` (its private
+ * half), as ASCII bytes. `payload` is read before the first await (callers reuse its buffer). The whole token is written into one buffer (the signing input, then the dot and
  * the signature): no intermediate strings, as a JWT is made per request, and the endpoints send
  * the bytes as they are (src/lib/text.ts, `framed`).
  */
-export async function signJws(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<Uint8Array> {
+export function signJws(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: Uint8Array): Promise<Uint8Array> {
   const header = headerOf(key, privateKey);
-  const bytes = utf8ByteString(payload);
-  const inputLength = header.bytes.length + base64urlLength(bytes.length);
+  const inputLength = header.bytes.length + base64urlLength(payload.length);
   const out = new Uint8Array(inputLength + 1 + header.signatureChars);
   out.set(header.bytes);
-  writeBase64url(out, header.bytes.length, bytes);
-  const signature = new Uint8Array(await crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, out.subarray(0, inputLength)));
-  let jws = out;
-  if (base64urlLength(signature.length) !== header.signatureChars) {
-    // Never for our keys; a buffer of the exact length rather than a cut signature if it were.
-    jws = new Uint8Array(inputLength + 1 + base64urlLength(signature.length));
-    jws.set(out.subarray(0, inputLength));
-  }
-  jws[inputLength] = DOT;
-  writeBase64url(jws, inputLength + 1, String.fromCharCode.apply(null, signature as unknown as number[]));
-  return jws;
+  writeBase64url(out, header.bytes.length, payload);
+  return crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, out.subarray(0, inputLength)).then((signed) => {
+    const signature = new Uint8Array(signed);
+    let jws = out;
+    if (base64urlLength(signature.length) !== header.signatureChars) {
+      // Never for our keys; a buffer of the exact length rather than a cut signature if it were.
+      jws = new Uint8Array(inputLength + 1 + base64urlLength(signature.length));
+      jws.set(out.subarray(0, inputLength));
+    }
+    jws[inputLength] = DOT;
+    writeBase64url(jws, inputLength + 1, signature);
+    return jws;
+  });
 }
 
 /** A JWS's bytes as text. */
 export const jwsText = (jws: Uint8Array) => ascii.decode(jws);
 
-/** The same JWS as text. */
+/** The JWS of a JSON text, as text. */
 export const signCompact = async (key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<string> =>
-  jwsText(await signJws(key, privateKey, payload));
+  jwsText(await signJws(key, privateKey, encoder.encode(payload)));

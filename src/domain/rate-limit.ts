@@ -1,5 +1,6 @@
 import { ApiError } from "../errors.ts";
 import type { Ctx } from "./context.ts";
+import type { MaybePromise } from "../lib/maybe-promise.ts";
 
 /**
  * Brute-force protection for every place a credential is checked (bearer authentication, the
@@ -55,17 +56,24 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
   throw rateLimited(seconds);
 }
 
-/** Runs an authentication; a failure (`isFailure`) is counted, and becomes a 429 once a key is over. */
-export function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
-  try {
-    assertNotBlocked(ctx, keys);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return attempt().catch(async (err: unknown) => {
+/**
+ * Runs an authentication; a failure (`isFailure`) is counted, and becomes a 429 once a key is over.
+ * An attempt answered at once (from the isolate's caches) is answered at once; a failure, sync or
+ * not, comes back as a rejected promise.
+ */
+export function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => MaybePromise<T>): MaybePromise<T> {
+  const failed = async (err: unknown): Promise<never> => {
     if (isFailure(err)) await countFailure(ctx, keys());
     throw err;
-  });
+  };
+  let outcome: MaybePromise<T>;
+  try {
+    assertNotBlocked(ctx, keys);
+    outcome = attempt();
+  } catch (err) {
+    return failed(err);
+  }
+  return outcome instanceof Promise ? outcome.catch(failed) : outcome;
 }
 
 /** Test hook: forget every block of this isolate. */

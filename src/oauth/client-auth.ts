@@ -5,6 +5,7 @@ import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
 import type { Ctx } from "../domain/context.ts";
 import { networkAllowed } from "../domain/network.ts";
 import { credentialExpiry, type AccountClaims, type AccountKey } from "../domain/kv-records.ts";
+import { andThen, type MaybePromise } from "../lib/maybe-promise.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -76,10 +77,11 @@ function parseBasic(header: string): { id: string; secret: string } | null {
   return id === null || secret === null ? null : { id, secret };
 }
 
-async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
-  const record = await verifyAccessToken(ctx.env, secret, ctx.now());
-  if (!record || record.account.accountId !== id || !networkAllowed(ctx, record.account)) throw invalidClient("Client authentication failed", usedBasic);
-  return { clientId: id, account: record.account, method, expiresAt: credentialExpiry(record), tokenId: record.tokenId };
+function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): MaybePromise<AuthenticatedClient> {
+  return andThen(verifyAccessToken(ctx.env, secret, ctx.now()), (record) => {
+    if (!record || record.account.accountId !== id || !networkAllowed(ctx, record.account)) throw invalidClient("Client authentication failed", usedBasic);
+    return registered({ clientId: id, account: record.account, method, expiresAt: credentialExpiry(record), tokenId: record.tokenId }, usedBasic);
+  });
 }
 
 /** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */
@@ -151,8 +153,9 @@ export function claimedClientId(authorization: string | undefined, form: ClientF
 /**
  * Authenticates the client of a token, introspection or revocation request by exactly one of
  * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
+ * Throws at once when the request is malformed; answers at once when the secret's record is cached.
  */
-export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, requestUrl: string): Promise<AuthenticatedClient> {
+export function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, requestUrl: string): MaybePromise<AuthenticatedClient> {
   const usedBasic = authorization !== undefined && /^Basic /i.test(authorization);
   const methods = Number(usedBasic) + Number(form.client_secret !== undefined) + Number(form.client_assertion !== undefined);
   if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");
@@ -160,13 +163,13 @@ export async function authenticateClient(ctx: Ctx, authorization: string | undef
     const basic = parseBasic(authorization!);
     if (!basic) throw invalidClient("Malformed Basic credentials", true);
     if (form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError("invalid_request", "client_id differs from the Basic credentials");
-    return registered(await bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true), true);
+    return bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true);
   }
   if (form.client_secret !== undefined) {
     if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
-    return registered(await bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false), false);
+    return bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false);
   }
-  if (form.client_assertion !== undefined) return registered(await byAssertion(ctx, form, requestUrl), false);
+  if (form.client_assertion !== undefined) return byAssertion(ctx, form, requestUrl).then((client) => registered(client, false));
   throw invalidClient("Client authentication is required", true);
 }
 

@@ -20,19 +20,19 @@ function boundedTtl(ctx: Ctx, expiresAt: number | null): number {
 }
 
 /** client_credentials: the authenticated client gets a JWT for itself (in its own org, or one named by `org`). */
-export async function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[], org?: string): Promise<IssuedJwt> {
+export function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[], org?: string): Promise<IssuedJwt> {
+  const issue = (account: AccountClaims) =>
+    issueJwtFor(ctx, account, {
+      scope: grantScope(scope, account.scopes),
+      audience: resolveAudience(ctx, audiences),
+      ttlSeconds: boundedTtl(ctx, client.expiresAt),
+      tokenId: client.tokenId,
+    });
+  // Not async: for the account's own org the claims are at hand, and the JWT's promise is the answer.
   const claims = claimsFor(ctx, client.account, org);
-  const account =
-    claims instanceof Promise
-      ? await claims.catch((err) => {
-          throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
-        })
-      : claims;
-  return issueJwtFor(ctx, account, {
-    scope: grantScope(scope, account.scopes),
-    audience: resolveAudience(ctx, audiences),
-    ttlSeconds: boundedTtl(ctx, client.expiresAt),
-    tokenId: client.tokenId,
+  if (!(claims instanceof Promise)) return issue(claims);
+  return claims.then(issue, (err: unknown) => {
+    throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
   });
 }
 

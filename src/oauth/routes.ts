@@ -10,11 +10,13 @@ import type { AppEnv } from "../env.ts";
 import { limitBody } from "../middleware/request.ts";
 import { mediaType, withSecurityHeaders } from "../lib/http.ts";
 import { eachFormPair } from "../lib/form.ts";
+import { andThen, type MaybePromise } from "../lib/maybe-promise.ts";
 import { framed } from "../lib/text.ts";
 import { ctxOf } from "../routes/common.ts";
 import { failureKeys, guarded } from "../domain/rate-limit.ts";
 import { authenticateClient, claimedClientId, type AuthenticatedClient, type ClientForm } from "./client-auth.ts";
 import { OAuthError, onOAuthError } from "./errors.ts";
+import type { IssuedJwt } from "../domain/exchange.ts";
 import { ACCESS_TOKEN_TYPE, clientCredentials, TOKEN_EXCHANGE_GRANT, tokenExchange } from "./grants.ts";
 
 /**
@@ -45,28 +47,30 @@ const MAX_REPEATS = 10;
 const utf8 = new TextDecoder();
 
 /**
- * The parameters of a form body; every problem is an RFC 6749 invalid_request. Parsed by hand:
- * FormData costs a Response and a multipart-capable parser per request, and a zod object parse
- * runs its interpreted path in workerd (no code generation there), a few per cent of a request.
+ * The parameters of a form body (its bytes); every problem is an RFC 6749 invalid_request. Parsed
+ * by hand: FormData costs a Response and a multipart-capable parser per request, and a zod object
+ * parse runs its interpreted path in workerd (no code generation there), a few per cent of a request.
+ * Bytes, not .text(): workerd warns on every text() of a form body.
  */
-async function formOf<S extends FormSpec>(request: Request, spec: S): Promise<FormOf<S>> {
+function formOf<S extends FormSpec>(body: ArrayBuffer, spec: S): FormOf<S> {
   // A plain object: only the spec's names are stored (never `__proto__`), and a null-prototype
   // object is a hash table, the largest allocation of a token request.
   const fields: Record<string, string | string[]> = {};
-  // Bytes, not .text(): workerd warns on every text() of a form body.
-  eachFormPair(utf8.decode(await request.arrayBuffer()), (key, value) => {
+  eachFormPair(utf8.decode(body), (key, value) => {
     const kind = Object.hasOwn(spec, key) ? spec[key] : undefined;
     if (kind === undefined) return;
     const prev = fields[key];
-    if (prev === undefined) fields[key] = value;
-    else if (kind === "one") throw new OAuthError("invalid_request", "A parameter is repeated or not a string");
-    else fields[key] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+    if (kind === "one") {
+      if (prev !== undefined || value.length > MAX_PARAM) throw new OAuthError("invalid_request", prev === undefined ? "Malformed parameters" : "A parameter is repeated or not a string");
+      fields[key] = value;
+    } else {
+      if (value.length > MAX_REPEATED_PARAM) throw new OAuthError("invalid_request", "Malformed parameters");
+      if (prev === undefined) fields[key] = value;
+      else if (!Array.isArray(prev)) fields[key] = [prev, value];
+      else if (prev.length < MAX_REPEATS) prev.push(value);
+      else throw new OAuthError("invalid_request", "Malformed parameters");
+    }
   });
-  for (const key in fields) {
-    const value = fields[key]!;
-    const ok = spec[key] === "one" ? value.length <= MAX_PARAM : Array.isArray(value) ? value.length <= MAX_REPEATS && value.every((v) => v.length <= MAX_REPEATED_PARAM) : value.length <= MAX_REPEATED_PARAM;
-    if (!ok) throw new OAuthError("invalid_request", "Malformed parameters");
-  }
   return fields as FormOf<S>;
 }
 
@@ -91,7 +95,7 @@ const isInvalidClient = isFailure("invalid_client");
 const isInvalidGrant = isFailure("invalid_grant");
 
 /** Client authentication, with its failures counted per IP and client id (429 once over the limit). */
-function authenticated(ctx: Ctx, request: Request, body: ClientForm): Promise<AuthenticatedClient> {
+function authenticated(ctx: Ctx, request: Request, body: ClientForm): MaybePromise<AuthenticatedClient> {
   const authorization = request.headers.get("authorization") ?? undefined;
   const keys = () => failureKeys(ctx, claimedClientId(authorization, body));
   return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, authorization, body, request.url));
@@ -99,18 +103,19 @@ function authenticated(ctx: Ctx, request: Request, body: ClientForm): Promise<Au
 
 /** RFC 6749 §4.4 client_credentials and RFC 8693 token exchange. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
 export async function tokenEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
-  const body = await formOf(request, tokenForm);
+  const body = formOf(await request.arrayBuffer(), tokenForm);
   const audiences = body.resource === undefined && body.audience === undefined ? NO_AUDIENCES : [...asList(body.resource), ...asList(body.audience)];
-  let issued;
+  let pending: MaybePromise<IssuedJwt>;
   if (body.grant_type === "client_credentials") {
-    issued = await clientCredentials(ctx, await authenticated(ctx, request, body), body.scope, audiences, body.org);
+    pending = andThen(authenticated(ctx, request, body), (client) => clientCredentials(ctx, client, body.scope, audiences, body.org));
   } else if (body.grant_type === TOKEN_EXCHANGE_GRANT) {
-    issued = await guarded(ctx, () => failureKeys(ctx), isInvalidGrant, () => tokenExchange(ctx, body, audiences));
+    pending = guarded(ctx, () => failureKeys(ctx), isInvalidGrant, () => tokenExchange(ctx, body, audiences));
   } else if (body.grant_type === undefined) {
     throw new OAuthError("invalid_request", "grant_type is required");
   } else {
     throw new OAuthError("unsupported_grant_type", "Supported: client_credentials and token-exchange (RFC 8693)");
   }
+  const issued = await pending;
   // {"access_token":"<JWT>","token_type":...}: the JWT's bytes as they are (base64url and dots:
   // nothing to escape), the rest written around them (the scope escaped by JSON.stringify).
   const issuedType = body.grant_type === TOKEN_EXCHANGE_GRANT ? `,"issued_token_type":"${ACCESS_TOKEN_TYPE}"` : "";
@@ -123,7 +128,7 @@ const token = new Hono<AppEnv>().post("/", requireForm, (c) => tokenEndpoint(c.r
 
 /** RFC 7662: `{active: false}` for anything not active, and nothing else about it. */
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const body = await formOf(c.req.raw, tokenQueryForm);
+  const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
   const ctx = ctxOf(c);
   await authenticated(ctx, c.req.raw, body);
   const value = body.token ?? "";
@@ -159,7 +164,7 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
  * any): an access token through its account's Durable Object, a JWT by putting its jti on the list.
  */
 const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const body = await formOf(c.req.raw, tokenQueryForm);
+  const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
   const client = await authenticated(ctxOf(c), c.req.raw, body);
   const ctx = ctxOf(c, client.clientId);
   const value = body.token ?? "";

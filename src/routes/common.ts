@@ -61,8 +61,7 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
  * generate code): what it returns must be what the schema would, and for anything it is unsure
  * of it returns undefined, and the schema decides and words the errors.
  */
-export async function validJson<T extends z.ZodType>(request: Request, schema: T, plain?: (raw: unknown) => z.infer<T> | undefined): Promise<z.infer<T>> {
-  const text = await request.text();
+export function validJson<T extends z.ZodType>(text: string, schema: T, plain?: (raw: unknown) => z.infer<T> | undefined): z.infer<T> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -40,7 +40,7 @@ const exchangeRoute = createRoute({
 
 /** The token exchange of Witboost's semantics: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
 export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
-  const body = await validJson(request, exchangeBody, plainExchangeBody);
+  const body = validJson(await request.text(), exchangeBody, plainExchangeBody);
   const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
   // A compact JWS is base64url and dots: nothing to escape.
   return new Response(framed('{"jwt":"', jws, '"}'), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
