@@ -5,7 +5,7 @@
  */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** `f` of the value, now if it is at hand, else once it is. */
+/** `f` of the value, now if it is at hand, else once it is. (Not named `then`: a module that exports `then` is a thenable, and `import()` of it calls that function.) */
 export function andThen<T, R>(value: MaybePromise<T>, f: (value: T) => MaybePromise<R>): MaybePromise<R> {
   return value instanceof Promise ? value.then(f) : f(value);
 }
