@@ -1,4 +1,5 @@
 import { ApiError } from "../errors.ts";
+import type { MaybePromise } from "../lib/maybe-promise.ts";
 import { accountDeadReason, type AccountClaims } from "./kv-records.ts";
 import { claimsOf, loadAccountState } from "./claims.ts";
 import type { Ctx } from "./context.ts";
@@ -24,7 +25,7 @@ export async function claimsInOrg(ctx: Ctx, accountId: string, orgRef: string): 
 }
 
 /** The claims to put in a JWT for `orgRef` (the account's own, unless another org is named). */
-export function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): AccountClaims | Promise<AccountClaims> {
+export function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): MaybePromise<AccountClaims> {
   // Synchronous for the account's own org, as nearly every exchange is: no promise per request.
   if (!orgRef || orgRef === account.orgId) return account;
   return claimsInNamedOrg(ctx, account, orgRef);

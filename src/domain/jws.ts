@@ -70,9 +70,10 @@ const DOT = 46;
 
 /**
  * A compact JWS of `payload` (JSON as UTF-8) under `key`, signed with `privateKey` (its private
- * half), as ASCII bytes. `payload` is read before the first await (callers reuse its buffer). The whole token is written into one buffer (the signing input, then the dot and
- * the signature): no intermediate strings, as a JWT is made per request, and the endpoints send
- * the bytes as they are (src/lib/text.ts, `framed`).
+ * half), as ASCII bytes. `payload` is read before this returns (callers reuse its buffer). The
+ * whole token is written into one buffer (the signing input, then the dot and the signature): no
+ * intermediate strings, as a JWT is made per request, and the endpoints send the bytes as they
+ * are (src/lib/text.ts, `framed`).
  */
 export function signJws(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: Uint8Array): Promise<Uint8Array> {
   const header = headerOf(key, privateKey);

@@ -61,7 +61,8 @@ function formOf<S extends FormSpec>(body: ArrayBuffer, spec: S): FormOf<S> {
     if (kind === undefined) return;
     const prev = fields[key];
     if (kind === "one") {
-      if (prev !== undefined || value.length > MAX_PARAM) throw new OAuthError("invalid_request", prev === undefined ? "Malformed parameters" : "A parameter is repeated or not a string");
+      if (prev !== undefined) throw new OAuthError("invalid_request", "A parameter is repeated or not a string");
+      if (value.length > MAX_PARAM) throw new OAuthError("invalid_request", "Malformed parameters");
       fields[key] = value;
     } else {
       if (value.length > MAX_REPEATED_PARAM) throw new OAuthError("invalid_request", "Malformed parameters");

@@ -54,7 +54,7 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
 });
 
 /**
- * The JSON body of a request checked against a route's schema, for the routes the hot path serves
+ * A request's JSON body (its text) checked against a route's schema, for the routes the hot path serves
  * (src/hot-path.ts), which skip the OpenAPI validator middleware (they are still documented from
  * the same schema, with `openAPIRegistry.registerPath`): the same errors. `plain`, if given, checks
  * the usual bodies without zod (its parse runs an interpreted path in workerd, which cannot
