@@ -23,6 +23,8 @@ export async function freePort(): Promise<number> {
 export interface DevServer {
   base: string;
   rootToken: string;
+  /** The server's KEYWARD_PERSIST_DIR (its local D1, KV and Durable Object state). */
+  persistDir: string;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -55,7 +57,7 @@ export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
   while (Date.now() < until) {
     const token = /KEYWARD_ROOT_TOKEN=(sat_[0-9A-Za-z]+)/.exec(output)?.[1];
     if (token && output.includes("[dev] Keyward is listening")) {
-      return { base: `http://127.0.0.1:${port}`, rootToken: token, output: () => output, stop };
+      return { base: `http://127.0.0.1:${port}`, rootToken: token, persistDir: persist, output: () => output, stop };
     }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));
