@@ -5,11 +5,12 @@
  *  3. starts `wrangler dev` on PORT (default 8787) with local persistence;
  *  4. bootstraps the platform root account if that was never done, printing its token once.
  * Re-running keeps the data (and does not bootstrap again).
+ * The root token is also written to <state dir>/root-token (mode 0600) for scripts.
  * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -65,6 +66,11 @@ async function bootstrap(secret: string | undefined) {
   if (res.status === 409) return console.log("[dev] already bootstrapped; use the root token printed the first time");
   if (res.status !== 201) throw new Error(`bootstrap failed: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { account: { id: string }; token: { token: string } };
+  // Scripts (and the README's walk-through) read the token from a file only this user can read.
+  const stateDir = persistTo ?? path.join(root, ".wrangler", "state");
+  mkdirSync(stateDir, { recursive: true });
+  const tokenFile = path.join(stateDir, "root-token");
+  writeFileSync(tokenFile, `${body.token.token}\n`, { mode: 0o600 });
   console.log(
     [
       "",
@@ -73,6 +79,7 @@ async function bootstrap(secret: string | undefined) {
       `  KEYWARD_ROOT_TOKEN=${body.token.token}`,
       "",
       `  root account: ${body.account.id}`,
+      `  also written to ${tokenFile} (mode 0600)`,
       "",
     ].join("\n"),
   );

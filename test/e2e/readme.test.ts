@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -106,17 +106,17 @@ describe("the README walk-through", () => {
     beforeAll(async () => {
       server = await startDevServer();
       // `npm run dev` writes the root token it bootstrapped to <KEYWARD_PERSIST_DIR>/root-token (0600),
-      // which the walk-through reads. Until scripts/dev.ts does, the test writes it the same way.
-      const tokenFile = path.join(server.persistDir, "root-token");
-      if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${server.rootToken}\n`, { mode: 0o600 });
+      // which the walk-through reads.
       env = { PORT: new URL(server.base).port, KEYWARD_PERSIST_DIR: server.persistDir };
     });
     afterAll(async () => {
       await server?.stop();
     });
 
-    it("the root token file holds the token the dev server printed", () => {
-      expect(readFileSync(path.join(server.persistDir, "root-token"), "utf8").trim()).toBe(server.rootToken);
+    it("the root token file holds the token the dev server printed, readable by its owner only", () => {
+      const tokenFile = path.join(server.persistDir, "root-token");
+      expect(readFileSync(tokenFile, "utf8").trim()).toBe(server.rootToken);
+      expect(statSync(tokenFile).mode & 0o077).toBe(0);
     });
 
     it("runs every block, in order, in one shell", async () => {
