@@ -22,18 +22,31 @@ export async function freePort(): Promise<number> {
 
 export interface DevServer {
   base: string;
+  port: number;
   rootToken: string;
   output: () => string;
   stop: () => Promise<void>;
 }
 
-export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
+export interface DevServerOptions {
+  /**
+   * The ISSUER (KEYWARD_ISSUER); default `base`, the loopback address the tests call. "from-port"
+   * sets none, so scripts/dev.ts derives it from PORT as `npm run dev` does.
+   */
+  issuer?: string | "from-port";
+  timeoutMs?: number;
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const root = path.resolve(import.meta.dirname, "..");
   const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
   const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: options.issuer ?? base };
+  if (options.issuer === "from-port") delete env.KEYWARD_ISSUER;
   const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: `http://127.0.0.1:${port}` },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -51,11 +64,11 @@ export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
     }
     rmSync(persist, { recursive: true, force: true });
   };
-  const until = Date.now() + timeoutMs;
+  const until = Date.now() + (options.timeoutMs ?? 90_000);
   while (Date.now() < until) {
     const token = /KEYWARD_ROOT_TOKEN=(sat_[0-9A-Za-z]+)/.exec(output)?.[1];
     if (token && output.includes("[dev] Keyward is listening")) {
-      return { base: `http://127.0.0.1:${port}`, rootToken: token, output: () => output, stop };
+      return { base, port, rootToken: token, output: () => output, stop };
     }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));
