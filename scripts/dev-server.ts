@@ -22,6 +22,7 @@ export async function freePort(): Promise<number> {
 
 export interface DevServer {
   base: string;
+  port: number;
   rootToken: string;
   /** The server's KEYWARD_PERSIST_DIR (its local D1, KV and Durable Object state). */
   persistDir: string;
@@ -29,13 +30,25 @@ export interface DevServer {
   stop: () => Promise<void>;
 }
 
-export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
+export interface DevServerOptions {
+  /**
+   * The ISSUER (KEYWARD_ISSUER); default `base`, the loopback address the tests call. "from-port"
+   * sets none, so scripts/dev.ts derives it from PORT as `npm run dev` does.
+   */
+  issuer?: string | "from-port";
+  timeoutMs?: number;
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const root = path.resolve(import.meta.dirname, "..");
   const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
   const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: options.issuer ?? base };
+  if (options.issuer === "from-port") delete env.KEYWARD_ISSUER;
   const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: `http://127.0.0.1:${port}` },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -53,11 +66,11 @@ export async function startDevServer(timeoutMs = 90_000): Promise<DevServer> {
     }
     rmSync(persist, { recursive: true, force: true });
   };
-  const until = Date.now() + timeoutMs;
+  const until = Date.now() + (options.timeoutMs ?? 90_000);
   while (Date.now() < until) {
     const token = /KEYWARD_ROOT_TOKEN=(sat_[0-9A-Za-z]+)/.exec(output)?.[1];
     if (token && output.includes("[dev] Keyward is listening")) {
-      return { base: `http://127.0.0.1:${port}`, rootToken: token, persistDir: persist, output: () => output, stop };
+      return { base, port, rootToken: token, persistDir: persist, output: () => output, stop };
     }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));

@@ -7,6 +7,9 @@
  * Re-running keeps the data (and does not bootstrap again).
  * The root token is also written to <state dir>/root-token (mode 0600) for scripts.
  * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER).
+ * ISSUER is `http://localhost:<PORT>` unless KEYWARD_ISSUER is set, so that the RFC 8414 metadata,
+ * the JWTs' `iss` and the audience of client assertions name the URL the server answers on (the
+ * one printed at the end; OAuth clients such as Authlib accept plain http for localhost only).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -35,7 +38,9 @@ function ensureDevVars(): Record<string, string> {
 }
 
 const persistArgs = persistTo ? ["--persist-to", persistTo] : [];
-const varArgs = process.env.KEYWARD_ISSUER ? ["--var", `ISSUER:${process.env.KEYWARD_ISSUER}`] : [];
+const shown = `http://localhost:${port}`;
+const issuer = process.env.KEYWARD_ISSUER || shown;
+const varArgs = ["--var", `ISSUER:${issuer}`];
 
 function migrate() {
   const result = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
@@ -98,8 +103,8 @@ child.on("exit", (code) => process.exit(code ?? 0));
 try {
   await waitForHealth();
   await bootstrap(vars.BOOTSTRAP_SECRET);
-  const shown = `http://localhost:${port}`;
   console.log(`[dev] Keyward is listening on ${shown}  (API reference: ${shown}/docs, OpenAPI: ${shown}/openapi.json)`);
+  if (issuer !== shown) console.log(`[dev] ISSUER is ${issuer} (KEYWARD_ISSUER)`);
 } catch (err) {
   console.error(`[dev] ${(err as Error).message}`);
   child.kill("SIGTERM");

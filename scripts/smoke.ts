@@ -1,7 +1,14 @@
 /**
  * Black-box smoke walk over HTTP: bootstrap -> org -> service account -> token -> authenticated
  * call -> revoke -> 401. With no arguments it starts the real dev server on a fresh database; with
- * `--base URL --token ROOT_TOKEN` it walks an already running (or deployed) Keyward.
+ * `--base URL` it walks an already running (or deployed) Keyward, as the platform root whose token
+ * is in KEYWARD_ROOT_TOKEN or on standard input:
+ *
+ *   KEYWARD_ROOT_TOKEN=sat_... npm run smoke -- --base http://localhost:8787
+ *   npm run smoke -- --base https://keyward.example < root-token.txt
+ *
+ * Never as an argument: npm prints its command line, and every user of the machine sees the
+ * arguments of a running process (ps, /proc/<pid>/cmdline).
  */
 import { startDevServer } from "./dev-server.ts";
 
@@ -33,21 +40,58 @@ export async function smokeWalk(base: string, rootToken: string): Promise<Step[]
   return steps;
 }
 
-if (import.meta.main) {
-  const arg = (name: string) => {
-    const i = process.argv.indexOf(name);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
-  const base = arg("--base");
+export const TOKEN_VARIABLE = "KEYWARD_ROOT_TOKEN";
+
+const TOKEN_ARGUMENT_REFUSED = [
+  "smoke: --token is refused: a token given as an argument shows in npm's command echo, in the",
+  "shell history and in the process list of every user of the machine (ps).",
+  `Put the root token in ${TOKEN_VARIABLE} or on standard input instead:`,
+  `  ${TOKEN_VARIABLE}=sat_... npm run smoke -- --base URL`,
+  "  npm run smoke -- --base URL < root-token.txt",
+].join("\n");
+
+/** Thrown for a command line or an environment the script cannot work with (exit code 2). */
+class UsageError extends Error {}
+
+/** The root token of the Keyward at `--base`: KEYWARD_ROOT_TOKEN, else the first line of a piped standard input. */
+async function rootTokenFromEnvOrStdin(): Promise<string> {
+  const fromEnv = process.env[TOKEN_VARIABLE]?.trim();
+  if (fromEnv) return fromEnv;
+  if (!process.stdin.isTTY) {
+    let text = "";
+    for await (const chunk of process.stdin) text += chunk;
+    const line = text.split(/\r?\n/, 1)[0]!.trim();
+    if (line) return line;
+  }
+  throw new UsageError(`smoke: --base needs the root token in ${TOKEN_VARIABLE} or on standard input`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === "--token" || a.startsWith("--token="))) throw new UsageError(TOKEN_ARGUMENT_REFUSED);
+  const i = argv.indexOf("--base");
+  const base = i >= 0 ? argv[i + 1] : undefined;
+  if (i >= 0 && !base) throw new UsageError("smoke: --base needs a URL");
+  const token = base ? await rootTokenFromEnvOrStdin() : undefined;
   const server = base ? undefined : await startDevServer();
   try {
-    const steps = await smokeWalk(base ?? server!.base, arg("--token") ?? server!.rootToken);
+    const steps = await smokeWalk(base ?? server!.base, token ?? server!.rootToken);
     for (const s of steps) console.log(`ok   ${s.status}  ${s.name}`);
     console.log(`${steps.length} passed, 0 failed`);
+    return 0;
   } catch (err) {
     console.error(`FAIL ${(err as Error).message}`);
-    process.exitCode = 1;
+    return 1;
   } finally {
     await server?.stop();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(err.message);
+    process.exitCode = 2;
   }
 }

@@ -1,9 +1,10 @@
 import type { Context } from "hono";
-import type { AppEnv } from "./env.ts";
+import { getConfig, type AppEnv } from "./env.ts";
 import { ApiError, onError, problem } from "./errors.ts";
 import { requireAuth } from "./middleware/auth.ts";
 import { jsonBodies, requestContext } from "./middleware/request.ts";
 import { wellKnownRoutes } from "./oauth/metadata.ts";
+import { registerOAuthDocs } from "./oauth/openapi.ts";
 import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { exchangeRoutes } from "./routes/exchange.ts";
@@ -71,16 +72,17 @@ export function buildApp() {
     scheme: "bearer",
     description: "An access token (sat_...) or a JWT issued by Keyward",
   });
+  registerOAuthDocs(app.openAPIRegistry);
+  // Built once, from the routes alone: nothing of a request goes into it (a Host header must not
+  // end up in a document that shared caches keep). `servers` is the configured ISSUER, the same
+  // public URL the RFC 8414 metadata names.
   let doc: ReturnType<typeof app.getOpenAPI31Document> | undefined;
-  const getDoc = (origin: string) => {
-    doc ??= app.getOpenAPI31Document({ openapi: "3.1.0", info: API_INFO, servers: [{ url: origin }] });
-    return doc;
-  };
+  const document = () => (doc ??= app.getOpenAPI31Document({ openapi: "3.1.0", info: API_INFO }));
   app.get("/openapi.json", (c) => {
     c.header("cache-control", "public, max-age=300");
-    return c.json(getDoc(new URL(c.req.url).origin));
+    return c.json({ ...document(), servers: [{ url: getConfig(c.env).ISSUER }] });
   });
-  app.route("/docs", docsRoutes(getDoc as never));
+  app.route("/docs", docsRoutes(document as never));
   app.notFound(methodNotAllowed(app.routes));
   app.onError(onError);
   return app;

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { getConfig, type AppEnv, type Config } from "../env.ts";
@@ -58,16 +58,39 @@ export function assertJsonBody(contentType: string | null | undefined, hasBody: 
   if (hasBody && !isJsonType(mediaType(contentType))) throw new ApiError("unsupported_media_type", "Send the body as application/json");
 }
 
-/** Bodies of the management API are JSON and at most MAX_BODY_BYTES. */
+/** Bodies of the management API are JSON, at most MAX_BODY_BYTES and well-formed UTF-8. */
 export const jsonBodies: MiddlewareHandler<AppEnv> = async (c, next) => {
   const method = c.req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     const hasBody = c.req.header("transfer-encoding") !== undefined || Number(c.req.header("content-length") ?? "0") > 0;
     assertJsonBody(c.req.header("content-type"), hasBody);
-    return limitBody(c, next);
+    return limitBody(c, async () => {
+      await requireUtf8Body(c);
+      await next();
+    });
   }
   await next();
 };
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * RFC 8259 section 8.1: JSON exchanged between systems is UTF-8. The platform's body decoding
+ * replaces every ill-formed sequence (a truncated one, an overlong encoding, an encoded surrogate)
+ * with U+FFFD, so `bad\xc3\x28x` would be stored as `bad\uFFFD(x`: the body is decoded strictly
+ * once, here, inside the size limit (a chunked body has been counted by then), and handed on as
+ * the same bytes.
+ */
+async function requireUtf8Body(c: Context<AppEnv>): Promise<void> {
+  if (c.req.raw.body === null) return;
+  const bytes = await c.req.raw.arrayBuffer();
+  try {
+    strictUtf8.decode(bytes);
+  } catch {
+    throw new ApiError("malformed_json", "The request body is not well-formed UTF-8; send JSON encoded as UTF-8 (RFC 8259 section 8.1)");
+  }
+  c.req.raw = new Request(c.req.raw, { body: bytes });
+}
 
 const tooLarge = (limit: number) => new ApiError("payload_too_large", `The body is over the limit of ${limit} bytes`);
 

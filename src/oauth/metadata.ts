@@ -21,11 +21,17 @@ export const wellKnownRoutes = new Hono<AppEnv>()
       introspection_endpoint: `${issuer}/oauth/introspect`,
       revocation_endpoint: `${issuer}/oauth/revoke`,
       grant_types_supported: ["client_credentials", TOKEN_EXCHANGE_GRANT],
-      response_types_supported: [],
+      // RFC 8414 section 2 requires this member and section 3.2 forbids an empty array; with no
+      // authorization endpoint, "none" (OAuth 2.0 Multiple Response Type Encoding Practices
+      // section 4) is the one registered response type that promises nothing from one.
+      response_types_supported: ["none"],
       token_endpoint_auth_methods_supported: AUTH_METHODS,
       token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
       introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+      // RFC 8414 section 2: required where private_key_jwt is listed (one client authentication for all endpoints).
+      introspection_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
       revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+      revocation_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
       scopes_supported: Object.keys(OPERATIONS),
       client_assertion_types_supported: [JWT_BEARER_ASSERTION],
       service_documentation: `${issuer}/docs`,

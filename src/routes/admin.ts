@@ -48,7 +48,7 @@ export const adminRoutes = router()
 export const runJobsBody = z
   .object({ jobs: z.array(z.enum(Object.keys(JOBS) as [string, ...string[]])).optional().openapi({ description: "Default: every job" }) })
   .strict()
-  .openapi("RunJobs");
+  .openapi("RunJobs", { example: { jobs: ["purge"] } });
 
 const runSummarySchema = z.object({ jobs: z.record(z.string(), z.record(z.string(), z.unknown())), durationMs: z.number() }).openapi("JobRunSummary");
 

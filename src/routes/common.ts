@@ -97,16 +97,54 @@ export const needs = (operation: string) => ({
   description: `Requires \`${operation}\`.`,
 });
 
-export const slugSchema = z
-  .string()
-  .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/i, "1-40 letters, digits or dashes, not starting or ending with a dash")
-  .openapi({ example: "acme" });
+/**
+ * A string checked by `re` whose OpenAPI `pattern` is `re.source`. The document generator prints
+ * the regex with `String(re)` and strips the slashes, which leaves a flag suffix (`...$/u`) that no
+ * input can match. A JSON Schema pattern has no flags and is compiled as an ECMA-262 regex with
+ * Unicode semantics, so `u` is the one flag allowed: write case-insensitivity into the pattern.
+ */
+export function matching(schema: z.ZodString, re: RegExp, message: string): z.ZodString {
+  if (re.flags !== "" && re.flags !== "u") throw new Error(`${String(re)}: a pattern cannot carry flags (write them into the pattern)`);
+  return schema.regex(re, message).openapi({ pattern: re.source });
+}
 
-/** Free text: trimmed, no control characters, no lone UTF-16 surrogates (D1 would store them mangled). */
+export const slugSchema = matching(
+  z.string(),
+  /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,38}[a-zA-Z0-9])?$/,
+  "must be 1-40 letters, digits or dashes, not starting or ending with a dash",
+).openapi({ example: "acme" });
+
+/**
+ * Free text: no control characters, no lone UTF-16 surrogates (D1 would store them mangled) and
+ * no bidi embedding, override or isolate controls (U+202A-U+202E, U+2066-U+2069), which make a
+ * string display as another ("Trojan Source"); letters, emoji and their joiners stay allowed.
+ */
+const FREE_TEXT = /^[^\p{Cc}\p{Cs}\u202a-\u202e\u2066-\u2069]*$/u;
+
+/**
+ * Characters a name that identifies something must not hold (Unicode TR 36 and UTS 39: they make
+ * look-alikes of another name): controls, every format character (zero-width spaces and joiners,
+ * bidi marks and controls, U+FEFF, the soft hyphen U+00AD...), other default-ignorable code points
+ * (variation selectors, Hangul fillers, U+034F), private-use characters, lone surrogates, and any
+ * separator but the ASCII space (no-break and other-width spaces, line and paragraph separators).
+ */
+const NAME_TEXT = /^(?:[^\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Z}\p{Default_Ignorable_Code_Point}]| )*$/u;
+
+/**
+ * Free text, trimmed and in Unicode NFC, so that what is stored and compared is one form of what a
+ * person sees (e.g. "é" as one code point, never as "e" + U+0301).
+ */
 export const displayText = (max: number) =>
-  z
-    .string()
-    .trim()
-    .min(1)
-    .max(max)
-    .regex(/^[^\p{Cc}\p{Cs}]*$/u, "Control characters and lone surrogates are not allowed");
+  matching(z.string().trim().normalize("NFC").min(1).max(max), FREE_TEXT, "must not contain control characters, bidi controls or lone surrogates");
+
+/**
+ * A name that identifies something (an account's name, unique in its org): displayText without
+ * any invisible or look-alike character (NAME_TEXT). In NFC, so two names that render the same
+ * compare equal where the domain compares them (its name key lowercases the normalized name).
+ */
+export const nameText = (max: number) =>
+  matching(
+    z.string().trim().normalize("NFC").min(1).max(max),
+    NAME_TEXT,
+    "must not contain invisible, format or bidi control characters, or whitespace other than the space",
+  );

@@ -13,7 +13,7 @@ export const exchangeBody = z
     org: z.string().min(1).max(100).optional().openapi({ description: "Another org where the account holds an accepted role (default: its own)" }),
   })
   .strict()
-  .openapi("AccessTokenExchange");
+  .openapi("AccessTokenExchange", { example: { access_token: "sat_<your access token>", duration_seconds: 300, scope: "service-accounts.read" } });
 
 type ExchangeBody = z.infer<typeof exchangeBody>;
 const EXCHANGE_FIELDS = new Set(["access_token", "duration_seconds", "scope", "org"]);

@@ -5,8 +5,8 @@ import { answerInvitation, cancelInvitation, invite, listAccountInvitations, lis
 import { ctxOf, errors, iso, jsonBody, jsonResponse, needs, pageOf, router } from "./common.ts";
 import { assignmentBody } from "./service-accounts.ts";
 
-export const inviteBody = assignmentBody.extend({ email: z.email().max(254).openapi({ description: "The invited service account's email" }) }).strict().openapi("CreateInvitation");
-export const answerBody = z.object({ state: z.enum(["accepted", "declined"]) }).strict().openapi("AnswerInvitation");
+export const inviteBody = assignmentBody.extend({ email: z.email().max(254).openapi({ description: "The invited service account's email" }) }).strict().openapi("CreateInvitation", { example: { email: "deploy-bot@partner.svc.keyward.dev", role: "viewer" } });
+export const answerBody = z.object({ state: z.enum(["accepted", "declined"]) }).strict().openapi("AnswerInvitation", { example: { state: "accepted" } });
 
 const invitationSchema = z
   .object({
@@ -80,7 +80,7 @@ export const authorizeRoutes = router().openapi(
     tags: ["JWT"],
     summary: "A JWT for an org where the caller holds an accepted role (default one day)",
     security: [{ bearer: [] }],
-    request: jsonBody(z.object({ org: z.string().min(1).max(100) }).strict().openapi("Authorize")),
+    request: jsonBody(z.object({ org: z.string().min(1).max(100) }).strict().openapi("Authorize", { example: { org: "acme" } })),
     responses: { 200: jsonResponse("The JWT for that org", authorizeSchema), ...errors(400, 401, 403) },
   }),
   async (c) => {

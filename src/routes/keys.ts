@@ -15,7 +15,7 @@ export const addKeyBody = z
     name: displayText(64).optional(),
   })
   .strict()
-  .openapi("AddPublicKey");
+  .openapi("AddPublicKey", { example: { publicKey: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----", alg: "ES256", kid: "ci-2030-01", name: "CI signing key" } });
 
 export const keySchema = z
   .object({ id: z.string(), accountId: z.string(), kid: z.string(), alg: z.string(), fingerprint: z.string(), name: z.string().nullable(), jwk: z.record(z.string(), z.unknown()), createdAt: z.string() })

@@ -7,9 +7,9 @@ import { environmentSchema, orgPolicySchema, orgSchema, projectSchema, toEnviron
 export const createOrgBody = z
   .object({ slug: slugSchema, name: displayText(128), policy: orgPolicySchema.partial().strict().optional() })
   .strict()
-  .openapi("CreateOrg");
-export const patchOrgBody = z.object({ name: displayText(128).optional(), policy: orgPolicySchema.partial().strict().optional() }).strict().openapi("PatchOrg");
-export const nodeBody = z.object({ slug: slugSchema, name: displayText(128) }).strict();
+  .openapi("CreateOrg", { example: { slug: "acme", name: "Acme Corp", policy: { maxActiveTokensPerAccount: 2 } } });
+export const patchOrgBody = z.object({ name: displayText(128).optional(), policy: orgPolicySchema.partial().strict().optional() }).strict().openapi("PatchOrg", { example: { name: "Acme Corporation", policy: { maxTokenLifetimeDays: 90 } } });
+export const nodeBody = z.object({ slug: slugSchema, name: displayText(128) }).strict().openapi({ example: { slug: "payments", name: "Payments" } });
 
 const orgParam = z.object({ org: z.string().max(100).openapi({ description: "Org id or slug" }) });
 const projectParam = orgParam.extend({ prj: z.string().max(100).openapi({ description: "Project id or slug" }) });

@@ -1,17 +1,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createPlatformAccount, deletePlatformAccount } from "../domain/platform-accounts.ts";
-import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, router } from "./common.ts";
+import { ctxOf, errors, jsonBody, jsonResponse, nameText, needs, router } from "./common.ts";
 import { publicKeyInput } from "./keys.ts";
 
 export const createPlatformAccountBody = z
   .object({
-    name: displayText(64),
+    name: nameText(64).openapi({ example: "billing-gateway" }),
     permissions: z.array(z.string().max(64)).max(32),
     tokenEndpointAuthMethod: z.enum(["client_secret_basic", "private_key_jwt"]),
     publicKey: publicKeyInput.optional(),
   })
   .strict()
-  .openapi("CreatePlatformServiceAccount");
+  .openapi("CreatePlatformServiceAccount", { example: { name: "billing-gateway", permissions: ["orgs.read"], tokenEndpointAuthMethod: "client_secret_basic" } });
 
 const createdSchema = z
   .object({

@@ -10,7 +10,7 @@ export const roleBody = z
     assignableToServiceAccounts: z.boolean().optional().openapi({ description: "Default true" }),
   })
   .strict()
-  .openapi("CreateRole");
+  .openapi("CreateRole", { example: { name: "deployer", description: "Reads accounts and rotates their tokens", operations: ["service-accounts.read", "service-accounts.access-tokens.edit"] } });
 
 export const roleSchema = z
   .object({ id: z.string(), orgId: z.string().nullable(), name: z.string(), description: z.string().nullable(), operations: z.array(z.string()), assignableToServiceAccounts: z.boolean(), builtin: z.boolean() })
@@ -38,7 +38,7 @@ export const roleRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "patch", path: "/{org}/roles/{role}", tags, summary: "Edit a custom role (its holders' JWT claims follow)", ...needs("roles.edit"), request: { params: roleParam, ...jsonBody(roleBody.partial().strict()) }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "patch", path: "/{org}/roles/{role}", tags, summary: "Edit a custom role (its holders' JWT claims follow)", ...needs("roles.edit"), request: { params: roleParam, ...jsonBody(roleBody.partial().strict().openapi({ example: { description: "Reads accounts", operations: ["service-accounts.read"] } })) }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, role } = c.req.valid("param");
       return c.json(toRoleDto(await patchRole(ctxOf(c), c.get("principal"), org, role, c.req.valid("json"))), 200);

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
 import { assign, listAssignments, operationsAt, unassign } from "../domain/role-assignments.ts";
-import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
+import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, nameText, needs, pageOf, pageQuery, router } from "./common.ts";
 import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../domain/provision.ts";
 import { exchangeCounts } from "../domain/usage.ts";
@@ -24,11 +24,11 @@ export const scopeSchema = z.object({ type: z.enum(["org", "project", "environme
 export const assignmentBody = z
   .object({ role: z.string().min(1).max(100).openapi({ example: "viewer" }), scope: scopeSchema.optional().openapi({ description: "Defaults to the org" }) })
   .strict()
-  .openapi("CreateRoleAssignment");
+  .openapi("CreateRoleAssignment", { example: { role: "viewer", scope: { type: "project", id: "prj_5Qm2Hk8sLw1Zr6Tn0Xc3Vb" } } });
 
 export const createAccountBody = z
   .object({
-    name: displayText(64).openapi({ example: "deploy-bot" }),
+    name: nameText(64).openapi({ example: "deploy-bot" }),
     email: z.email().max(254).optional().openapi({ description: "Defaults to <name>@<org-slug>.<SERVICE_ACCOUNT_EMAIL_DOMAIN>" }),
     displayName: displayText(128).optional(),
     description: displayText(1024).optional(),
@@ -38,16 +38,18 @@ export const createAccountBody = z
     roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
     permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
     allowedCidrs: cidrs.optional(),
-    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional().openapi({ description: "Extra scopes its JWTs may carry (RFC 6749 scope tokens)" }),
+    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional().openapi({ description: "Extra scopes its JWTs may carry (RFC 6749 scope tokens)", example: ["billing:read"] }),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
   .strict()
-  .openapi("CreateServiceAccount");
+  .openapi("CreateServiceAccount", {
+    example: { name: "deploy-bot", displayName: "Deploy bot", description: "Deploys the web app from CI", groups: ["ci"], externalId: "github:acme/web", daysValid: 90, roles: [{ role: "viewer" }], issueToken: true },
+  });
 
 export const patchAccountBody = z
   .object({
-    name: displayText(64).optional(),
+    name: nameText(64).optional(),
     displayName: displayText(128).nullable().optional(),
     description: displayText(1024).nullable().optional(),
     groups: groups.optional(),
@@ -59,7 +61,9 @@ export const patchAccountBody = z
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })
   .strict()
-  .openapi("PatchServiceAccount");
+  .openapi("PatchServiceAccount", {
+    example: { name: "deploy-bot-web", displayName: "Deploy bot (web)", description: "Deploys the web app", groups: ["ci", "web"], externalId: "github:acme/web", allowedScopes: ["billing:read"], status: "disabled" },
+  });
 
 const listQuery = pageQuery.extend({
   q: z.string().max(128).optional().openapi({ description: "Search in name, email and display name" }),

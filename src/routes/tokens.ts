@@ -10,14 +10,14 @@ export const issueTokenBody = z
     expiresInSeconds: z.number().int().min(60).max(3650 * 86_400).optional(),
   })
   .strict()
-  .openapi("IssueAccessToken");
+  .openapi("IssueAccessToken", { example: { name: "ci", expiresInSeconds: 2_592_000 } });
 
 export const regenerateBody = z
   .object({
     graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).default(0).openapi({ description: "Keep the old secret working this long (zero-downtime rotation, up to 24 h)" }),
   })
   .strict()
-  .openapi("RegenerateAccessToken");
+  .openapi("RegenerateAccessToken", { example: { graceSeconds: 300 } });
 
 export const reviewQuery = pageQuery.extend({
   status: z.enum(["active", "revoked", "expired"]).optional(),
