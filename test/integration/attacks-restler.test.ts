@@ -433,7 +433,7 @@ describe("privilege escalation", () => {
   it("a service-account-admin cannot edit allowedScopes or allowedCidrs of an account holding more (org-wide or at a project), and the account is unchanged", async () => {
     const prj = await call("POST", `/api/v1/orgs/${A.org.id}/projects`, { token: A.adminToken, body: { slug: unique("p"), name: "P" } });
     const caller = await furnished(A, [{ role: "service-account-admin" }]);
-    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read"];
+    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"];
     for (const scope of [undefined, { type: "project" as const, id: prj.json.id }]) {
       const target = await furnished(A, [scope ? { role: "org-admin", scope } : { role: "org-admin" }]);
       const path = sa(A.org.id, target.id);
@@ -481,8 +481,8 @@ describe("privilege escalation", () => {
     expectOAuthError(await byAssertion(target), 401, "invalid_client");
     expect(await operationsAt(A.adminToken, A.org.id, caller.id)).toEqual(before);
     // Putting credentials back stays guarded.
-    expectMissing(await call("POST", `${path}/tokens`, { token: caller.token, body: {} }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read"]);
-    expectMissing(await call("POST", `${path}/keys`, { token: caller.token, body: { publicKey: material.pem } }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read"]);
+    expectMissing(await call("POST", `${path}/tokens`, { token: caller.token, body: {} }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"]);
+    expectMissing(await call("POST", `${path}/keys`, { token: caller.token, body: { publicKey: material.pem } }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"]);
   });
 
   it("an invitation addressed to one account cannot be accepted through another account's path (same org, or the inviter's), and stays pending", async () => {
