@@ -102,7 +102,7 @@ async function uncoveredBy(ctx: Ctx, principal: Principal, account: Pick<Service
 }
 
 /** allowedScopes that do not name a Keyward operation (those never count: Keyward's powers come from roles). */
-export const downstreamScopes = (scopes: readonly string[] | null | undefined) => (scopes ?? []).filter((s) => !(s in OPERATIONS));
+const downstreamScopes = (scopes: readonly string[] | null | undefined) => (scopes ?? []).filter((s) => !(s in OPERATIONS));
 
 /** Taking access away (revoke, remove a key or role, disable, delete) or handing it out (everything else). */
 export type GuardEffect = "grants" | "removes";
