@@ -73,13 +73,19 @@ export interface CreateAccountInput extends Validity {
 
 /**
  * Pending invitations that waited for this email (sent by other orgs before the account existed)
- * are now addressed to the account: its home org sees them and may answer them.
+ * are addressed to the account as it is created: its home org sees them, may answer them, and its
+ * audit log records each (`invitation.addressed`).
  */
-function bindWaitingInvitations(ctx: Ctx, account: ServiceAccount) {
-  return ctx.db
-    .update(invitations)
-    .set({ accountId: account.id, accountOrgId: account.orgId })
+async function bindWaitingInvitations(ctx: Ctx, account: ServiceAccount) {
+  if (account.orgId === null) return [];
+  const waiting = await ctx.db
+    .select({ id: invitations.id, orgId: invitations.orgId })
+    .from(invitations)
     .where(and(eq(invitations.email, account.email), isNull(invitations.accountId), eq(invitations.state, "pending"), sql`${invitations.orgId} <> ${account.orgId}`));
+  return waiting.flatMap((inv) => [
+    ctx.db.update(invitations).set({ accountId: account.id, accountOrgId: account.orgId }).where(and(eq(invitations.id, inv.id), isNull(invitations.accountId))),
+    auditInsert(ctx, { action: "invitation.addressed", orgId: account.orgId, targetType: "invitation", targetId: inv.id, details: { accountId: account.id, invitingOrgId: inv.orgId } }),
+  ]);
 }
 
 /**
@@ -94,7 +100,7 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
     targetId: account.id,
     details: { name: account.name, email: account.email, expiresAt: account.expiresAt },
   });
-  const bind = account.orgId === null ? [] : [bindWaitingInvitations(ctx, account)];
+  const bind = await bindWaitingInvitations(ctx, account);
   try {
     await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra, ...bind]);
     return account;

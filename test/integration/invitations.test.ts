@@ -499,6 +499,8 @@ describe("issue 23: inviting tells the inviting org nothing about the email", ()
     const received = await call("GET", accountInvitations(w.B.org.id, later.account.id), { token: w.B.adminToken });
     expectStatus(received, 200);
     expect(received.json.items, received.text).toEqual([{ ...inv.json, accountId: later.account.id, accountOrgId: w.B.org.id }]);
+    const addressed = await waitForAudit(inv.json.id, "invitation.addressed");
+    expect(addressed.map((e) => e.org_id), JSON.stringify(addressed)).toEqual([w.B.org.id]);
     expectStatus(await answer(w.B.adminToken, w.B.org.id, later.account.id, inv.json.id, "accepted"), 200);
     expectStatus(await call("GET", sas(w.A.org.id), { token: later.token }), 200);
     // The inviting org's view changed state only.
