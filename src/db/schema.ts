@@ -10,6 +10,11 @@ export interface OrgPolicy {
   maxTokenLifetimeDays: number | null;
   /** Revoke tokens unused for this many days (cron, later); null for off. */
   unusedTokenRevokeAfterDays: number | null;
+  /**
+   * The scopes of the org's downstream APIs that its accounts' allowedScopes may name (never a
+   * Keyward operation: those come from roles). Stored policies from before it read as [].
+   */
+  scopes: string[];
 }
 
 export const orgs = sqliteTable("orgs", {
@@ -156,14 +161,21 @@ export const roles = sqliteTable(
 
 export type InvitationState = "pending" | "accepted" | "declined" | "cancelled";
 
-/** An org inviting a service account of another org to a role (the Webscale semantics). */
+/**
+ * An org inviting a service account of another org, by email, to a role. The invitation is
+ * addressed to the email; it is bound to the account with that email when one exists (at
+ * invitation time, or when an account of another org is created with it later).
+ */
 export const invitations = sqliteTable(
   "invitations",
   {
     id: text("id").primaryKey(),
     orgId: text("org_id").notNull(),
-    accountId: text("account_id").notNull(),
-    accountOrgId: text("account_org_id").notNull(),
+    /** The invitee's email, lowercased, as the inviting org gave it. */
+    email: text("email").notNull(),
+    /** The invited account, once an account of another org has the email; null while none does. */
+    accountId: text("account_id"),
+    accountOrgId: text("account_org_id"),
     roleId: text("role_id").notNull(),
     scopeType: text("scope_type").$type<ScopeType>().notNull(),
     scopeId: text("scope_id").notNull(),
@@ -175,7 +187,7 @@ export const invitations = sqliteTable(
     respondedAt: ms("responded_at"),
     respondedBy: text("responded_by"),
   },
-  (t) => [index("invitations_org").on(t.orgId, t.createdAt), index("invitations_account").on(t.accountId, t.state)],
+  (t) => [index("invitations_org").on(t.orgId, t.createdAt), index("invitations_account").on(t.accountId, t.state), index("invitations_email").on(t.email, t.state)],
 );
 
 export const roleAssignments = sqliteTable(

@@ -1,5 +1,5 @@
-import { and, eq, gt, isNotNull, isNull, like, lte, or, sql, type SQL } from "drizzle-orm";
-import { serviceAccounts, type Org, type RoleAssignment, type ServiceAccount } from "../db/schema.ts";
+import { and, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { invitations, serviceAccounts, type Org, type RoleAssignment, type ServiceAccount } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { randomBase62 } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";
@@ -9,11 +9,11 @@ import { accountObject, unwrap } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import type { AccountPatch } from "./credentials.ts";
-import { orgFor, visibleOrg } from "./orgs.ts";
-import { authorize, type Operation } from "./permissions.ts";
+import { assertDeclaredScopes, orgFor, visibleOrg } from "./orgs.ts";
+import { findBuiltinRole, withPermission, type Gate } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
-import { findBuiltinRole } from "./permissions.ts";
-import { assertCovers, assignmentInserts, listAssignments, planAssignments, type AssignmentInput } from "./role-assignments.ts";
+import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "./role-assignments.ts";
+import { exchangeCounts } from "./usage.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_VALIDITY_DAYS = 730;
@@ -72,6 +72,23 @@ export interface CreateAccountInput extends Validity {
 }
 
 /**
+ * Pending invitations that waited for this email (sent by other orgs before the account existed)
+ * are addressed to the account as it is created: its home org sees them, may answer them, and its
+ * audit log records each (`invitation.addressed`).
+ */
+async function bindWaitingInvitations(ctx: Ctx, account: ServiceAccount) {
+  if (account.orgId === null) return [];
+  const waiting = await ctx.db
+    .select({ id: invitations.id, orgId: invitations.orgId })
+    .from(invitations)
+    .where(and(eq(invitations.email, account.email), isNull(invitations.accountId), eq(invitations.state, "pending"), sql`${invitations.orgId} <> ${account.orgId}`));
+  return waiting.flatMap((inv) => [
+    ctx.db.update(invitations).set({ accountId: account.id, accountOrgId: account.orgId }).where(and(eq(invitations.id, inv.id), isNull(invitations.accountId))),
+    auditInsert(ctx, { action: "invitation.addressed", orgId: account.orgId, targetType: "invitation", targetId: inv.id, details: { accountId: account.id, invitingOrgId: inv.orgId } }),
+  ]);
+}
+
+/**
  * Inserts an account (with its role assignments and audit event) in one batch; maps unique
  * violations to 409s. A generated email that collides gets a random suffix; the stored account is returned.
  */
@@ -83,8 +100,9 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
     targetId: account.id,
     details: { name: account.name, email: account.email, expiresAt: account.expiresAt },
   });
+  const bind = await bindWaitingInvitations(ctx, account);
   try {
-    await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra]);
+    await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra, ...bind]);
     return account;
   } catch (err) {
     if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${account.name}' already exists here`);
@@ -97,9 +115,25 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
   }
 }
 
-export async function createAccount(ctx: Ctx, principal: Principal, orgRef: string, input: CreateAccountInput): Promise<{ org: Org; account: ServiceAccount }> {
-  const org = await orgFor(ctx, principal, orgRef, "service-accounts.edit");
+/**
+ * An email under SERVICE_ACCOUNT_EMAIL_DOMAIN names its org (`<name>@<org-slug>.<domain>`): no
+ * other org may give it to one of its accounts, so an invitation sent to such an address can only
+ * ever reach an account of the org it names.
+ */
+function assertOwnEmail(ctx: Ctx, org: Org, email: string): void {
+  const domain = ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN.toLowerCase();
+  const host = email.slice(email.lastIndexOf("@") + 1).toLowerCase();
+  if ((host === domain || host.endsWith(`.${domain}`)) && host !== `${org.slug}.${domain}`) {
+    const message = `Addresses under ${domain} belong to the org they name; use @${org.slug}.${domain}, or an address of your own domain`;
+    throw new ApiError("validation_failed", message, { errors: [{ path: "body.email", message }] });
+  }
+}
+
+/** Creates an account in an org the caller was authorized for (provisionAccount is the operation). */
+export async function createAccount(ctx: Ctx, principal: Principal, org: Org, input: CreateAccountInput): Promise<ServiceAccount> {
   const now = ctx.now();
+  if (input.email !== undefined) assertOwnEmail(ctx, org, input.email);
+  if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
   const id = newId("account");
   const asked = await planAssignments(ctx, principal, org, id, input.roles ?? []);
   const same = (a: RoleAssignment, b: RoleAssignment) => a.roleId === b.roleId && a.scopeType === b.scopeType && a.scopeId === b.scopeId;
@@ -129,7 +163,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, orgRef: stri
     updatedAt: now,
     lastUsedAt: null,
   };
-  return { org, account: await insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined) };
+  return insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined);
 }
 
 /** The caller's own assignments in the org, as inputs (the Dfns "same permissions as the caller"). */
@@ -142,21 +176,30 @@ async function callerAssignments(ctx: Ctx, principal: Principal, orgId: string):
 }
 
 /**
- * An account of the org that the principal may perform `operation` on; 404 for other orgs' accounts.
- * `guard` adds the no-escalation check for operations that hand out or change its credentials.
+ * An account of the org on which the gate's principal holds the gate's permission; 404 for other
+ * orgs' accounts. `guard` runs the no-escalation guard (role-assignments.ts) for operations that
+ * hand out (`grants`) or take away (`removes`) its credentials or roles.
  */
-export async function accountFor(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, operation: Operation, guard = false) {
-  const org = await visibleOrg(ctx, principal, orgRef);
-  const account = await ctx.db
+export async function accountFor(gate: Gate, orgRef: string, accountId: string, guard?: GuardEffect) {
+  const org = await visibleOrg(gate.ctx, gate.principal, orgRef);
+  const account = await gate.ctx.db
     .select()
     .from(serviceAccounts)
     .where(and(eq(serviceAccounts.id, accountId), eq(serviceAccounts.orgId, org.id)))
     .get();
   if (!account) throw notFound("Service account");
-  await authorize(ctx, principal, operation, { orgId: org.id });
-  if (guard) await assertCovers(ctx, principal, account.id, org.id);
+  await gate.authorize({ orgId: org.id });
+  if (guard) await guardTarget(gate, account, guard);
   return { org, account };
 }
+
+export const readAccount = withPermission("service-accounts.read", async (gate, orgRef: string, accountId: string) => (await accountFor(gate, orgRef, accountId)).account);
+
+/** Last use and the JWTs issued in the last 24 h and 30 days. */
+export const accountUsage = withPermission("service-accounts.read", async (gate, orgRef: string, accountId: string) => {
+  const { account } = await accountFor(gate, orgRef, accountId);
+  return { account, ...(await exchangeCounts(gate.ctx, account.id)) };
+});
 
 export interface ListAccountsQuery extends PageQuery {
   q?: string | undefined;
@@ -183,8 +226,9 @@ function statusFilter(status: AccountView | undefined, now: number): SQL | undef
   }
 }
 
-export async function listAccounts(ctx: Ctx, principal: Principal, orgRef: string, query: ListAccountsQuery) {
-  const org = await orgFor(ctx, principal, orgRef, "service-accounts.read");
+export const listAccounts = withPermission("service-accounts.read", async (gate, orgRef: string, query: ListAccountsQuery) => {
+  const org = await orgFor(gate, orgRef);
+  const ctx = gate.ctx;
   const t = serviceAccounts;
   const { where, orderBy } = keyset(t, query.cursor);
   const pattern = query.q ? `%${escapeLike(query.q.toLowerCase())}%` : undefined;
@@ -207,7 +251,7 @@ export async function listAccounts(ctx: Ctx, principal: Principal, orgRef: strin
     .orderBy(...orderBy)
     .limit(query.limit + 1);
   return toPage(rows, query.limit, (r) => r);
-}
+});
 
 export interface PatchAccountInput extends Validity {
   name?: string | undefined;
@@ -220,9 +264,18 @@ export interface PatchAccountInput extends Validity {
   allowedCidrs?: string[] | undefined;
 }
 
-/** Every edit goes through the account's Durable Object: status, validity and groups are in its KV records. */
-export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: PatchAccountInput): Promise<ServiceAccount> {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit", true);
+/** Only disabling takes access away; every other edit may hand some out (claims, validity, networks). */
+const onlyDisables = (input: PatchAccountInput) =>
+  input.status === "disabled" && Object.entries(input).every(([k, v]) => k === "status" || v === undefined);
+
+/**
+ * Every edit goes through the account's Durable Object: status, validity and groups are in its KV
+ * records. The escalation guard applies; a patch that only disables the account takes access away.
+ */
+async function editAccount(gate: Gate, orgRef: string, accountId: string, input: PatchAccountInput): Promise<ServiceAccount> {
+  const { org, account } = await accountFor(gate, orgRef, accountId, onlyDisables(input) ? "removes" : "grants");
+  const ctx = gate.ctx;
+  if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
   const expiresAt = resolveValidity(input, ctx.now());
   const patch: AccountPatch = {};
   if (input.name !== undefined) Object.assign(patch, { name: input.name, nameKey: nameKey(account.orgId, input.name) });
@@ -238,11 +291,17 @@ export async function patchAccount(ctx: Ctx, principal: Principal, orgRef: strin
   return unwrap(await accountObject(ctx, account.id).updateAccount(account.id, patch, ctx.meta)).account;
 }
 
+export const patchAccount = withPermission("service-accounts.edit", editAccount, { guard: "covers" });
+
 /** Deleting an account revokes every credential it has in the same request (through its Durable Object). */
-export async function deleteAccount(ctx: Ctx, principal: Principal, orgRef: string, accountId: string): Promise<void> {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.edit", true);
-  if (account.id === principal.accountId) {
-    throw new ApiError("bad_request", "A service account cannot delete itself");
-  }
-  unwrap(await accountObject(ctx, account.id).deleteAccount(account.id, ctx.meta));
-}
+export const deleteAccount = withPermission(
+  "service-accounts.edit",
+  async (gate, orgRef: string, accountId: string): Promise<void> => {
+    const { account } = await accountFor(gate, orgRef, accountId, "removes");
+    if (account.id === gate.principal.accountId) {
+      throw new ApiError("bad_request", "A service account cannot delete itself");
+    }
+    unwrap(await accountObject(gate.ctx, account.id).deleteAccount(account.id, gate.ctx.meta));
+  },
+  { guard: "covers" },
+);

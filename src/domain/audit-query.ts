@@ -3,8 +3,7 @@ import { auditEvents } from "../db/schema.ts";
 import { decodeCursor, encodeCursor } from "../lib/pagination.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
-import { authorizePlatform } from "./permissions.ts";
-import type { Principal } from "./principal.ts";
+import { withPermission } from "./permissions.ts";
 
 export interface AuditQuery {
   limit: number;
@@ -49,13 +48,13 @@ async function page(ctx: Ctx, scope: SQL | undefined, q: AuditQuery) {
 }
 
 /** An org's audit log (`audit.read`). */
-export async function orgAuditEvents(ctx: Ctx, principal: Principal, orgRef: string, q: AuditQuery) {
-  const org = await orgFor(ctx, principal, orgRef, "audit.read");
-  return page(ctx, eq(auditEvents.orgId, org.id), q);
-}
+export const orgAuditEvents = withPermission("audit.read", async (gate, orgRef: string, q: AuditQuery) => {
+  const org = await orgFor(gate, orgRef);
+  return page(gate.ctx, eq(auditEvents.orgId, org.id), q);
+});
 
 /** Platform-level events (bootstrap, platform clients, key rotations, jobs): root only. */
-export async function platformAuditEvents(ctx: Ctx, principal: Principal, q: AuditQuery) {
-  authorizePlatform(principal, "platform.root");
-  return page(ctx, isNull(auditEvents.orgId), q);
-}
+export const platformAuditEvents = withPermission("platform.root", async (gate, q: AuditQuery) => {
+  gate.authorizePlatform();
+  return page(gate.ctx, isNull(auditEvents.orgId), q);
+});

@@ -25,7 +25,7 @@ export function auditInsert(ctx: Pick<Ctx, "db" | "meta" | "now">, input: AuditI
       requestId: ctx.meta.requestId,
       ip: ctx.meta.ip,
       userAgent: ctx.meta.userAgent?.slice(0, 256) ?? null,
-      details: input.details ?? {},
+      details: ctx.meta.incidentResponse ? { ...input.details, incidentResponse: true } : (input.details ?? {}),
       createdAt: ctx.now(),
     })
     .onConflictDoNothing();

@@ -36,8 +36,10 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
   const platform = account.platformPermissions ?? [];
   const here = assignments.filter((a) => a.orgId === orgId);
   const roleNames = [...new Set(here.map((a) => findBuiltinRole(a.roleId)?.name ?? customRoles.get(a.roleId)?.name ?? a.roleId))];
-  // Allowed (custom) scopes belong to the account's home org; elsewhere only the roles held there count.
-  const scopes = new Set<string>(orgId === account.orgId ? (account.allowedScopes ?? []) : []);
+  // Allowed (downstream) scopes belong to the account's home org; elsewhere only the roles held
+  // there count. A scope naming a Keyward operation never comes from allowedScopes (rows written
+  // before that rule may still carry some): the account's Keyward scopes are what it holds.
+  const scopes = new Set<string>(orgId === account.orgId ? (account.allowedScopes ?? []).filter((s) => !(s in OPERATIONS)) : []);
   if (platform.includes("platform.root")) Object.keys(OPERATIONS).forEach((op) => scopes.add(op));
   platform.forEach((op) => scopes.add(op));
   for (const a of here) roleOperations(a.roleId, customRoles.get(a.roleId)?.operations).forEach((op) => scopes.add(op));

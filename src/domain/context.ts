@@ -10,6 +10,8 @@ export interface RequestMeta {
   requestId: string | null;
   ip: string | null;
   userAgent: string | null;
+  /** Set when the escalation guard was lifted by service-accounts.incident-response: every audit event says so. */
+  incidentResponse?: boolean | undefined;
 }
 
 /** What every service function gets: bindings, config, the database, a clock and the request's metadata. */

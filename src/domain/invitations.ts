@@ -8,39 +8,48 @@ import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
 import type { Principal } from "./principal.ts";
-import { findBuiltinRole } from "./permissions.ts";
+import { findBuiltinRole, withPermission, type Gate } from "./permissions.ts";
 import { planAssignments, type AssignmentInput } from "./role-assignments.ts";
 
 /**
- * Cross-org service accounts (the Webscale semantics): an org invites a service account of another
- * org, by its email, to a role at a scope; the account's home-org admins accept or decline on its
- * behalf; only an accepted invitation grants anything, as a role assignment in the inviting org.
+ * Cross-org service accounts: an org invites a service account of another org, by email, to a
+ * role at a scope; the account's home-org admins accept or decline on its behalf; only an accepted
+ * invitation grants anything, as a role assignment in the inviting org.
+ *
+ * The inviting org learns nothing about the email it gives: the answer is the same whether an
+ * account has it or not (the invitation then waits for one, insertAccount binds it), and its view
+ * of an invitation shows the email it gave, never the account or its org. Only the invitee's home
+ * org sees which of its accounts an invitation is for.
  */
 
 export interface InviteInput extends AssignmentInput {
   email: string;
 }
 
-
-export async function invite(ctx: Ctx, principal: Principal, orgRef: string, input: InviteInput): Promise<Invitation> {
-  const org = await orgFor(ctx, principal, orgRef, "invitations.edit");
-  const account = await ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.email, input.email.toLowerCase())).get();
-  if (!account || account.orgId === null) throw notFound("Service account with that email");
-  if (account.orgId === org.id) throw new ApiError("bad_request", "The account belongs to this org; assign it a role instead");
+export const invite = withPermission("invitations.edit", async (gate, orgRef: string, input: InviteInput): Promise<Invitation> => {
+  const { ctx, principal } = gate;
+  const org = await orgFor(gate, orgRef);
+  const email = input.email.toLowerCase();
+  const account = await ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.email, email)).get();
+  // The org sees its own accounts anyway: saying so reveals nothing.
+  if (account && account.orgId === org.id) throw new ApiError("bad_request", "The account belongs to this org; assign it a role instead");
+  const invitee = account && account.orgId !== null ? account : undefined;
   // Validates the role, the scope and that the inviter holds every operation it grants.
-  const [planned] = await planAssignments(ctx, principal, org, account.id, [input]);
+  const [planned] = await planAssignments(ctx, principal, org, invitee?.id ?? "", [input]);
   const pending = await ctx.db
     .select({ id: invitations.id })
     .from(invitations)
-    .where(and(eq(invitations.orgId, org.id), eq(invitations.accountId, account.id), eq(invitations.roleId, planned!.roleId), eq(invitations.scopeId, planned!.scopeId), eq(invitations.state, "pending")))
+    .where(and(eq(invitations.orgId, org.id), eq(invitations.email, email), eq(invitations.roleId, planned!.roleId), eq(invitations.scopeId, planned!.scopeId), eq(invitations.state, "pending")))
     .get();
   if (pending) throw new ApiError("conflict", "The same invitation is already pending");
-  if (await holds(ctx, account.id, planned!)) throw new ApiError("already_assigned", "The account already holds this role at this scope here");
+  // Only an accepted invitation of this org can have given the role here, and the org's list shows it.
+  if (invitee && (await holds(ctx, invitee.id, planned!))) throw new ApiError("already_assigned", "The account already holds this role at this scope here");
   const row: Invitation = {
     id: newId("invitation"),
     orgId: org.id,
-    accountId: account.id,
-    accountOrgId: account.orgId,
+    email,
+    accountId: invitee?.id ?? null,
+    accountOrgId: invitee?.orgId ?? null,
     roleId: planned!.roleId,
     scopeType: planned!.scopeType,
     scopeId: planned!.scopeId,
@@ -53,10 +62,11 @@ export async function invite(ctx: Ctx, principal: Principal, orgRef: string, inp
   };
   await ctx.db.batch([
     ctx.db.insert(invitations).values(row),
-    auditInsert(ctx, { action: "invitation.created", orgId: org.id, targetType: "invitation", targetId: row.id, details: { accountId: account.id, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId } }),
+    // The inviting org's audit log says what it asked for, never whether the email exists.
+    auditInsert(ctx, { action: "invitation.created", orgId: org.id, targetType: "invitation", targetId: row.id, details: { email, roleId: row.roleId, scopeType: row.scopeType, scopeId: row.scopeId } }),
   ]);
   return row;
-}
+});
 
 /** Cancels the pending invitations to a role, or at scopes, that are being deleted (in the deleting batch). */
 export function withdrawPending(ctx: Ctx, principal: Principal, target: { roleId: string } | { scopeIds: string[] }) {
@@ -87,14 +97,15 @@ async function holds(ctx: Ctx, accountId: string, a: { roleId: string; scopeType
 
 const stateFilter = (state: InvitationState | undefined) => (state ? eq(invitations.state, state) : undefined);
 
-export async function listOrgInvitations(ctx: Ctx, principal: Principal, orgRef: string, state?: InvitationState) {
-  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
-  return ctx.db.select().from(invitations).where(and(eq(invitations.orgId, org.id), stateFilter(state))).orderBy(invitations.createdAt);
-}
+export const listOrgInvitations = withPermission("orgs.read", async (gate, orgRef: string, state?: InvitationState) => {
+  const org = await orgFor(gate, orgRef);
+  return gate.ctx.db.select().from(invitations).where(and(eq(invitations.orgId, org.id), stateFilter(state))).orderBy(invitations.createdAt);
+});
 
 /** The inviting org withdraws an invitation; an accepted one loses the role it granted. */
-export async function cancelInvitation(ctx: Ctx, principal: Principal, orgRef: string, invitationId: string): Promise<Invitation> {
-  const org = await orgFor(ctx, principal, orgRef, "invitations.edit");
+export const cancelInvitation = withPermission("invitations.edit", async (gate, orgRef: string, invitationId: string): Promise<Invitation> => {
+  const { ctx, principal } = gate;
+  const org = await orgFor(gate, orgRef);
   const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.orgId, org.id))).get();
   if (!inv) throw notFound("Invitation");
   if (inv.state === "declined" || inv.state === "cancelled") return inv;
@@ -102,20 +113,21 @@ export async function cancelInvitation(ctx: Ctx, principal: Principal, orgRef: s
   await ctx.db.batch([
     ctx.db.update(invitations).set(set).where(eq(invitations.id, inv.id)),
     ctx.db.delete(roleAssignments).where(eq(roleAssignments.id, inv.assignmentId ?? "")),
-    auditInsert(ctx, { action: "invitation.cancelled", orgId: org.id, targetType: "invitation", targetId: inv.id, details: { accountId: inv.accountId, wasAccepted: inv.state === "accepted" } }),
+    auditInsert(ctx, { action: "invitation.cancelled", orgId: org.id, targetType: "invitation", targetId: inv.id, details: { email: inv.email, wasAccepted: inv.state === "accepted" } }),
   ]);
-  if (inv.state === "accepted") await syncAccounts(ctx, [inv.accountId]);
+  if (inv.state === "accepted" && inv.accountId) await syncAccounts(ctx, [inv.accountId]);
   return { ...inv, ...set };
-}
+});
 
-export async function listAccountInvitations(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, state?: InvitationState) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
-  return ctx.db.select().from(invitations).where(and(eq(invitations.accountId, account.id), stateFilter(state))).orderBy(invitations.createdAt);
-}
+export const listAccountInvitations = withPermission("service-accounts.read", async (gate, orgRef: string, accountId: string, state?: InvitationState) => {
+  const { account } = await accountFor(gate, orgRef, accountId);
+  return gate.ctx.db.select().from(invitations).where(and(eq(invitations.accountId, account.id), stateFilter(state))).orderBy(invitations.createdAt);
+});
 
 /** The account's home org accepts or declines on its behalf; accepting creates the role assignment in the inviting org. */
-export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, invitationId: string, state: "accepted" | "declined"): Promise<Invitation> {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "invitations.edit");
+async function answerFor(gate: Gate, orgRef: string, accountId: string, invitationId: string, state: "accepted" | "declined"): Promise<Invitation> {
+  const { ctx, principal } = gate;
+  const { account } = await accountFor(gate, orgRef, accountId);
   const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.accountId, account.id))).get();
   if (!inv) throw notFound("Invitation");
   if (inv.state !== "pending") throw new ApiError("conflict", `The invitation is already ${inv.state}`);
@@ -157,3 +169,5 @@ export async function answerInvitation(ctx: Ctx, principal: Principal, orgRef: s
   }
   return { ...inv, ...set };
 }
+
+export const answerInvitation = withPermission("invitations.edit", answerFor);

@@ -11,7 +11,9 @@ export const OPERATIONS = {
   "orgs.admin": "Edit an org's policy, projects and environments",
   "service-accounts.read": "List and read service accounts, their tokens (hints only), keys and roles",
   "service-accounts.edit": "Create, edit, disable and delete service accounts",
-  "service-accounts.access-tokens.edit": "Issue, revoke and regenerate access tokens",
+  "service-accounts.access-tokens.edit": "Issue, revoke and regenerate access tokens; add and remove public keys",
+  "service-accounts.incident-response":
+    "Take access away from any account of the org, whatever it holds (revoke its tokens, remove its keys and role assignments, disable or delete it, each with the route's own permission); every use is marked in the audit log",
   "roles.edit": "Create, edit and delete custom roles; assign and unassign roles",
   "invitations.edit": "Invite service accounts of other orgs; answer invitations for the org's own accounts",
   "audit.read": "Read the org's audit log",
@@ -28,7 +30,7 @@ export interface BuiltinRole {
   assignableToServiceAccounts: boolean;
 }
 
-/** Built-in roles, the same in every org. A service account can never own an org (Witboost's limitation). */
+/** Built-in roles, the same in every org. A service account can never own an org. */
 export const BUILTIN_ROLES: BuiltinRole[] = [
   {
     id: "role_org-owner",
@@ -150,9 +152,9 @@ async function heldOperations(ctx: Ctx, principal: Principal, scope: Scope): Pro
 
 /**
  * The one authorization check: throws 404 when the org is invisible to the principal and 403 naming
- * the missing operation when it is visible but not permitted.
+ * the missing operation when it is visible but not permitted. Reached only through a Gate.
  */
-export async function authorize(ctx: Ctx, principal: Principal, operation: Operation, scope: Scope): Promise<void> {
+async function authorize(ctx: Ctx, principal: Principal, operation: Operation, scope: Scope): Promise<void> {
   const ops = await effectiveOperations(ctx, principal, scope);
   if (ops === null) throw notFound("Organization");
   if (!ops.has(operation) && !ops.has("platform.root")) {
@@ -160,11 +162,95 @@ export async function authorize(ctx: Ctx, principal: Principal, operation: Opera
   }
 }
 
-/** Platform-level operations (creating orgs, platform accounts): root only. */
-export function authorizePlatform(principal: Principal, operation: Operation): void {
+/** Platform-level operations (creating orgs, platform accounts): root only. Reached only through a Gate. */
+function authorizePlatform(principal: Principal, operation: Operation): void {
   const held = isPlatformRoot(principal) || principal.platformPermissions.includes(operation);
   const withinScope = !principal.scopeLimit || principal.scopeLimit.includes(operation) || principal.scopeLimit.includes("platform.root");
   if (!held || !withinScope) {
     throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
   }
+}
+
+/**
+ * What a domain operation checks its permission with. It is bound to the one permission the
+ * operation declares (`withPermission`), so an operation cannot check one permission and declare
+ * another: the route's OpenAPI `x-required-permission` is read from the same value.
+ */
+export interface Gate {
+  /** The request's context (after the escalation guard ran, marked when it was lifted for incident response). */
+  readonly ctx: Ctx;
+  readonly principal: Principal;
+  readonly permission: Operation;
+  /** Throws 404 when the org is invisible to the principal, 403 unless it holds the permission at `scope`. */
+  authorize(scope: Scope): Promise<void>;
+  /** Throws 403 unless the principal holds the permission platform-wide. */
+  authorizePlatform(): void;
+}
+
+/** How an operation guards the account it acts on (the no-escalation guard in role-assignments.ts). */
+export type TargetGuard = "none" | "covers";
+
+/** A domain operation, callable as `(ctx, principal, ...args)`, carrying the permission it enforces. */
+export type PermissionedOperation<A extends unknown[], R> = ((ctx: Ctx, principal: Principal, ...args: A) => Promise<R>) & {
+  readonly permission: Operation;
+  readonly guard: TargetGuard;
+};
+
+interface GateState {
+  ctx: Ctx;
+  checked: boolean;
+  guarded: boolean;
+}
+
+const gates = new WeakMap<Gate, GateState>();
+
+function gateState(gate: Gate): GateState {
+  const state = gates.get(gate);
+  if (!state) throw new Error("Not a gate made by withPermission");
+  return state;
+}
+
+/** Records that the escalation guard ran for the operation's target, with the context it hands on. */
+export function noteGuarded(gate: Gate, ctx: Ctx = gate.ctx): void {
+  const state = gateState(gate);
+  state.guarded = true;
+  state.ctx = ctx;
+}
+
+/**
+ * Defines a domain operation with its permission. The body gets a Gate bound to that permission;
+ * an operation that returns without having checked it (or, when it declares the target guard,
+ * without having run the guard) is a programming error and fails loudly rather than letting a
+ * declared permission become documentation only.
+ */
+export function withPermission<A extends unknown[], R>(
+  permission: Operation,
+  body: (gate: Gate, ...args: A) => Promise<R>,
+  options: { guard?: TargetGuard } = {},
+): PermissionedOperation<A, R> {
+  const guard = options.guard ?? "none";
+  const run = async (ctx: Ctx, principal: Principal, ...args: A): Promise<R> => {
+    const state: GateState = { ctx, checked: false, guarded: false };
+    const gate: Gate = {
+      get ctx() {
+        return state.ctx;
+      },
+      principal,
+      permission,
+      authorize: async (scope) => {
+        await authorize(state.ctx, principal, permission, scope);
+        state.checked = true;
+      },
+      authorizePlatform: () => {
+        authorizePlatform(principal, permission);
+        state.checked = true;
+      },
+    };
+    gates.set(gate, state);
+    const result = await body(gate, ...args);
+    if (!state.checked) throw new Error(`An operation needing ${permission} returned without checking it`);
+    if (guard === "covers" && !state.guarded) throw new Error(`An operation needing ${permission} returned without running the escalation guard`);
+    return result;
+  };
+  return Object.assign(run, { permission, guard });
 }

@@ -6,12 +6,11 @@ import { newId } from "../lib/ids.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { insertAccount, nameKey } from "./accounts.ts";
 import type { Ctx } from "./context.ts";
-import { authorizePlatform, OPERATIONS } from "./permissions.ts";
-import type { Principal } from "./principal.ts";
+import { OPERATIONS, withPermission } from "./permissions.ts";
 import { addKeyTo, parsePublicKey } from "./public-keys.ts";
 import { issueFor } from "./tokens.ts";
 
-/** Mia-Platform's root service accounts: platform-level OAuth clients with platform-wide permissions. */
+/** Platform-level service accounts: OAuth clients with platform-wide permissions, managed by the root. */
 
 export interface PlatformAccountInput {
   name: string;
@@ -56,8 +55,9 @@ export interface CreatePlatformAccountInput {
   publicKey?: string | Record<string, unknown> | undefined;
 }
 
-export async function createPlatformAccount(ctx: Ctx, principal: Principal, input: CreatePlatformAccountInput) {
-  authorizePlatform(principal, "platform.root");
+export const createPlatformAccount = withPermission("platform.root", async (gate, input: CreatePlatformAccountInput) => {
+  gate.authorizePlatform();
+  const { ctx, principal } = gate;
   const unknown = input.permissions.filter((p) => !(p in OPERATIONS));
   if (unknown.length > 0) {
     throw new ApiError("validation_failed", `Unknown permissions: ${unknown.join(", ")}`, { errors: [{ path: "body.permissions", message: "Not in the catalogue (GET /api/v1/permissions)" }] });
@@ -83,11 +83,12 @@ export async function createPlatformAccount(ctx: Ctx, principal: Principal, inpu
   }
   const { secret } = await issueFor(ctx, null, id, {});
   return { account, clientSecret: secret };
-}
+});
 
-export async function deletePlatformAccount(ctx: Ctx, principal: Principal, clientId: string): Promise<void> {
-  authorizePlatform(principal, "platform.root");
+export const deletePlatformAccount = withPermission("platform.root", async (gate, clientId: string): Promise<void> => {
+  gate.authorizePlatform();
+  const ctx = gate.ctx;
   const account = await ctx.db.select().from(serviceAccounts).where(and(eq(serviceAccounts.id, clientId), isNull(serviceAccounts.orgId))).get();
   if (!account || !account.tokenEndpointAuthMethod) throw notFound("Client");
   unwrap(await accountObject(ctx, clientId).deleteAccount(clientId, ctx.meta));
-}
+});

@@ -10,7 +10,7 @@ import { auditInsert } from "./audit.ts";
 import { withdrawPending } from "./invitations.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
-import { authorize, type Operation } from "./permissions.ts";
+import { withPermission, type Gate } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
 
 /** The org > project > environment hierarchy, used as scopes of role assignments. */
@@ -34,15 +34,18 @@ async function findProject(ctx: Ctx, principal: Principal, orgRef: string, proje
   return project;
 }
 
-/** A project the principal may perform `operation` on; roles granted on the project itself count. */
-export async function projectFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, operation: Operation) {
-  const project = await findProject(ctx, principal, orgRef, projectRef);
-  await authorize(ctx, principal, operation, { orgId: project.orgId, projectId: project.id });
+/** A project where the gate's principal holds the gate's permission; roles granted on the project itself count. */
+async function projectFor(gate: Gate, orgRef: string, projectRef: string) {
+  const project = await findProject(gate.ctx, gate.principal, orgRef, projectRef);
+  await gate.authorize({ orgId: project.orgId, projectId: project.id });
   return project;
 }
 
-export async function createProject(ctx: Ctx, principal: Principal, orgRef: string, input: NodeInput): Promise<Project> {
-  const org = await orgFor(ctx, principal, orgRef, "orgs.admin");
+export const readProject = withPermission("orgs.read", (gate, orgRef: string, projectRef: string) => projectFor(gate, orgRef, projectRef));
+
+export const createProject = withPermission("orgs.admin", async (gate, orgRef: string, input: NodeInput): Promise<Project> => {
+  const { ctx, principal } = gate;
+  const org = await orgFor(gate, orgRef);
   const project: Project = { id: newId("project"), orgId: org.id, slug: input.slug.toLowerCase(), name: input.name, createdAt: ctx.now(), createdBy: principal.accountId };
   try {
     await ctx.db.batch([
@@ -53,14 +56,14 @@ export async function createProject(ctx: Ctx, principal: Principal, orgRef: stri
     throw slugTaken(err, "project", project.slug);
   }
   return project;
-}
+});
 
-export async function listProjects(ctx: Ctx, principal: Principal, orgRef: string, page: PageQuery) {
-  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
+export const listProjects = withPermission("orgs.read", async (gate, orgRef: string, page: PageQuery) => {
+  const org = await orgFor(gate, orgRef);
   const { where, orderBy } = keyset(projects, page.cursor);
-  const rows = await ctx.db.select().from(projects).where(and(eq(projects.orgId, org.id), where)).orderBy(...orderBy).limit(page.limit + 1);
+  const rows = await gate.ctx.db.select().from(projects).where(and(eq(projects.orgId, org.id), where)).orderBy(...orderBy).limit(page.limit + 1);
   return toPage(rows, page.limit, (r) => r);
-}
+});
 
 /** Accounts holding a role at any of these scopes (their KV claims change when the scopes go). */
 async function holdersAt(ctx: Ctx, scopeIds: string[]): Promise<string[]> {
@@ -70,8 +73,9 @@ async function holdersAt(ctx: Ctx, scopeIds: string[]): Promise<string[]> {
 }
 
 /** Deleting a project removes its environments and every role assignment scoped to either. */
-export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<void> {
-  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
+export const deleteProject = withPermission("orgs.admin", async (gate, orgRef: string, projectRef: string): Promise<void> => {
+  const { ctx, principal } = gate;
+  const project = await projectFor(gate, orgRef, projectRef);
   const envs = await ctx.db.select({ id: environments.id }).from(environments).where(eq(environments.projectId, project.id));
   const holders = await holdersAt(ctx, [project.id, ...envs.map((e) => e.id)]);
   await ctx.db.batch([
@@ -83,22 +87,25 @@ export async function deleteProject(ctx: Ctx, principal: Principal, orgRef: stri
     auditInsert(ctx, { action: "project.deleted", orgId: project.orgId, targetType: "project", targetId: project.id, details: { slug: project.slug } }),
   ]);
   await syncAccounts(ctx, holders);
-}
+});
 
-export async function environmentFor(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string, operation: Operation) {
-  const project = await findProject(ctx, principal, orgRef, projectRef);
-  const env = await ctx.db
+async function environmentFor(gate: Gate, orgRef: string, projectRef: string, envRef: string) {
+  const project = await findProject(gate.ctx, gate.principal, orgRef, projectRef);
+  const env = await gate.ctx.db
     .select()
     .from(environments)
     .where(and(eq(environments.projectId, project.id), or(eq(environments.id, envRef), eq(environments.slug, envRef.toLowerCase()))))
     .get();
   if (!env) throw notFound("Environment");
-  await authorize(ctx, principal, operation, { orgId: env.orgId, projectId: env.projectId, environmentId: env.id });
+  await gate.authorize({ orgId: env.orgId, projectId: env.projectId, environmentId: env.id });
   return env;
 }
 
-export async function createEnvironment(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, input: NodeInput): Promise<Environment> {
-  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.admin");
+export const readEnvironment = withPermission("orgs.read", (gate, orgRef: string, projectRef: string, envRef: string) => environmentFor(gate, orgRef, projectRef, envRef));
+
+export const createEnvironment = withPermission("orgs.admin", async (gate, orgRef: string, projectRef: string, input: NodeInput): Promise<Environment> => {
+  const { ctx, principal } = gate;
+  const project = await projectFor(gate, orgRef, projectRef);
   const env: Environment = {
     id: newId("environment"),
     orgId: project.orgId,
@@ -117,17 +124,18 @@ export async function createEnvironment(ctx: Ctx, principal: Principal, orgRef: 
     throw slugTaken(err, "environment", env.slug);
   }
   return env;
-}
+});
 
-export async function listEnvironments(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, page: PageQuery) {
-  const project = await projectFor(ctx, principal, orgRef, projectRef, "orgs.read");
+export const listEnvironments = withPermission("orgs.read", async (gate, orgRef: string, projectRef: string, page: PageQuery) => {
+  const project = await projectFor(gate, orgRef, projectRef);
   const { where, orderBy } = keyset(environments, page.cursor);
-  const rows = await ctx.db.select().from(environments).where(and(eq(environments.projectId, project.id), where)).orderBy(...orderBy).limit(page.limit + 1);
+  const rows = await gate.ctx.db.select().from(environments).where(and(eq(environments.projectId, project.id), where)).orderBy(...orderBy).limit(page.limit + 1);
   return toPage(rows, page.limit, (r) => r);
-}
+});
 
-export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string, envRef: string): Promise<void> {
-  const env = await environmentFor(ctx, principal, orgRef, projectRef, envRef, "orgs.admin");
+export const deleteEnvironment = withPermission("orgs.admin", async (gate, orgRef: string, projectRef: string, envRef: string): Promise<void> => {
+  const { ctx, principal } = gate;
+  const env = await environmentFor(gate, orgRef, projectRef, envRef);
   const holders = await holdersAt(ctx, [env.id]);
   await ctx.db.batch([
     ctx.db.delete(roleAssignments).where(and(eq(roleAssignments.scopeType, "environment"), eq(roleAssignments.scopeId, env.id))),
@@ -136,4 +144,4 @@ export async function deleteEnvironment(ctx: Ctx, principal: Principal, orgRef: 
     auditInsert(ctx, { action: "environment.deleted", orgId: env.orgId, targetType: "environment", targetId: env.id, details: { slug: env.slug } }),
   ]);
   await syncAccounts(ctx, holders);
-}
+});

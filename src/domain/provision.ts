@@ -1,9 +1,8 @@
-import type { Ctx } from "./context.ts";
-import { createAccount, type CreateAccountInput } from "./accounts.ts";
-import { orgFor } from "./orgs.ts";
-import type { Principal } from "./principal.ts";
+import { createAccount, resolveValidity, type CreateAccountInput } from "./accounts.ts";
+import { orgFor, policyOf } from "./orgs.ts";
+import { withPermission } from "./permissions.ts";
 import { addKeyTo, parsePublicKey } from "./public-keys.ts";
-import { issueFor, policyOf, tokenExpiry, type IssueTokenInput } from "./tokens.ts";
+import { issueFor, tokenExpiry, type IssueTokenInput } from "./tokens.ts";
 
 export interface ProvisionInput extends CreateAccountInput {
   publicKey?: string | Record<string, unknown> | undefined;
@@ -11,17 +10,21 @@ export interface ProvisionInput extends CreateAccountInput {
 }
 
 /**
- * Creates an account with its first credentials (the Dfns `publicKey`, a first token). Everything
- * that can be refused (the key, the token's lifetime under the org policy) is checked before the
- * account exists, so a refused create leaves nothing behind.
+ * Creates an account with its first credentials (a public key, a first token). Everything that
+ * can be refused (the key, the token's lifetime under the org policy and the account's validity)
+ * is checked before the account exists, so a refused create leaves nothing behind. Minting those
+ * credentials needs no escalation guard: the account holds only what the caller could grant it
+ * (each role is checked by planAssignments, allowedScopes need this operation's permission).
  */
-export async function provisionAccount(ctx: Ctx, principal: Principal, orgRef: string, input: ProvisionInput) {
+export const provisionAccount = withPermission("service-accounts.edit", async (gate, orgRef: string, input: ProvisionInput) => {
+  const { ctx, principal } = gate;
   const { publicKey, issueToken, ...accountInput } = input;
   const tokenInput = issueToken === true ? {} : issueToken || undefined;
+  const org = await orgFor(gate, orgRef);
   if (publicKey !== undefined) await parsePublicKey(publicKey);
-  if (tokenInput) tokenExpiry(tokenInput, policyOf(await orgFor(ctx, principal, orgRef, "service-accounts.edit")), ctx.now());
-  const { org, account } = await createAccount(ctx, principal, orgRef, accountInput);
+  if (tokenInput) tokenExpiry(tokenInput, policyOf(org), ctx.now(), resolveValidity(accountInput, ctx.now()) ?? null);
+  const account = await createAccount(ctx, principal, org, accountInput);
   if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
-  const issued = tokenInput ? await issueFor(ctx, org, account.id, tokenInput) : undefined;
+  const issued = tokenInput ? await issueFor(ctx, org, account.id, tokenInput, account.expiresAt) : undefined;
   return { account, issued };
-}
+});

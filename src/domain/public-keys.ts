@@ -7,7 +7,7 @@ import { newId } from "../lib/ids.ts";
 import { accountObject } from "./account-do.ts";
 import { accountFor } from "./accounts.ts";
 import type { Ctx } from "./context.ts";
-import type { Principal } from "./principal.ts";
+import { withPermission } from "./permissions.ts";
 
 /** Public keys (PEM SPKI or JWK; ES256, RS256, EdDSA) that authenticate an account by private_key_jwt. */
 
@@ -146,20 +146,31 @@ export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null
   return row;
 }
 
-export async function addKey(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: AddKeyInput) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
-  return addKeyTo(ctx, account.id, account.orgId, input);
-}
+/** A key authenticates the account with everything it holds: adding one hands a credential out, fully guarded. */
+export const addKey = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, input: AddKeyInput) => {
+    const { account } = await accountFor(gate, orgRef, accountId, "grants");
+    return addKeyTo(gate.ctx, account.id, account.orgId, input);
+  },
+  { guard: "covers" },
+);
 
-export async function listKeys(ctx: Ctx, principal: Principal, orgRef: string, accountId: string) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
-  return ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, account.id)).orderBy(publicKeys.createdAt);
-}
+export const listKeys = withPermission("service-accounts.read", async (gate, orgRef: string, accountId: string) => {
+  const { account } = await accountFor(gate, orgRef, accountId);
+  return gate.ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, account.id)).orderBy(publicKeys.createdAt);
+});
 
-export async function removeKey(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, keyId: string) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
-  const key = await ctx.db.select({ id: publicKeys.id }).from(publicKeys).where(and(eq(publicKeys.id, keyId), eq(publicKeys.accountId, account.id))).get();
-  if (!key) throw new ApiError("not_found", "Public key not found");
-  const outcome = await accountObject(ctx, account.id).removeKey(account.id, keyId, ctx.meta);
-  if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
-}
+/** Removing a key takes access away: the guard lets the account itself, and incident response, do it. */
+export const removeKey = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, keyId: string) => {
+    const { account } = await accountFor(gate, orgRef, accountId, "removes");
+    const ctx = gate.ctx;
+    const key = await ctx.db.select({ id: publicKeys.id }).from(publicKeys).where(and(eq(publicKeys.id, keyId), eq(publicKeys.accountId, account.id))).get();
+    if (!key) throw new ApiError("not_found", "Public key not found");
+    const outcome = await accountObject(ctx, account.id).removeKey(account.id, keyId, ctx.meta);
+    if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+  },
+  { guard: "covers" },
+);

@@ -1,12 +1,12 @@
 import { and, eq } from "drizzle-orm";
-import { environments, projects, roleAssignments, roles, type Org, type RoleAssignment, type ScopeType } from "../db/schema.ts";
+import { environments, projects, roleAssignments, roles, type Org, type RoleAssignment, type ScopeType, type ServiceAccount } from "../db/schema.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { newId } from "../lib/ids.ts";
 import { isUniqueViolation } from "../lib/sql-errors.ts";
 import { syncAccounts } from "./account-do.ts";
 import { auditInsert } from "./audit.ts";
 import type { Ctx } from "./context.ts";
-import { effectiveOperations, type Scope } from "./permissions.ts";
+import { effectiveOperations, isPlatformRoot, noteGuarded, OPERATIONS, type Gate, type Operation, type Scope } from "./permissions.ts";
 import { findRole, rolesById } from "./roles.ts";
 import type { Principal } from "./principal.ts";
 
@@ -68,26 +68,78 @@ async function scopeOf(ctx: Ctx, row: RoleAssignment): Promise<Scope> {
   return { orgId: row.orgId, projectId: e?.projectId, environmentId: row.scopeId };
 }
 
+/** What an account holds that the principal does not: operations, and the orgs they are held in. */
+interface Uncovered {
+  missing: string[];
+  orgIds: string[];
+}
+
 /**
- * No escalation through someone else's credentials: issuing or regenerating a token, adding a key,
- * editing or deleting an account needs every operation the account holds in its org. (Roles it
- * holds elsewhere through accepted invitations were granted knowing its home org controls it.)
+ * Everything the account holds, wherever it holds it, that the principal does not hold at the same
+ * place: each role assignment in every org (its home org and the orgs whose invitations it
+ * accepted), its platform permissions, and its downstream allowedScopes (which only a holder of
+ * `service-accounts.edit` in its home org could have given it).
  */
-export async function assertCovers(ctx: Ctx, principal: Principal, accountId: string, orgId: string): Promise<void> {
-  // An account may manage its own credentials, unless it acts through a narrowed JWT: one scoped
-  // to a few operations must not mint itself a credential holding all of them.
-  if (principal.accountId === accountId && !principal.scopeLimit && !principal.orgLimit) return;
-  const rows = await ctx.db.select().from(roleAssignments).where(and(eq(roleAssignments.accountId, accountId), eq(roleAssignments.orgId, orgId)));
+async function uncoveredBy(ctx: Ctx, principal: Principal, account: Pick<ServiceAccount, "id" | "orgId" | "allowedScopes" | "platformPermissions">): Promise<Uncovered> {
+  const rows = await ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, account.id));
   const defs = await rolesById(ctx, rows.map((r) => r.roleId));
   const missing = new Set<string>();
+  const orgIds = new Set<string>();
+  const note = (ops: string[], orgId: string | null) => {
+    for (const op of ops) missing.add(op);
+    if (ops.length > 0 && orgId) orgIds.add(orgId);
+  };
   for (const row of rows) {
     const role = defs.get(row.roleId);
-    if (!role) continue;
-    for (const op of await missingOperations(ctx, principal, role.operations, await scopeOf(ctx, row))) missing.add(op);
+    if (role) note(await missingOperations(ctx, principal, role.operations, await scopeOf(ctx, row)), row.orgId);
   }
-  if (missing.size > 0) {
-    throw new ApiError("permission_denied", `This account holds operations you do not: ${[...missing].join(", ")}`, { missing: [...missing] });
+  const platform = account.platformPermissions ?? [];
+  if (!isPlatformRoot(principal)) note(platform.filter((op) => !principal.platformPermissions.includes(op)), null);
+  if (account.orgId && downstreamScopes(account.allowedScopes).length > 0) {
+    note(await missingOperations(ctx, principal, ["service-accounts.edit"], { orgId: account.orgId }), account.orgId);
   }
+  return { missing: [...missing], orgIds: [...orgIds] };
+}
+
+/** allowedScopes that do not name a Keyward operation (those never count: Keyward's powers come from roles). */
+const downstreamScopes = (scopes: readonly string[] | null | undefined) => (scopes ?? []).filter((s) => !(s in OPERATIONS));
+
+/** Taking access away (revoke, remove a key or role, disable, delete) or handing it out (everything else). */
+export type GuardEffect = "grants" | "removes";
+
+const INCIDENT_RESPONSE: Operation = "service-accounts.incident-response";
+
+/**
+ * The no-escalation guard, the one for every write on another account's credentials and roles:
+ * the principal must hold everything the account holds, in every org where it holds it
+ * (`uncoveredBy`), or be the platform root. Otherwise a weaker admin could mint a credential
+ * worth more than itself (issue, regenerate, add a key, edit), or disarm a stronger admin
+ * (revoke, remove a key or a role, disable, delete).
+ *
+ * Two exceptions, both only for `removes`, which never hands the caller anything:
+ *   - an account may always take its own access away (its own tokens, keys);
+ *   - `service-accounts.incident-response` in the account's org lifts the guard, and marks every
+ *     audit event the change writes with `incidentResponse: true` (through the context it hands on).
+ * For `grants`, an account acting on itself passes only with an unnarrowed credential: a JWT
+ * scoped to a few operations must not mint its account a credential holding all of them.
+ */
+export async function assertCovers(ctx: Ctx, principal: Principal, account: ServiceAccount, effect: GuardEffect): Promise<Ctx> {
+  const self = principal.accountId === account.id;
+  if (self && (effect === "removes" || (!principal.scopeLimit && !principal.orgLimit))) return ctx;
+  const { missing, orgIds } = await uncoveredBy(ctx, principal, account);
+  if (missing.length === 0) return ctx;
+  if (effect === "removes" && account.orgId) {
+    const held = await effectiveOperations(ctx, principal, { orgId: account.orgId });
+    if (held?.has(INCIDENT_RESPONSE)) return { ...ctx, meta: { ...ctx.meta, incidentResponse: true } };
+  }
+  const where = orgIds.length > 0 ? ` (held in ${orgIds.join(", ")})` : "";
+  const lift = effect === "removes" ? `, or ${INCIDENT_RESPONSE} in its org to take its access away` : "";
+  throw new ApiError("permission_denied", `This account holds operations you do not${where}: ${missing.join(", ")}. Acting on its credentials or roles needs all of them${lift}`, { missing });
+}
+
+/** Runs the guard for an operation's target and hands the gate the context to write with. */
+export async function guardTarget(gate: Gate, account: ServiceAccount, effect: GuardEffect): Promise<void> {
+  noteGuarded(gate, await assertCovers(gate.ctx, gate.principal, account, effect));
 }
 
 export function assignmentInserts(ctx: Ctx, rows: RoleAssignment[]) {

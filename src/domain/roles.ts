@@ -8,7 +8,7 @@ import { auditInsert } from "./audit.ts";
 import { withdrawPending } from "./invitations.ts";
 import type { Ctx } from "./context.ts";
 import { orgFor } from "./orgs.ts";
-import { BUILTIN_ROLES, effectiveOperations, OPERATIONS, type Operation } from "./permissions.ts";
+import { BUILTIN_ROLES, effectiveOperations, OPERATIONS, withPermission, type Gate, type Operation } from "./permissions.ts";
 import type { Principal } from "./principal.ts";
 
 /** A role as the API shows it: built-in (same in every org) or custom (one org's). */
@@ -80,8 +80,9 @@ export interface RoleInput {
   assignableToServiceAccounts?: boolean | undefined;
 }
 
-export async function createRole(ctx: Ctx, principal: Principal, orgRef: string, input: RoleInput): Promise<RoleDef> {
-  const org = await orgFor(ctx, principal, orgRef, "roles.edit");
+export const createRole = withPermission("roles.edit", async (gate, orgRef: string, input: RoleInput): Promise<RoleDef> => {
+  const { ctx, principal } = gate;
+  const org = await orgFor(gate, orgRef);
   const operations = checkOperations(input.operations);
   assertFreeName(input.name);
   await assertHolds(ctx, principal, org, operations);
@@ -107,24 +108,24 @@ export async function createRole(ctx: Ctx, principal: Principal, orgRef: string,
     throw err;
   }
   return fromRow(row);
-}
+});
 
-export async function listRoles(ctx: Ctx, principal: Principal, orgRef: string): Promise<RoleDef[]> {
-  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
-  const custom = await ctx.db.select().from(roles).where(eq(roles.orgId, org.id)).orderBy(roles.createdAt);
+export const listRoles = withPermission("orgs.read", async (gate, orgRef: string): Promise<RoleDef[]> => {
+  const org = await orgFor(gate, orgRef);
+  const custom = await gate.ctx.db.select().from(roles).where(eq(roles.orgId, org.id)).orderBy(roles.createdAt);
   return [...BUILTIN_ROLES.map(fromBuiltin), ...custom.map(fromRow)];
-}
+});
 
-export async function getRole(ctx: Ctx, principal: Principal, orgRef: string, roleRef: string): Promise<RoleDef> {
-  const org = await orgFor(ctx, principal, orgRef, "orgs.read");
-  const role = await findRole(ctx, org.id, roleRef);
+export const getRole = withPermission("orgs.read", async (gate, orgRef: string, roleRef: string): Promise<RoleDef> => {
+  const org = await orgFor(gate, orgRef);
+  const role = await findRole(gate.ctx, org.id, roleRef);
   if (!role) throw notFound("Role");
   return role;
-}
+});
 
-async function customRoleFor(ctx: Ctx, principal: Principal, orgRef: string, roleRef: string) {
-  const org = await orgFor(ctx, principal, orgRef, "roles.edit");
-  const role = await findRole(ctx, org.id, roleRef);
+async function customRoleFor(gate: Gate, orgRef: string, roleRef: string) {
+  const org = await orgFor(gate, orgRef);
+  const role = await findRole(gate.ctx, org.id, roleRef);
   if (!role) throw notFound("Role");
   if (role.builtin) throw new ApiError("bad_request", "Built-in roles cannot be changed or deleted");
   return { org, role };
@@ -136,8 +137,9 @@ async function syncHolders(ctx: Ctx, roleId: string, holders?: string[]) {
   await syncAccounts(ctx, ids);
 }
 
-export async function patchRole(ctx: Ctx, principal: Principal, orgRef: string, roleRef: string, input: Partial<RoleInput>): Promise<RoleDef> {
-  const { org, role } = await customRoleFor(ctx, principal, orgRef, roleRef);
+export const patchRole = withPermission("roles.edit", async (gate, orgRef: string, roleRef: string, input: Partial<RoleInput>): Promise<RoleDef> => {
+  const { ctx, principal } = gate;
+  const { org, role } = await customRoleFor(gate, orgRef, roleRef);
   const operations = input.operations ? checkOperations(input.operations) : role.operations;
   await assertHolds(ctx, principal, org, [...operations, ...role.operations]);
   const set = {
@@ -159,11 +161,12 @@ export async function patchRole(ctx: Ctx, principal: Principal, orgRef: string, 
   }
   await syncHolders(ctx, role.id);
   return { ...role, ...set };
-}
+});
 
 /** Deleting a role removes every assignment of it. */
-export async function deleteRole(ctx: Ctx, principal: Principal, orgRef: string, roleRef: string): Promise<void> {
-  const { org, role } = await customRoleFor(ctx, principal, orgRef, roleRef);
+export const deleteRole = withPermission("roles.edit", async (gate, orgRef: string, roleRef: string): Promise<void> => {
+  const { ctx, principal } = gate;
+  const { org, role } = await customRoleFor(gate, orgRef, roleRef);
   await assertHolds(ctx, principal, org, role.operations);
   const holders = (await ctx.db.selectDistinct({ id: roleAssignments.accountId }).from(roleAssignments).where(eq(roleAssignments.roleId, role.id))).map((r) => r.id);
   await ctx.db.batch([
@@ -173,4 +176,4 @@ export async function deleteRole(ctx: Ctx, principal: Principal, orgRef: string,
     auditInsert(ctx, { action: "role.deleted", orgId: org.id, targetType: "role", targetId: role.id, details: { name: role.name, holders: holders.length } }),
   ]);
   await syncHolders(ctx, role.id, holders);
-}
+});

@@ -5,8 +5,8 @@ import { keyset, toPage, type PageQuery } from "../lib/pagination.ts";
 import { accountObject, unwrap } from "./account-do.ts";
 import { accountFor } from "./accounts.ts";
 import type { Ctx } from "./context.ts";
-import { DEFAULT_POLICY, orgFor } from "./orgs.ts";
-import type { Principal } from "./principal.ts";
+import { orgFor, policyOf } from "./orgs.ts";
+import { withPermission } from "./permissions.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_GRACE_SECONDS = 86_400;
@@ -24,8 +24,14 @@ export interface IssueTokenInput {
   expiresInSeconds?: number | undefined;
 }
 
-/** The token's expiry from the request, capped by the org policy (a longer request is a 400, never clipped). */
-export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: number): number | null {
+const isoOf = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The token's expiry from the request, within two limits: the org policy's maximum lifetime and the
+ * account's own expiry. A request beyond either is a 400 naming the limit (never clipped); no
+ * requested expiry gets the nearer of the two (or none when neither applies).
+ */
+export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: number, accountExpiresAt: number | null = null): number | null {
   if (input.expiresAt !== undefined && input.expiresInSeconds !== undefined) {
     throw new ApiError("validation_failed", "Give expiresAt or expiresInSeconds, not both", {
       errors: [{ path: "body.expiresAt", message: "Mutually exclusive with expiresInSeconds" }],
@@ -40,27 +46,43 @@ export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: numb
     }
   }
   const maxDays = policy.maxTokenLifetimeDays;
-  if (maxDays !== null) {
-    const cap = now + maxDays * DAY_MS;
-    if (expiresAt === null) return cap;
-    if (expiresAt > cap) {
-      throw new ApiError("token_lifetime_exceeded", `The org's policy allows tokens of at most ${maxDays} days`);
-    }
+  const policyCap = maxDays === null ? null : now + maxDays * DAY_MS;
+  if (expiresAt !== null && policyCap !== null && expiresAt > policyCap) {
+    throw new ApiError(
+      "token_lifetime_exceeded",
+      `The org's policy allows tokens of at most ${maxDays} days (until ${isoOf(policyCap)}); ask for that or less, or give no expiry to get the longest allowed`,
+    );
   }
-  return expiresAt;
+  // An account already past its validity is refused when the token is issued (account_not_active).
+  const accountCap = accountExpiresAt !== null && accountExpiresAt > now ? accountExpiresAt : null;
+  if (expiresAt !== null && accountCap !== null && expiresAt > accountCap) {
+    throw new ApiError(
+      "token_lifetime_exceeded",
+      `The service account expires at ${isoOf(accountCap)}; ask for a token expiring then or sooner (or extend the account's validity first), or give no expiry to get the account's`,
+    );
+  }
+  if (expiresAt !== null) return expiresAt;
+  const caps = [policyCap, accountCap].filter((c): c is number => c !== null);
+  return caps.length > 0 ? Math.min(...caps) : null;
 }
-
-export const policyOf = (org: Org | null): OrgPolicy => ({ ...DEFAULT_POLICY, ...org?.policy });
 
 /** Issues a token through the account's Durable Object, which applies the active-token limit atomically. */
-export async function issueToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, input: IssueTokenInput) {
-  const { org, account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
-  return issueFor(ctx, org, account.id, input);
-}
+export const issueToken = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, input: IssueTokenInput) => {
+    const { org, account } = await accountFor(gate, orgRef, accountId, "grants");
+    return issueFor(gate.ctx, org, account.id, input, account.expiresAt);
+  },
+  { guard: "covers" },
+);
 
-export async function issueFor(ctx: Ctx, org: Org | null, accountId: string, input: IssueTokenInput) {
+/**
+ * Issues a token for an account the caller was authorized for. `accountExpiresAt` is the account's
+ * validity (the token never outlives it); platform accounts have none.
+ */
+export async function issueFor(ctx: Ctx, org: Org | null, accountId: string, input: IssueTokenInput, accountExpiresAt: number | null = null) {
   const policy = policyOf(org);
-  const expiresAt = tokenExpiry(input, policy, ctx.now());
+  const expiresAt = tokenExpiry(input, policy, ctx.now(), accountExpiresAt);
   const stub = accountObject(ctx, accountId);
   return unwrap(
     await stub.issueToken({ accountId, name: input.name ?? null, expiresAt, limit: policy.maxActiveTokensPerAccount }, ctx.meta),
@@ -103,23 +125,33 @@ async function tokenPage(ctx: Ctx, where: SQL, q: TokenReview) {
   return toPage(rows, q.limit, (r) => r);
 }
 
-export async function listTokens(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, q: TokenReview) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.read");
-  return tokenPage(ctx, eq(accessTokens.accountId, account.id), q);
-}
+export const listTokens = withPermission("service-accounts.read", async (gate, orgRef: string, accountId: string, q: TokenReview) => {
+  const { account } = await accountFor(gate, orgRef, accountId);
+  return tokenPage(gate.ctx, eq(accessTokens.accountId, account.id), q);
+});
 
 /** Every token of the org matching the review filters (e.g. expiring within 7 days). */
-export async function listOrgTokens(ctx: Ctx, principal: Principal, orgRef: string, q: TokenReview) {
-  const org = await orgFor(ctx, principal, orgRef, "service-accounts.read");
-  return tokenPage(ctx, eq(accessTokens.orgId, org.id), q);
-}
+export const listOrgTokens = withPermission("service-accounts.read", async (gate, orgRef: string, q: TokenReview) => {
+  const org = await orgFor(gate, orgRef);
+  return tokenPage(gate.ctx, eq(accessTokens.orgId, org.id), q);
+});
 
-export async function revokeToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, tokenId: string) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit");
-  return unwrap(await accountObject(ctx, account.id).revokeToken(account.id, tokenId, ctx.meta)).token;
-}
+/** Revoking takes access away: the guard lets the account itself, and incident response, do it. */
+export const revokeToken = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, tokenId: string) => {
+    const { account } = await accountFor(gate, orgRef, accountId, "removes");
+    return unwrap(await accountObject(gate.ctx, account.id).revokeToken(account.id, tokenId, gate.ctx.meta)).token;
+  },
+  { guard: "covers" },
+);
 
-export async function regenerateToken(ctx: Ctx, principal: Principal, orgRef: string, accountId: string, tokenId: string, graceSeconds: number) {
-  const { account } = await accountFor(ctx, principal, orgRef, accountId, "service-accounts.access-tokens.edit", true);
-  return unwrap(await accountObject(ctx, account.id).regenerateToken(account.id, tokenId, graceSeconds, ctx.meta));
-}
+/** A new secret, same expiry (so never past the account's): it hands a credential out, fully guarded. */
+export const regenerateToken = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, tokenId: string, graceSeconds: number) => {
+    const { account } = await accountFor(gate, orgRef, accountId, "grants");
+    return unwrap(await accountObject(gate.ctx, account.id).regenerateToken(account.id, tokenId, graceSeconds, gate.ctx.meta));
+  },
+  { guard: "covers" },
+);

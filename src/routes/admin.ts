@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { getKeyset, rotateSigningKey } from "../domain/jwt.ts";
-import { authorizePlatform } from "../domain/permissions.ts";
+import { withPermission } from "../domain/permissions.ts";
+import { listSigningKeys, rotateSigningKeys } from "../domain/platform-admin.ts";
 import type { Keyset } from "../domain/signing-keys.ts";
 import { JOBS, runJobs } from "../cron/index.ts";
 import { ctxOf, errors, iso, jsonBody, jsonResponse, needs, router } from "./common.ts";
@@ -28,19 +28,17 @@ export const rotateBody = z
 /** Platform administration (root only). */
 export const adminRoutes = router()
   .openapi(
-    createRoute({ method: "get", path: "/signing-keys", tags: ["Platform"], summary: "The JWT signing keys (public facts only)", ...needs("platform.root"), responses: { 200: jsonResponse("Keys", keysSchema), ...errors(401, 403) } }),
+    createRoute({ method: "get", path: "/signing-keys", tags: ["Platform"], summary: "The JWT signing keys (public facts only)", ...needs(listSigningKeys), responses: { 200: jsonResponse("Keys", keysSchema), ...errors(401, 403) } }),
     async (c) => {
-      authorizePlatform(c.get("principal"), "platform.root");
       const ctx = ctxOf(c);
-      return c.json(describe(await getKeyset(ctx), ctx.now()), 200);
+      return c.json(describe(await listSigningKeys(ctx, c.get("principal")), ctx.now()), 200);
     },
   )
   .openapi(
-    createRoute({ method: "post", path: "/signing-keys/rotate", tags: ["Platform"], summary: "Rotate the JWT signing key", ...needs("platform.root"), request: jsonBody(rotateBody, false), responses: { 200: jsonResponse("Keys after the rotation", keysSchema.extend({ kid: z.string() })), ...errors(400, 401, 403) } }),
+    createRoute({ method: "post", path: "/signing-keys/rotate", tags: ["Platform"], summary: "Rotate the JWT signing key", ...needs(rotateSigningKeys), request: jsonBody(rotateBody, false), responses: { 200: jsonResponse("Keys after the rotation", keysSchema.extend({ kid: z.string() })), ...errors(400, 401, 403) } }),
     async (c) => {
-      authorizePlatform(c.get("principal"), "platform.root");
       const ctx = ctxOf(c);
-      const { keyset, kid } = await rotateSigningKey(ctx, c.req.valid("json")?.activateInSeconds ?? ctx.config.JWKS_MAX_AGE_SECONDS);
+      const { keyset, kid } = await rotateSigningKeys(ctx, c.get("principal"), c.req.valid("json")?.activateInSeconds ?? ctx.config.JWKS_MAX_AGE_SECONDS);
       return c.json({ kid, ...describe(keyset, ctx.now()) }, 200);
     },
   );
@@ -50,12 +48,15 @@ export const runJobsBody = z
   .strict()
   .openapi("RunJobs", { example: { jobs: ["purge"] } });
 
+/** The scheduled jobs, run on demand (the jobs live above the domain, so the operation is defined here). */
+const runJobsNow = withPermission("platform.root", async (gate, jobs: string[] | undefined) => {
+  gate.authorizePlatform();
+  return runJobs(gate.ctx.env, { jobs });
+});
+
 const runSummarySchema = z.object({ jobs: z.record(z.string(), z.record(z.string(), z.unknown())), durationMs: z.number() }).openapi("JobRunSummary");
 
 adminRoutes.openapi(
-  createRoute({ method: "post", path: "/jobs/run", tags: ["Platform"], summary: "Run the scheduled jobs now (one batch each)", ...needs("platform.root"), request: jsonBody(runJobsBody, false), responses: { 200: jsonResponse("What each job did", runSummarySchema), ...errors(400, 401, 403) } }),
-  async (c) => {
-    authorizePlatform(c.get("principal"), "platform.root");
-    return c.json(await runJobs(c.env, { jobs: c.req.valid("json")?.jobs }), 200);
-  },
+  createRoute({ method: "post", path: "/jobs/run", tags: ["Platform"], summary: "Run the scheduled jobs now (one batch each)", ...needs(runJobsNow), request: jsonBody(runJobsBody, false), responses: { 200: jsonResponse("What each job did", runSummarySchema), ...errors(400, 401, 403) } }),
+  async (c) => c.json(await runJobsNow(ctxOf(c), c.get("principal"), c.req.valid("json")?.jobs), 200),
 );

@@ -40,7 +40,7 @@ const toDto = (e: AuditEvent) => ({
 const tags = ["Audit"];
 
 export const orgAuditRoutes = router().openapi(
-  createRoute({ method: "get", path: "/{org}/audit-events", tags, summary: "The org's audit log, newest first", ...needs("audit.read"), request: { params: z.object({ org: z.string().max(100) }), query: auditQuery }, responses: { 200: jsonResponse("A page of events", pageOf(auditEventSchema)), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: "get", path: "/{org}/audit-events", tags, summary: "The org's audit log, newest first", ...needs(orgAuditEvents), request: { params: z.object({ org: z.string().max(100) }), query: auditQuery }, responses: { 200: jsonResponse("A page of events", pageOf(auditEventSchema)), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const page = await orgAuditEvents(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
     return c.json({ items: page.items.map(toDto), nextCursor: page.nextCursor }, 200);
@@ -48,7 +48,7 @@ export const orgAuditRoutes = router().openapi(
 );
 
 export const platformAuditRoutes = router().openapi(
-  createRoute({ method: "get", path: "/", tags, summary: "Platform-level events (no org), newest first", ...needs("platform.root"), request: { query: auditQuery }, responses: { 200: jsonResponse("A page of events", pageOf(auditEventSchema)), ...errors(400, 401, 403) } }),
+  createRoute({ method: "get", path: "/", tags, summary: "Platform-level events (no org), newest first", ...needs(platformAuditEvents), request: { query: auditQuery }, responses: { 200: jsonResponse("A page of events", pageOf(auditEventSchema)), ...errors(400, 401, 403) } }),
   async (c) => {
     const page = await platformAuditEvents(ctxOf(c), c.get("principal"), c.req.valid("query"));
     return c.json({ items: page.items.map(toDto), nextCursor: page.nextCursor }, 200);

@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createCtx, type Ctx } from "../domain/context.ts";
+import type { PermissionedOperation } from "../domain/permissions.ts";
 import type { AppEnv, Bindings } from "../env.ts";
 import { ApiError, problemSchema, validationError } from "../errors.ts";
 
@@ -90,11 +91,19 @@ export const pageOf = <T extends z.ZodType>(item: T) =>
 
 export const security = [{ bearer: [] }];
 
-/** Route metadata naming the operation a route needs (shown in the OpenAPI document and the README). */
-export const needs = (operation: string) => ({
+const GUARD_TEXT =
+  " The caller must also hold everything the account holds, in every org where it holds it (the no-escalation guard); to take access away" +
+  " (revoke, remove a key or a role, disable, delete), `service-accounts.incident-response` or being the account itself also does, and the audit log marks incident responses.";
+
+/**
+ * Route metadata read from the domain operation the handler calls (`withPermission`): the
+ * permission it documents (`x-required-permission`) is the one the operation enforces.
+ */
+export const needs = (operation: Pick<PermissionedOperation<never, unknown>, "permission" | "guard">) => ({
   security,
-  "x-required-permission": operation,
-  description: `Requires \`${operation}\`.`,
+  "x-required-permission": operation.permission,
+  ...(operation.guard === "covers" ? { "x-escalation-guard": true } : {}),
+  description: `Requires \`${operation.permission}\`.${operation.guard === "covers" ? GUARD_TEXT : ""}`,
 });
 
 /**

@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { AccessToken, Environment, Org, Project, RoleAssignment, ServiceAccount } from "../db/schema.ts";
 import { accountStatus } from "../domain/accounts.ts";
+import { policyOf } from "../domain/orgs.ts";
 import { tokenStatus } from "../domain/tokens.ts";
 import { findBuiltinRole } from "../domain/permissions.ts";
 import { iso } from "./common.ts";
@@ -9,10 +10,21 @@ import { iso } from "./common.ts";
 
 const timestamp = z.string().openapi({ format: "date-time", example: "2026-11-23T12:00:00.000Z" });
 
+/** An RFC 6749 scope-token (NQCHAR, no spaces or quotes), 1-128 characters. */
+export const scopeName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "1-128 printable ASCII characters, without spaces, quotes or backslashes");
+
 export const orgPolicySchema = z.object({
   maxActiveTokensPerAccount: z.number().int().min(1).max(10).openapi({ description: "Active access tokens one account may hold (the one-active-token rule is 1)" }),
   maxTokenLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on an access token's lifetime" }),
   unusedTokenRevokeAfterDays: z.number().int().min(1).max(3650).nullable(),
+  scopes: z
+    .array(scopeName)
+    .max(100)
+    .openapi({ description: "Scopes of the org's downstream APIs that its accounts' allowedScopes may name; never a Keyward operation (those come from roles)" }),
 });
 
 export const orgSchema = z
@@ -23,7 +35,7 @@ export const toOrgDto = (o: Org): OrgDto => ({
   id: o.id,
   slug: o.slug,
   name: o.name,
-  policy: o.policy,
+  policy: policyOf(o),
   createdAt: iso(o.createdAt)!,
   updatedAt: iso(o.updatedAt)!,
 });

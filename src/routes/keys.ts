@@ -28,21 +28,21 @@ const tags = ["Public keys"];
 
 export const keyRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "Register a public key for private_key_jwt", ...needs("service-accounts.access-tokens.edit"), request: { params: saParam, ...jsonBody(addKeyBody) }, responses: { 201: jsonResponse("The key", keySchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "Register a public key for private_key_jwt", ...needs(addKey), request: { params: saParam, ...jsonBody(addKeyBody) }, responses: { 201: jsonResponse("The key", keySchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       return c.json(toKeyDto(await addKey(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 201);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "List an account's public keys", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("Keys", pageOf(keySchema)), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "List an account's public keys", ...needs(listKeys), request: { params: saParam }, responses: { 200: jsonResponse("Keys", pageOf(keySchema)), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       return c.json({ items: (await listKeys(ctxOf(c), c.get("principal"), org, sa)).map(toKeyDto), nextCursor: null }, 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/keys/{key}", tags, summary: "Remove a public key", ...needs("service-accounts.access-tokens.edit"), request: { params: keyParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/keys/{key}", tags, summary: "Remove a public key", ...needs(removeKey), request: { params: keyParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa, key } = c.req.valid("param");
       await removeKey(ctxOf(c), c.get("principal"), org, sa, key);

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createOrg, listOrgs, orgFor, patchOrg } from "../domain/orgs.ts";
-import { createEnvironment, createProject, deleteEnvironment, deleteProject, environmentFor, listEnvironments, listProjects, projectFor } from "../domain/projects.ts";
+import { createOrg, listOrgs, patchOrg, readOrg } from "../domain/orgs.ts";
+import { createEnvironment, createProject, deleteEnvironment, deleteProject, listEnvironments, listProjects, readEnvironment, readProject } from "../domain/projects.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router, slugSchema } from "./common.ts";
 import { environmentSchema, orgPolicySchema, orgSchema, projectSchema, toEnvironmentDto, toOrgDto, toProjectDto } from "./dto.ts";
 
@@ -18,7 +18,7 @@ const tags = ["Organizations"];
 
 export const orgRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/", tags, summary: "Create an org", ...needs("platform.root"), request: jsonBody(createOrgBody), responses: { 201: jsonResponse("The org", orgSchema), ...errors(400, 401, 403, 409) } }),
+    createRoute({ method: "post", path: "/", tags, summary: "Create an org", ...needs(createOrg), request: jsonBody(createOrgBody), responses: { 201: jsonResponse("The org", orgSchema), ...errors(400, 401, 403, 409) } }),
     async (c) => c.json(toOrgDto(await createOrg(ctxOf(c), c.get("principal"), c.req.valid("json"))), 201),
   )
   .openapi(
@@ -29,33 +29,33 @@ export const orgRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}", tags, summary: "Read an org and its policy", ...needs("orgs.read"), request: { params: orgParam }, responses: { 200: jsonResponse("The org", orgSchema), ...errors(401, 403, 404) } }),
-    async (c) => c.json(toOrgDto(await orgFor(ctxOf(c), c.get("principal"), c.req.valid("param").org, "orgs.read")), 200),
+    createRoute({ method: "get", path: "/{org}", tags, summary: "Read an org and its policy", ...needs(readOrg), request: { params: orgParam }, responses: { 200: jsonResponse("The org", orgSchema), ...errors(401, 403, 404) } }),
+    async (c) => c.json(toOrgDto(await readOrg(ctxOf(c), c.get("principal"), c.req.valid("param").org)), 200),
   )
   .openapi(
-    createRoute({ method: "patch", path: "/{org}", tags, summary: "Rename an org or set its policy", ...needs("orgs.admin"), request: { params: orgParam, ...jsonBody(patchOrgBody) }, responses: { 200: jsonResponse("The org", orgSchema), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "patch", path: "/{org}", tags, summary: "Rename an org or set its policy", ...needs(patchOrg), request: { params: orgParam, ...jsonBody(patchOrgBody) }, responses: { 200: jsonResponse("The org", orgSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => c.json(toOrgDto(await patchOrg(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("json"))), 200),
   )
   .openapi(
-    createRoute({ method: "post", path: "/{org}/projects", tags: ["Projects"], summary: "Create a project", ...needs("orgs.admin"), request: { params: orgParam, ...jsonBody(nodeBody) }, responses: { 201: jsonResponse("The project", projectSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/projects", tags: ["Projects"], summary: "Create a project", ...needs(createProject), request: { params: orgParam, ...jsonBody(nodeBody) }, responses: { 201: jsonResponse("The project", projectSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => c.json(toProjectDto(await createProject(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("json"))), 201),
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/projects", tags: ["Projects"], summary: "List projects", ...needs("orgs.read"), request: { params: orgParam, query: pageQuery }, responses: { 200: jsonResponse("A page of projects", pageOf(projectSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/projects", tags: ["Projects"], summary: "List projects", ...needs(listProjects), request: { params: orgParam, query: pageQuery }, responses: { 200: jsonResponse("A page of projects", pageOf(projectSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const page = await listProjects(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
       return c.json({ items: page.items.map(toProjectDto), nextCursor: page.nextCursor }, 200);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/projects/{prj}", tags: ["Projects"], summary: "Read a project", ...needs("orgs.read"), request: { params: projectParam }, responses: { 200: jsonResponse("The project", projectSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/projects/{prj}", tags: ["Projects"], summary: "Read a project", ...needs(readProject), request: { params: projectParam }, responses: { 200: jsonResponse("The project", projectSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, prj } = c.req.valid("param");
-      return c.json(toProjectDto(await projectFor(ctxOf(c), c.get("principal"), org, prj, "orgs.read")), 200);
+      return c.json(toProjectDto(await readProject(ctxOf(c), c.get("principal"), org, prj)), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/projects/{prj}", tags: ["Projects"], summary: "Delete a project, its environments and the roles granted on them", ...needs("orgs.admin"), request: { params: projectParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/projects/{prj}", tags: ["Projects"], summary: "Delete a project, its environments and the roles granted on them", ...needs(deleteProject), request: { params: projectParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, prj } = c.req.valid("param");
       await deleteProject(ctxOf(c), c.get("principal"), org, prj);
@@ -63,14 +63,14 @@ export const orgRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "post", path: "/{org}/projects/{prj}/environments", tags: ["Projects"], summary: "Create an environment", ...needs("orgs.admin"), request: { params: projectParam, ...jsonBody(nodeBody) }, responses: { 201: jsonResponse("The environment", environmentSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/projects/{prj}/environments", tags: ["Projects"], summary: "Create an environment", ...needs(createEnvironment), request: { params: projectParam, ...jsonBody(nodeBody) }, responses: { 201: jsonResponse("The environment", environmentSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, prj } = c.req.valid("param");
       return c.json(toEnvironmentDto(await createEnvironment(ctxOf(c), c.get("principal"), org, prj, c.req.valid("json"))), 201);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/projects/{prj}/environments", tags: ["Projects"], summary: "List environments", ...needs("orgs.read"), request: { params: projectParam, query: pageQuery }, responses: { 200: jsonResponse("A page of environments", pageOf(environmentSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/projects/{prj}/environments", tags: ["Projects"], summary: "List environments", ...needs(listEnvironments), request: { params: projectParam, query: pageQuery }, responses: { 200: jsonResponse("A page of environments", pageOf(environmentSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const { org, prj } = c.req.valid("param");
       const page = await listEnvironments(ctxOf(c), c.get("principal"), org, prj, c.req.valid("query"));
@@ -78,14 +78,14 @@ export const orgRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/projects/{prj}/environments/{env}", tags: ["Projects"], summary: "Read an environment", ...needs("orgs.read"), request: { params: envParam }, responses: { 200: jsonResponse("The environment", environmentSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/projects/{prj}/environments/{env}", tags: ["Projects"], summary: "Read an environment", ...needs(readEnvironment), request: { params: envParam }, responses: { 200: jsonResponse("The environment", environmentSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, prj, env } = c.req.valid("param");
-      return c.json(toEnvironmentDto(await environmentFor(ctxOf(c), c.get("principal"), org, prj, env, "orgs.read")), 200);
+      return c.json(toEnvironmentDto(await readEnvironment(ctxOf(c), c.get("principal"), org, prj, env)), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/projects/{prj}/environments/{env}", tags: ["Projects"], summary: "Delete an environment and the roles granted on it", ...needs("orgs.admin"), request: { params: envParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/projects/{prj}/environments/{env}", tags: ["Projects"], summary: "Delete an environment and the roles granted on it", ...needs(deleteEnvironment), request: { params: envParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, prj, env } = c.req.valid("param");
       await deleteEnvironment(ctxOf(c), c.get("principal"), org, prj, env);

@@ -24,14 +24,14 @@ const createdSchema = z
 /** `/api/service-accounts`: platform-level OAuth clients (root only). */
 export const platformAccountRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/", tags: ["Platform"], summary: "Create a platform-level service account (an OAuth client)", ...needs("platform.root"), request: jsonBody(createPlatformAccountBody), responses: { 201: jsonResponse("The client", createdSchema), ...errors(400, 401, 403, 409) } }),
+    createRoute({ method: "post", path: "/", tags: ["Platform"], summary: "Create a platform-level service account (an OAuth client)", ...needs(createPlatformAccount), request: jsonBody(createPlatformAccountBody), responses: { 201: jsonResponse("The client", createdSchema), ...errors(400, 401, 403, 409) } }),
     async (c) => {
       const { account, clientSecret } = await createPlatformAccount(ctxOf(c), c.get("principal"), c.req.valid("json"));
       return c.json({ clientId: account.id, ...(clientSecret ? { clientSecret } : {}), clientIdIssuedAt: Math.floor(account.createdAt / 1000) }, 201);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{clientId}", tags: ["Platform"], summary: "Delete a platform-level service account", ...needs("platform.root"), request: { params: z.object({ clientId: z.string().max(100) }) }, responses: { 204: { description: "Deleted; every credential is dead" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{clientId}", tags: ["Platform"], summary: "Delete a platform-level service account", ...needs(deletePlatformAccount), request: { params: z.object({ clientId: z.string().max(100) }) }, responses: { 204: { description: "Deleted; every credential is dead" }, ...errors(401, 403, 404) } }),
     async (c) => {
       await deletePlatformAccount(ctxOf(c), c.get("principal"), c.req.valid("param").clientId);
       return c.body(null, 204);

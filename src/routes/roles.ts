@@ -23,29 +23,29 @@ const tags = ["Roles"];
 
 export const roleRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/{org}/roles", tags, summary: "Create a custom role (only with operations you hold)", ...needs("roles.edit"), request: { params: orgParam, ...jsonBody(roleBody) }, responses: { 201: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/roles", tags, summary: "Create a custom role (only with operations you hold)", ...needs(createRole), request: { params: orgParam, ...jsonBody(roleBody) }, responses: { 201: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => c.json(toRoleDto(await createRole(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("json"))), 201),
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/roles", tags, summary: "List built-in and custom roles", ...needs("orgs.read"), request: { params: orgParam }, responses: { 200: jsonResponse("Roles", pageOf(roleSchema)), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/roles", tags, summary: "List built-in and custom roles", ...needs(listRoles), request: { params: orgParam }, responses: { 200: jsonResponse("Roles", pageOf(roleSchema)), ...errors(401, 403, 404) } }),
     async (c) => c.json({ items: (await listRoles(ctxOf(c), c.get("principal"), c.req.valid("param").org)).map(toRoleDto), nextCursor: null }, 200),
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/roles/{role}", tags, summary: "Read a role", ...needs("orgs.read"), request: { params: roleParam }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/roles/{role}", tags, summary: "Read a role", ...needs(getRole), request: { params: roleParam }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, role } = c.req.valid("param");
       return c.json(toRoleDto(await getRole(ctxOf(c), c.get("principal"), org, role)), 200);
     },
   )
   .openapi(
-    createRoute({ method: "patch", path: "/{org}/roles/{role}", tags, summary: "Edit a custom role (its holders' JWT claims follow)", ...needs("roles.edit"), request: { params: roleParam, ...jsonBody(roleBody.partial().strict().openapi({ example: { description: "Reads accounts", operations: ["service-accounts.read"] } })) }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "patch", path: "/{org}/roles/{role}", tags, summary: "Edit a custom role (its holders' JWT claims follow)", ...needs(patchRole), request: { params: roleParam, ...jsonBody(roleBody.partial().strict().openapi({ example: { description: "Reads accounts", operations: ["service-accounts.read"] } })) }, responses: { 200: jsonResponse("The role", roleSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, role } = c.req.valid("param");
       return c.json(toRoleDto(await patchRole(ctxOf(c), c.get("principal"), org, role, c.req.valid("json"))), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/roles/{role}", tags, summary: "Delete a custom role and every assignment of it", ...needs("roles.edit"), request: { params: roleParam }, responses: { 204: { description: "Deleted" }, ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/roles/{role}", tags, summary: "Delete a custom role and every assignment of it", ...needs(deleteRole), request: { params: roleParam }, responses: { 204: { description: "Deleted" }, ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const { org, role } = c.req.valid("param");
       await deleteRole(ctxOf(c), c.get("principal"), org, role);

@@ -1,10 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { accountFor, createAccount, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount } from "../domain/accounts.ts";
-import { assign, listAssignments, operationsAt, unassign } from "../domain/role-assignments.ts";
+import { accountPermissions, assignRole, listAccountAssignments, unassignRole } from "../domain/account-roles.ts";
+import { accountUsage, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount, readAccount } from "../domain/accounts.ts";
 import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, nameText, needs, pageOf, pageQuery, router } from "./common.ts";
-import { accountSchema, assignmentSchema, issuedTokenSchema, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
+import { accountSchema, assignmentSchema, issuedTokenSchema, scopeName, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../domain/provision.ts";
-import { exchangeCounts } from "../domain/usage.ts";
 import { parseCidr } from "../lib/cidr.ts";
 import { publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
@@ -15,6 +14,10 @@ const cidrs = z
   .max(50)
   .openapi({ description: "Networks the credentials may be used from (checked against CF-Connecting-IP); empty for anywhere", example: ["10.0.0.0/8", "2001:db8::/32"] });
 const externalId = displayText(256);
+const allowedScopes = z
+  .array(scopeName)
+  .max(50)
+  .openapi({ description: "Downstream scopes its JWTs may carry: names the org declared in policy.scopes, never a Keyward operation (those come from roles)" });
 const validity = {
   daysValid: z.number().int().min(1).max(MAX_VALIDITY_DAYS).optional().openapi({ description: "Days the account stays valid (1..730)" }),
   expiresAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "Or an explicit end of validity (within 730 days)" }),
@@ -38,7 +41,7 @@ export const createAccountBody = z
     roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
     permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
     allowedCidrs: cidrs.optional(),
-    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional().openapi({ description: "Extra scopes its JWTs may carry (RFC 6749 scope tokens)", example: ["billing:read"] }),
+    allowedScopes: allowedScopes.optional(),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
@@ -56,7 +59,7 @@ export const patchAccountBody = z
     externalId: externalId.nullable().optional(),
     status: z.enum(["active", "disabled"]).optional(),
     allowedCidrs: cidrs.optional(),
-    allowedScopes: z.array(z.string().min(1).max(128).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(50).optional(),
+    allowedScopes: allowedScopes.optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })
@@ -87,44 +90,43 @@ const tags = ["Service accounts"];
 
 export const serviceAccountRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/{org}/service-accounts", tags, summary: "Create a service account", ...needs("service-accounts.edit"), request: { params: orgParam, ...jsonBody(createAccountBody) }, responses: { 201: jsonResponse("The account (and its token, shown once, if issueToken was set)", createdSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
+    createRoute({ method: "post", path: "/{org}/service-accounts", tags, summary: "Create a service account", ...needs(provisionAccount), request: { params: orgParam, ...jsonBody(createAccountBody) }, responses: { 201: jsonResponse("The account (and its token, shown once, if issueToken was set)", createdSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
     async (c) => {
       const { account, issued } = await provisionAccount(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("json"));
       return c.json({ ...toAccountDto(account), ...(issued ? { token: toIssuedTokenDto(issued.token, issued.secret) } : {}) }, 201);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts", tags, summary: "List and search service accounts", ...needs("service-accounts.read"), request: { params: orgParam, query: listQuery }, responses: { 200: jsonResponse("A page of accounts", pageOf(accountSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts", tags, summary: "List and search service accounts", ...needs(listAccounts), request: { params: orgParam, query: listQuery }, responses: { 200: jsonResponse("A page of accounts", pageOf(accountSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const page = await listAccounts(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
       return c.json({ items: page.items.map((a) => toAccountDto(a)), nextCursor: page.nextCursor }, 200);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}", tags, summary: "Read a service account", ...needs(readAccount), request: { params: saParam }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      return c.json(toAccountDto((await accountFor(ctxOf(c), c.get("principal"), org, sa, "service-accounts.read")).account), 200);
+      return c.json(toAccountDto(await readAccount(ctxOf(c), c.get("principal"), org, sa)), 200);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/usage", tags, summary: "Recent use: last use and JWTs issued in the last 24 h and 30 days", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("Usage", usageSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/usage", tags, summary: "Recent use: last use and JWTs issued in the last 24 h and 30 days", ...needs(accountUsage), request: { params: saParam }, responses: { 200: jsonResponse("Usage", usageSchema), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      const ctx = ctxOf(c);
-      const { account } = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
-      return c.json({ accountId: account.id, lastUsedAt: iso(account.lastUsedAt), ...(await exchangeCounts(ctx, account.id)) }, 200);
+      const { account, ...counts } = await accountUsage(ctxOf(c), c.get("principal"), org, sa);
+      return c.json({ accountId: account.id, lastUsedAt: iso(account.lastUsedAt), ...counts }, 200);
     },
   )
   .openapi(
-    createRoute({ method: "patch", path: "/{org}/service-accounts/{sa}", tags, summary: "Edit, disable or re-enable a service account", ...needs("service-accounts.edit"), request: { params: saParam, ...jsonBody(patchAccountBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "patch", path: "/{org}/service-accounts/{sa}", tags, summary: "Edit, disable or re-enable a service account", ...needs(patchAccount), request: { params: saParam, ...jsonBody(patchAccountBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       return c.json(toAccountDto(await patchAccount(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}", tags, summary: "Delete a service account and revoke all its credentials", ...needs("service-accounts.edit"), request: { params: saParam }, responses: { 204: { description: "Deleted; every credential is dead" }, ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}", tags, summary: "Delete a service account and revoke all its credentials", ...needs(deleteAccount), request: { params: saParam }, responses: { 204: { description: "Deleted; every credential is dead" }, ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       await deleteAccount(ctxOf(c), c.get("principal"), org, sa);
@@ -132,21 +134,17 @@ export const serviceAccountRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "Grant a role at org, project or environment level", ...needs("roles.edit"), request: { params: saParam, ...jsonBody(assignmentBody) }, responses: { 201: jsonResponse("The assignment", assignmentSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "Grant a role at org, project or environment level", ...needs(assignRole), request: { params: saParam, ...jsonBody(assignmentBody) }, responses: { 201: jsonResponse("The assignment", assignmentSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      const ctx = ctxOf(c);
-      const found = await accountFor(ctx, c.get("principal"), org, sa, "roles.edit");
-      return c.json(toAssignmentDto(await assign(ctx, c.get("principal"), found.org, found.account.id, c.req.valid("json"))), 201);
+      return c.json(toAssignmentDto(await assignRole(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 201);
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "List an account's role assignments", ...needs("service-accounts.read"), request: { params: saParam }, responses: { 200: jsonResponse("Assignments", pageOf(assignmentSchema)), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/role-assignments", tags: ["Roles"], summary: "List an account's role assignments", ...needs(listAccountAssignments), request: { params: saParam }, responses: { 200: jsonResponse("Assignments", pageOf(assignmentSchema)), ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      const ctx = ctxOf(c);
-      const found = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
-      return c.json({ items: (await listAssignments(ctx, found.account.id)).map(toAssignmentDto), nextCursor: null }, 200);
+      return c.json({ items: (await listAccountAssignments(ctxOf(c), c.get("principal"), org, sa)).map(toAssignmentDto), nextCursor: null }, 200);
     },
   )
   .openapi(
@@ -155,24 +153,20 @@ export const serviceAccountRoutes = router()
       path: "/{org}/service-accounts/{sa}/permissions",
       tags: ["Roles"],
       summary: "The operations an account holds at a scope (inherited ones included)",
-      ...needs("service-accounts.read"),
+      ...needs(accountPermissions),
       request: { params: saParam, query: z.object({ scope: z.string().max(100).optional().openapi({ description: "org (default), a project id or an environment id" }) }) },
       responses: { 200: jsonResponse("Effective operations", effectiveSchema), ...errors(400, 401, 403, 404) },
     }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
-      const ctx = ctxOf(c);
-      const found = await accountFor(ctx, c.get("principal"), org, sa, "service-accounts.read");
-      return c.json(await operationsAt(ctx, found.org, found.account, c.req.valid("query").scope), 200);
+      return c.json(await accountPermissions(ctxOf(c), c.get("principal"), org, sa, c.req.valid("query").scope), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/role-assignments/{ra}", tags: ["Roles"], summary: "Remove a role assignment", ...needs("roles.edit"), request: { params: raParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/role-assignments/{ra}", tags: ["Roles"], summary: "Remove a role assignment", ...needs(unassignRole), request: { params: raParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa, ra } = c.req.valid("param");
-      const ctx = ctxOf(c);
-      const found = await accountFor(ctx, c.get("principal"), org, sa, "roles.edit");
-      await unassign(ctx, c.get("principal"), found.org, found.account.id, ra);
+      await unassignRole(ctxOf(c), c.get("principal"), org, sa, ra);
       return c.body(null, 204);
     },
   );

@@ -31,14 +31,14 @@ const tags = ["Access tokens"];
 
 export const tokenRoutes = router()
   .openapi(
-    createRoute({ method: "get", path: "/{org}/tokens", tags, summary: "Review every token of the org (hints only)", ...needs("service-accounts.read"), request: { params: z.object({ org: z.string().max(100) }), query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/tokens", tags, summary: "Review every token of the org (hints only)", ...needs(listOrgTokens), request: { params: z.object({ org: z.string().max(100) }), query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const page = await listOrgTokens(ctxOf(c), c.get("principal"), c.req.valid("param").org, c.req.valid("query"));
       return c.json({ items: page.items.map((t) => toTokenDto(t)), nextCursor: page.nextCursor }, 200);
     },
   )
   .openapi(
-    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "Issue an access token (shown once)", ...needs("service-accounts.access-tokens.edit"), request: { params: saParam, ...jsonBody(issueTokenBody) }, responses: { 201: jsonResponse("The token with its secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "Issue an access token (shown once, never outliving its account)", ...needs(issueToken), request: { params: saParam, ...jsonBody(issueTokenBody) }, responses: { 201: jsonResponse("The token with its secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       const { token, secret } = await issueToken(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"));
@@ -46,7 +46,7 @@ export const tokenRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "List an account's tokens (hints only), with review filters", ...needs("service-accounts.read"), request: { params: saParam, query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/tokens", tags, summary: "List an account's tokens (hints only), with review filters", ...needs(listTokens), request: { params: saParam, query: reviewQuery }, responses: { 200: jsonResponse("A page of tokens", pageOf(tokenSchema)), ...errors(400, 401, 403, 404) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       const page = await listTokens(ctxOf(c), c.get("principal"), org, sa, c.req.valid("query"));
@@ -54,7 +54,7 @@ export const tokenRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/tokens/{tok}", tags, summary: "Revoke a token (idempotent)", ...needs("service-accounts.access-tokens.edit"), request: { params: tokParam }, responses: { 204: { description: "Revoked (or already dead)" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/tokens/{tok}", tags, summary: "Revoke a token (idempotent)", ...needs(revokeToken), request: { params: tokParam }, responses: { 204: { description: "Revoked (or already dead)" }, ...errors(401, 403, 404) } }),
     async (c) => {
       const { org, sa, tok } = c.req.valid("param");
       await revokeToken(ctxOf(c), c.get("principal"), org, sa, tok);
@@ -62,7 +62,7 @@ export const tokenRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens/{tok}/regenerate", tags, summary: "New secret, same token and expiry; the old secret dies now or after graceSeconds", ...needs("service-accounts.access-tokens.edit"), request: { params: tokParam, ...jsonBody(regenerateBody, false) }, responses: { 200: jsonResponse("The token with its new secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/tokens/{tok}/regenerate", tags, summary: "New secret, same token and expiry; the old secret dies now or after graceSeconds", ...needs(regenerateToken), request: { params: tokParam, ...jsonBody(regenerateBody, false) }, responses: { 200: jsonResponse("The token with its new secret", issuedTokenSchema), ...errors(400, 401, 403, 404, 409) } }),
     async (c) => {
       const { org, sa, tok } = c.req.valid("param");
       const { token, secret } = await regenerateToken(ctxOf(c), c.get("principal"), org, sa, tok, c.req.valid("json")?.graceSeconds ?? 0);

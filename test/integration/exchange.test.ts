@@ -108,7 +108,10 @@ describe("token exchange: scope", () => {
   );
 
   it("scopes from allowedScopes (set at creation) are requestable", async () => {
-    const { token } = await newClient(root.token, { roles: [{ role: "viewer" }], allowedScopes: ["service:computational-governance"] });
+    // Downstream scopes are declared by the org first (issue 23).
+    const org = await call("POST", "/api/v1/orgs", { token: root.token, body: { slug: `scoped-${crypto.randomUUID().slice(0, 8)}`, name: "Scoped", policy: { scopes: ["service:computational-governance"] } } });
+    expectStatus(org, 201);
+    const { token } = await newClient(root.token, { roles: [{ role: "viewer" }], allowedScopes: ["service:computational-governance"] }, org.json.id);
     const jwt = await jwtFor(token, { scope: "service:computational-governance" });
     expect(jose.decodeJwt(jwt).scope).toBe("service:computational-governance");
     const both = await jwtFor(token, { scope: "service:computational-governance orgs.read" });

@@ -55,8 +55,7 @@ describe("invitation lifecycle: invite, list, accept", () => {
     expect(res.json.id, res.text).toMatch(/^inv_[0-9A-Za-z]+$/);
     expect(res.json, res.text).toMatchObject({
       orgId: w.A.org.id,
-      accountId: w.account.id,
-      accountOrgId: w.B.org.id,
+      email: w.account.email,
       roleId: "role_viewer",
       scope: { type: "org", id: w.A.org.id },
       state: "pending",
@@ -72,7 +71,10 @@ describe("invitation lifecycle: invite, list, accept", () => {
     expect(sent.json.items.map((i: { id: string }) => i.id), sent.text).toEqual([res.json.id]);
     const received = await call("GET", accountInvitations(w.B.org.id, w.account.id), { token: w.B.adminToken });
     expectStatus(received, 200);
-    expect(received.json.items, received.text).toEqual([res.json]);
+    // The home org sees which of its accounts it is for; the inviting org never does (issue 23).
+    expect(received.json.items, received.text).toEqual([{ ...res.json, accountId: w.account.id, accountOrgId: w.B.org.id }]);
+    expect(Object.keys(res.json), res.text).not.toContain("accountId");
+    expect(Object.keys(res.json), res.text).not.toContain("accountOrgId");
     const pending = await call("GET", `${accountInvitations(w.B.org.id, w.account.id)}?state=pending`, { token: w.B.adminToken });
     expect(pending.json.items.length, pending.text).toBe(1);
     const accepted = await call("GET", `${accountInvitations(w.B.org.id, w.account.id)}?state=accepted`, { token: w.B.adminToken });
@@ -298,11 +300,10 @@ describe("decline and cancel", () => {
 });
 
 describe("invitation errors", () => {
-  it("inviting an account of the same org is 400; an unknown email is 404; org-owner is 422", async () => {
+  it("inviting an account of the same org is 400; org-owner is 422", async () => {
     const w = await world();
     const own = await newAccount(w.A.adminToken, w.A.org.id);
     expectCode(await inviteTo(w.A.adminToken, w.A.org.id, own.account.email), 400, "bad_request");
-    expectCode(await inviteTo(w.A.adminToken, w.A.org.id, `${unique("nobody")}@example.test`), 404, "not_found");
     expectCode(await inviteTo(w.A.adminToken, w.A.org.id, w.account.email, "org-owner"), 422, "role_not_assignable");
     expectCode(await inviteTo(root.token, w.A.org.id, w.account.email, "role_org-owner"), 422, "role_not_assignable");
     const notAssignable = await createRole(w.A.adminToken, w.A.org.id, ["orgs.read"], { assignableToServiceAccounts: false });
@@ -333,6 +334,7 @@ describe("invitation errors", () => {
       "service-accounts.access-tokens.edit",
       "roles.edit",
       "audit.read",
+      "service-accounts.incident-response",
     ]);
     // Another org's admin cannot invite on A's behalf.
     expectStatus(await inviteTo(w.C.adminToken, w.A.org.id, w.account.email, "viewer"), 404);
@@ -356,7 +358,7 @@ describe("deleting the account removes its memberships", () => {
     for (const org of [w.A, w.C]) {
       const sent = await call("GET", invitations(org.org.id), { token: org.adminToken });
       expectStatus(sent, 200);
-      expect(sent.json.items.filter((i: { accountId: string }) => i.accountId === w.account.id), sent.text).toEqual([]);
+      expect(sent.json.items.filter((i: { email: string }) => i.email === w.account.email), sent.text).toEqual([]);
     }
     expectStatus(await call("GET", sas(w.A.org.id), { token: w.token }), 401);
     expectStatus(await call("GET", sas(w.A.org.id), { token: forA.json.jwt }), 401);
@@ -456,5 +458,78 @@ describe("the token exchange and /oauth/token accept a target org", () => {
     const home = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [w.account.id, w.token] });
     const homePayload = await expectTokenResponse(home, w.account.id);
     expect(homePayload.org_id, home.text).toBe(w.B.org.id);
+  });
+});
+
+describe("issue 23: inviting tells the inviting org nothing about the email", () => {
+  const shape = (inv: Record<string, unknown>) => ({ keys: Object.keys(inv).sort(), state: inv.state, scope: inv.scope, roleId: inv.roleId, orgId: inv.orgId });
+
+  it("an email an account has and one no account has get the same answer (201, the same fields), and A's audit log names only the email", async () => {
+    const w = await world();
+    const known = await inviteTo(w.A.adminToken, w.A.org.id, w.account.email, "viewer");
+    const unknown = await inviteTo(w.A.adminToken, w.A.org.id, `${unique("nobody")}@example.test`, "viewer");
+    expectStatus(known, 201);
+    expectStatus(unknown, 201);
+    expect(shape(unknown.json), unknown.text).toEqual(shape(known.json));
+    for (const res of [known, unknown]) {
+      expect(res.text).not.toContain(w.B.org.id);
+      expect(res.text).not.toContain(w.account.id);
+    }
+    // The same duplicate refusal for both, and the same list entries.
+    expectCode(await inviteTo(w.A.adminToken, w.A.org.id, w.account.email, "viewer"), 409, "conflict");
+    expectCode(await inviteTo(w.A.adminToken, w.A.org.id, unknown.json.email, "viewer"), 409, "conflict");
+    const sent = await call("GET", invitations(w.A.org.id), { token: w.A.adminToken });
+    expect(sent.json.items.map(shape), sent.text).toEqual([shape(known.json), shape(unknown.json)]);
+    expect(sent.text).not.toContain(w.account.id);
+    // A's audit log (which A reads) says what A asked for, not who has the email.
+    const events = await call("GET", `/api/v1/orgs/${w.A.org.id}/audit-events?action=invitation.created`, { token: w.A.adminToken });
+    expectStatus(events, 200);
+    expect(events.json.items.length, events.text).toBe(2);
+    expect(events.text).not.toContain(w.account.id);
+    expect(events.text).not.toContain(w.B.org.id);
+    expect(events.json.items.map((e: { details: { email: string } }) => e.details.email).sort()).toEqual([w.account.email, unknown.json.email].sort());
+  });
+
+  it("an invitation to an email no account has yet waits: the org that later creates that account sees it and may accept it", async () => {
+    const w = await world();
+    const email = `${unique("later")}@example.test`;
+    const inv = await inviteTo(w.A.adminToken, w.A.org.id, email, "viewer");
+    expectStatus(inv, 201);
+    const later = await newAccount(w.B.adminToken, w.B.org.id, { email, roles: [{ role: "viewer" }] });
+    const received = await call("GET", accountInvitations(w.B.org.id, later.account.id), { token: w.B.adminToken });
+    expectStatus(received, 200);
+    expect(received.json.items, received.text).toEqual([{ ...inv.json, accountId: later.account.id, accountOrgId: w.B.org.id }]);
+    const addressed = await waitForAudit(inv.json.id, "invitation.addressed");
+    expect(addressed.map((e) => e.org_id), JSON.stringify(addressed)).toEqual([w.B.org.id]);
+    expectStatus(await answer(w.B.adminToken, w.B.org.id, later.account.id, inv.json.id, "accepted"), 200);
+    expectStatus(await call("GET", sas(w.A.org.id), { token: later.token }), 200);
+    // The inviting org's view changed state only.
+    const sent = await call("GET", invitations(w.A.org.id), { token: w.A.adminToken });
+    expect(sent.json.items, sent.text).toEqual([{ ...inv.json, state: "accepted", respondedAt: expect.any(String) }]);
+    // An account A itself creates with an invited email is not bound to A's own invitation.
+    const own = `${unique("own")}@example.test`;
+    const ownInv = await inviteTo(w.A.adminToken, w.A.org.id, own, "viewer");
+    expectStatus(ownInv, 201);
+    const mine = await newAccount(w.A.adminToken, w.A.org.id, { email: own });
+    const mineReceived = await call("GET", accountInvitations(w.A.org.id, mine.account.id), { token: w.A.adminToken });
+    expect(mineReceived.json.items, mineReceived.text).toEqual([]);
+  });
+
+  it("an address under the service-account domain names its org: no other org can give it to an account and so take an invitation meant for that org", async () => {
+    const w = await world();
+    const domain = w.account.email.split("@")[1]!.split(".").slice(1).join(".");
+    const meantForB = `deploy-${unique("x")}@${w.B.org.slug}.${domain}`;
+    const inv = await inviteTo(w.A.adminToken, w.A.org.id, meantForB, "viewer");
+    expectStatus(inv, 201);
+    // Org C cannot create an account with B's address (nor any other org's, nor the bare domain).
+    for (const email of [meantForB, `x-${unique("y")}@${domain}`, `x-${unique("y")}@platform.${domain}`]) {
+      const res = await call("POST", sas(w.C.org.id), { token: w.C.adminToken, body: { name: unique("thief"), email } });
+      expectCode(res, 400, "validation_failed");
+      expect(res.json.errors.map((e: { path: string }) => e.path), res.text).toContain("body.email");
+    }
+    // B can, and then it is B's account the invitation reaches.
+    const mine = await newAccount(w.B.adminToken, w.B.org.id, { email: meantForB });
+    const received = await call("GET", accountInvitations(w.B.org.id, mine.account.id), { token: w.B.adminToken });
+    expect(received.json.items.map((i: { id: string }) => i.id), received.text).toEqual([inv.json.id]);
   });
 });

@@ -28,7 +28,7 @@ describe("orgs: create", () => {
     expect(res.json.id, res.text).toMatch(/^org_[0-9A-Za-z]{10,}$/);
     expect(res.json.slug, res.text).toBe(slug.toLowerCase());
     expect(res.json.name, res.text).toBe("Mixed Case Inc.");
-    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 1, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null });
+    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 1, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [] });
     expect(res.json.createdAt, res.text).toMatch(ISO);
     expect(res.json.updatedAt, res.text).toMatch(ISO);
     expect(res.headers.get("x-request-id"), res.text).toBeTruthy();
@@ -39,7 +39,7 @@ describe("orgs: create", () => {
 
   it("merges a partial policy given at creation with the defaults", async () => {
     const org = await newOrg(root.token, { policy: { maxActiveTokensPerAccount: 3 } });
-    expect(org.policy).toEqual({ maxActiveTokensPerAccount: 3, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null });
+    expect(org.policy).toEqual({ maxActiveTokensPerAccount: 3, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [] });
   });
 
   it("only root may create orgs: an org-admin and a viewer get 403 naming platform.root", async () => {
@@ -116,13 +116,13 @@ describe("orgs: patch", () => {
     const { org, adminToken } = await orgWithAdmin(root.token);
     const res = await call("PATCH", `/api/v1/orgs/${org.id}`, { token: adminToken, body: { policy: { maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90 } } });
     expectStatus(res, 200);
-    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90, unusedTokenRevokeAfterDays: null });
+    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90, unusedTokenRevokeAfterDays: null, scopes: [] });
     expect(res.json.name, res.text).toBe(org.name);
     expect(Date.parse(res.json.updatedAt)).toBeGreaterThanOrEqual(Date.parse(org.updatedAt));
 
     const second = await call("PATCH", `/api/v1/orgs/${org.slug}`, { token: adminToken, body: { policy: { unusedTokenRevokeAfterDays: 30, maxTokenLifetimeDays: null } } });
     expectStatus(second, 200);
-    expect(second.json.policy, second.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: 30 });
+    expect(second.json.policy, second.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: 30, scopes: [] });
 
     const read = await call("GET", `/api/v1/orgs/${org.id}`, { token: adminToken });
     expect(read.json.policy, read.text).toEqual(second.json.policy);
@@ -345,5 +345,70 @@ describe("a viewer", () => {
     expectStatus(await call("GET", `${base}/projects/${project.id}/environments/${environment.id}`, { token: adminToken }), 200);
     const projects = await call("GET", `${base}/projects`, { token: adminToken });
     expect(projects.json.items.map((p: { id: string }) => p.id), projects.text).toEqual([project.id]);
+  });
+});
+
+describe("orgs: the declared downstream scopes (policy.scopes, issue 23)", () => {
+  const orgPath = (org: string) => `/api/v1/orgs/${org}`;
+
+  it("an org-admin declares scopes (deduplicated); a viewer or a service-account-admin cannot", async () => {
+    const { org, adminToken } = await orgWithAdmin(root.token);
+    const res = await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes: ["billing:read", "billing:read", "deploy/write"] } } });
+    expectStatus(res, 200);
+    expect(res.json.policy.scopes, res.text).toEqual(["billing:read", "deploy/write"]);
+    expect((await call("GET", orgPath(org.id), { token: adminToken })).json.policy.scopes).toEqual(["billing:read", "deploy/write"]);
+    for (const role of ["viewer", "service-account-admin"]) {
+      const other = await accountWithRole(adminToken, org.id, role);
+      expectDenied(await call("PATCH", orgPath(org.id), { token: other.token, body: { policy: { scopes: ["billing:write"] } } }), ["orgs.admin"]);
+    }
+    expect((await call("GET", orgPath(org.id), { token: adminToken })).json.policy.scopes).toEqual(["billing:read", "deploy/write"]);
+    const created = await newOrg(root.token, { policy: { scopes: ["a:b"] } });
+    expect(created.policy.scopes).toEqual(["a:b"]);
+  });
+
+  it.each([
+    ["a space", ["has space"]],
+    ["a quote", ['say"hi']],
+    ["a backslash", ["back\\slash"]],
+    ["a control character", ["tab\there"]],
+    ["non-ASCII", ["caf\u00e9"]],
+    ["an empty name", [""]],
+    ["129 characters", ["x".repeat(129)]],
+    ["101 entries", Array.from({ length: 101 }, (_, i) => `s${i}`)],
+  ])("a declared scope with %s is 400 naming policy.scopes, and nothing changes", async (_, scopes) => {
+    const { org, adminToken } = await orgWithAdmin(root.token);
+    const res = await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes } } });
+    expectFieldError(res, scopes.length > 100 ? "policy.scopes" : "policy.scopes.0");
+    expect((await call("GET", orgPath(org.id), { token: adminToken })).json.policy.scopes).toEqual([]);
+  });
+
+  it("a declared scope may not name a Keyward operation (400 invalid_scope naming it), at creation or by PATCH", async () => {
+    const { org, adminToken } = await orgWithAdmin(root.token);
+    for (const scopes of [["platform.root"], ["billing:read", "roles.edit"]]) {
+      const res = await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes } } });
+      expectProblem(res, 400, "invalid_scope");
+      expect(res.json.detail, res.text).toContain(scopes.at(-1));
+      expect(res.json.detail, res.text).toMatch(/roles/);
+    }
+    expectProblem(await call("POST", "/api/v1/orgs", { token: root.token, body: { slug: unique("o"), name: "O", policy: { scopes: ["orgs.admin"] } } }), 400, "invalid_scope");
+    expect((await call("GET", orgPath(org.id), { token: adminToken })).json.policy.scopes).toEqual([]);
+  });
+
+  it("a declared scope an account still carries cannot be removed (409), until the account drops it", async () => {
+    const { org, adminToken } = await orgWithAdmin(root.token);
+    expectStatus(await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes: ["billing:read", "billing:write"] } } }), 200);
+    const holder = await accountWithRole(adminToken, org.id, "viewer");
+    const acct = `${orgPath(org.id)}/service-accounts/${holder.account.id}`;
+    expectStatus(await call("PATCH", acct, { token: adminToken, body: { allowedScopes: ["billing:read"] } }), 200);
+    const refused = await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes: ["billing:write"] } } });
+    expectProblem(refused, 409, "conflict");
+    expect(refused.json.detail, refused.text).toContain("billing:read");
+    expect((await call("GET", orgPath(org.id), { token: adminToken })).json.policy.scopes).toEqual(["billing:read", "billing:write"]);
+    // An unused one goes; once the account drops the other, it goes too.
+    expectStatus(await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes: ["billing:read"] } } }), 200);
+    expectStatus(await call("PATCH", acct, { token: adminToken, body: { allowedScopes: [] } }), 200);
+    const emptied = await call("PATCH", orgPath(org.id), { token: adminToken, body: { policy: { scopes: [] } } });
+    expectStatus(emptied, 200);
+    expect(emptied.json.policy.scopes).toEqual([]);
   });
 });

@@ -223,6 +223,60 @@ describe("policy: maxTokenLifetimeDays", () => {
   });
 });
 
+describe("the account's validity bounds its tokens (issue 16)", () => {
+  it("an explicit expiry past the account's is 400 token_lifetime_exceeded naming the account's expiry, by either field; nothing is issued", async () => {
+    const { org, adminToken } = await freshOrg(root.token);
+    await setPolicy(adminToken, org.id, { maxActiveTokensPerAccount: 3 });
+    const sa = await viewerAccount(adminToken, org.id, { daysValid: 10 });
+    const accountExpiry = Date.parse((await call("GET", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}`, { token: adminToken })).json.expiresAt);
+    for (const body of [{ expiresInSeconds: 11 * 86_400 }, { expiresAt: new Date(accountExpiry + 60_000).toISOString() }]) {
+      const res = await issue(adminToken, org.id, sa.id, body);
+      const problem = expectProblem(res, 400, "token_lifetime_exceeded");
+      expect(problem.detail, res.text).toContain(new Date(accountExpiry).toISOString());
+      expect(problem.detail, res.text).toMatch(/account/);
+    }
+    expect(await tokenRows(sa.id), "nothing issued").toEqual([]);
+    // Up to the account's expiry is fine.
+    const exact = await issueOk(adminToken, org.id, sa.id, { expiresAt: new Date(accountExpiry).toISOString() });
+    expect(Date.parse(exact.expiresAt!)).toBe(accountExpiry);
+    const within = await issueOk(adminToken, org.id, sa.id, { expiresInSeconds: 9 * 86_400 });
+    expect(near(within.expiresAt, Date.now() + 9 * DAY_MS), JSON.stringify(within)).toBe(true);
+  });
+
+  it("no expiry requested on an expiring account: the token gets the account's expiry (or the policy's cap, whichever is sooner)", async () => {
+    const { org, adminToken } = await freshOrg(root.token);
+    const sa = await viewerAccount(adminToken, org.id, { daysValid: 10 });
+    const accountExpiry = (await call("GET", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}`, { token: adminToken })).json.expiresAt;
+    const t = await issueOk(adminToken, org.id, sa.id);
+    expect(t.expiresAt, JSON.stringify(t)).toBe(accountExpiry);
+    // The policy cap wins when it is sooner; the account's expiry when it is.
+    await setPolicy(adminToken, org.id, { maxTokenLifetimeDays: 3, maxActiveTokensPerAccount: 3 });
+    expect(near((await issueOk(adminToken, org.id, sa.id)).expiresAt, Date.now() + 3 * DAY_MS)).toBe(true);
+    await setPolicy(adminToken, org.id, { maxTokenLifetimeDays: 30 });
+    expect((await issueOk(adminToken, org.id, sa.id)).expiresAt).toBe(accountExpiry);
+  });
+
+  it("the same at creation: issueToken past daysValid is 400 and creates nothing; without an expiry it gets the account's", async () => {
+    const { org, adminToken } = await freshOrg(root.token);
+    const name = unique("sa");
+    const refused = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, { token: adminToken, body: { name, daysValid: 2, issueToken: { expiresInSeconds: 3 * 86_400 } } });
+    expectProblem(refused, 400, "token_lifetime_exceeded");
+    expect((await call("GET", `/api/v1/orgs/${org.id}/service-accounts?q=${name}`, { token: adminToken })).json.items).toEqual([]);
+    const created = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, { token: adminToken, body: { name, daysValid: 2, issueToken: true } });
+    expectStatus(created, 201);
+    expect(created.json.token.expiresAt, created.text).toBe(created.json.expiresAt);
+  });
+
+  it("the policy's refusal says the cap and how to stay within it", async () => {
+    const { org, adminToken, sa } = await setup();
+    await setPolicy(adminToken, org.id, { maxTokenLifetimeDays: 7 });
+    const res = await issue(adminToken, org.id, sa.id, { expiresInSeconds: 8 * 86_400 });
+    const problem = expectProblem(res, 400, "token_lifetime_exceeded");
+    expect(problem.detail, res.text).toMatch(/7 days/);
+    expect(problem.detail, res.text).toMatch(/ask for that or less/);
+  });
+});
+
 describe("revoke", () => {
   it("204; the secret is 401 at once; D1 and KV agree; revoking again is 204", async () => {
     const { org, admin, adminToken, sa } = await setup();
