@@ -4,18 +4,14 @@ import { accountStatus } from "../domain/accounts.ts";
 import { policyOf } from "../domain/orgs.ts";
 import { tokenStatus } from "../domain/tokens.ts";
 import { findBuiltinRole } from "../domain/permissions.ts";
-import { iso } from "./common.ts";
+import { iso, matching } from "./common.ts";
 
 /** Response shapes (exported for the tests) and the one mapping from rows to each. */
 
 const timestamp = z.string().openapi({ format: "date-time", example: "2026-11-23T12:00:00.000Z" });
 
 /** An RFC 6749 scope-token (NQCHAR, no spaces or quotes), 1-128 characters. */
-export const scopeName = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "1-128 printable ASCII characters, without spaces, quotes or backslashes");
+export const scopeName = matching(z.string().min(1).max(128), /^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be 1-128 printable ASCII characters, without spaces, quotes or backslashes").openapi({ example: "billing:read" });
 
 export const orgPolicySchema = z.object({
   maxActiveTokensPerAccount: z.number().int().min(1).max(10).openapi({ description: "Active access tokens one account may hold (the one-active-token rule is 1)" }),
