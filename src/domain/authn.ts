@@ -30,7 +30,7 @@ export function authenticate(ctx: Ctx, header: string | undefined): Promise<Prin
 
 async function authenticateOnce(ctx: Ctx, header: string | undefined): Promise<Principal> {
   const presented = bearerCredential(header);
-  const credential = await resolveCredential(ctx, presented, { purpose: "use", accessToken: true, jwtAudience: ctx.config.ISSUER });
+  const credential = await resolveCredential(ctx, presented, { purpose: "act", accessToken: true, jwtAudience: ctx.config.ISSUER });
   if (!credential) throw unauthenticated("The credential is invalid, expired or revoked");
   return {
     accountId: credential.account.accountId,

@@ -13,17 +13,21 @@ import { recordUse } from "./usage.ts";
  * `resolveAccount` for the account a private_key_jwt assertion names. The checks live here once:
  * the access token's record and expiry, the JWT's signature, claims and revocation (its own jti,
  * its ancestors' and its root access token's), the account being alive, the account's network
- * bounds, and usage recording. A new kind of credential is one new branch of `resolveCredential`.
+ * bounds, and the recording of uses. A new kind of credential is one new branch of `resolveCredential`.
  */
 
 export type CredentialKind = "access_token" | "jwt";
 
 /**
- * Why a credential is presented. `use`: by its holder, to act (network bounds apply, the use is
- * recorded). `inspect`: by a third party asking about it (introspection, revocation), so the
- * holder's network bounds say nothing about the request, and nothing is recorded.
+ * Why a credential is presented, which decides the checks that concern its holder:
+ *   act       by its holder, to act with it (bearer): network bounds apply, and the use is recorded here;
+ *   exchange  by its holder, to get a JWT for it (the exchange endpoint, an RFC 8693 subject token,
+ *             a client secret at the token endpoint): network bounds apply, and the use is recorded
+ *             with the JWT once it is issued (issueJwtFor), so that a refused exchange counts nothing;
+ *   inspect   by a third party asking about it (introspection, revocation): the holder's network
+ *             bounds say nothing about the request, and nothing is recorded.
  */
-export type CredentialPurpose = "use" | "inspect";
+export type CredentialPurpose = "act" | "exchange" | "inspect";
 
 export interface CredentialQuery {
   purpose: CredentialPurpose;
@@ -62,10 +66,9 @@ export async function resolveCredential(ctx: Ctx, presented: string, query: Cred
     resolved = await resolveJwt(ctx, presented, query.jwtAudience);
   }
   if (!resolved || (query.accountId !== undefined && resolved.account.accountId !== query.accountId)) return null;
-  if (query.purpose === "use") {
-    if (!auditedNetworkCheck(ctx, resolved.account)) return null;
-    recordUse(ctx, { accountId: resolved.account.accountId, tokenId: resolved.kind === "access_token" ? resolved.id : undefined });
-  }
+  if (query.purpose === "inspect") return resolved;
+  if (!auditedNetworkCheck(ctx, resolved.account)) return null;
+  if (query.purpose === "act") recordUse(ctx, { accountId: resolved.account.accountId, tokenId: resolved.kind === "access_token" ? resolved.id : undefined });
   return resolved;
 }
 

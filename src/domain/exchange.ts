@@ -45,14 +45,19 @@ export interface IssuedJwt {
   scope: string[];
 }
 
-/** Mints the JWT and counts the exchange for review. */
-export async function issueJwtFor(
-  ctx: Ctx,
-  account: AccountClaims,
-  input: { scope: string[]; audience: string | string[]; ttlSeconds: number; source: JwtSource },
-): Promise<IssuedJwt> {
-  const { jws } = await mintJwt(ctx, { account, ...input });
-  recordUse(ctx, { accountId: account.accountId, exchange: true });
+export interface JwtToIssue {
+  scope: string[];
+  audience: string | string[];
+  ttlSeconds: number;
+  source: JwtSource;
+  /** The access token exchanged for the JWT (resolved with purpose `exchange`), whose use is recorded with the exchange. */
+  exchangedTokenId?: string | undefined;
+}
+
+/** Mints the JWT, and records the exchange (and the access token exchanged, if one was) for review. */
+export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtToIssue): Promise<IssuedJwt> {
+  const { jws } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source });
+  recordUse(ctx, { accountId: account.accountId, tokenId: input.exchangedTokenId, exchange: true });
   return { jws, expiresIn: input.ttlSeconds, scope: input.scope };
 }
 
@@ -62,7 +67,7 @@ export async function exchangeAccessToken(
   input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
 ): Promise<IssuedJwt> {
   const token = await guarded(ctx, () => failureKeys(ctx, null, "token"), isUnauthenticated, async () => {
-    const found = await resolveCredential(ctx, input.accessToken, { purpose: "use", accessToken: true, jwtAudience: false });
+    const found = await resolveCredential(ctx, input.accessToken, { purpose: "exchange", accessToken: true, jwtAudience: false });
     if (!found) throw unauthenticated("The access token is invalid, expired or revoked");
     return found;
   });
@@ -75,5 +80,11 @@ export async function exchangeAccessToken(
   });
   const account = await claimsFor(ctx, token.account, input.org);
   // An access token is the root of its lineage: its derived source is never at the chain's bound.
-  return issueJwtFor(ctx, account, { scope: grantScope(input.scope, account.scopes), audience: ctx.config.ISSUER, ttlSeconds, source: token.derivedSource! });
+  return issueJwtFor(ctx, account, {
+    scope: grantScope(input.scope, account.scopes),
+    audience: ctx.config.ISSUER,
+    ttlSeconds,
+    source: token.derivedSource!,
+    exchangedTokenId: token.id,
+  });
 }

@@ -29,7 +29,15 @@ export interface AuthenticatedClient {
   expiresAt: number | null;
   /** What a JWT issued to the client carries as its source: the access token used as client secret, or nothing (a key). */
   source: JwtSource;
+  /** The access token used as client secret, if one was. */
+  tokenId?: string | undefined;
 }
+
+/**
+ * What the client authenticates for: `act` at introspection and revocation (its secret's use is
+ * recorded at once), `exchange` at the token endpoint (recorded with the JWT it gets).
+ */
+export type ClientPurpose = "act" | "exchange";
 
 const verifyKeys = new Map<string, Promise<CryptoKey>>();
 
@@ -79,11 +87,13 @@ function parseBasic(header: string): { id: string; secret: string } | null {
 }
 
 /** client_secret_basic and client_secret_post: the secret is an access token of the client_id's account. */
-async function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): Promise<AuthenticatedClient> {
-  const token = await resolveCredential(ctx, secret, { purpose: "use", accessToken: true, jwtAudience: false, accountId: id });
+async function bySecret(ctx: Ctx, secret: { id: string; secret: string; method: TokenEndpointAuthMethod; usedBasic: boolean }, purpose: ClientPurpose): Promise<AuthenticatedClient> {
+  const { id, method, usedBasic } = secret;
+  const token = await resolveCredential(ctx, secret.secret, { purpose, accessToken: true, jwtAudience: false, accountId: id });
   if (!token) throw invalidClient("Client authentication failed", usedBasic);
   // An access token is the root of its lineage: its derived source is never at the chain's bound.
-  return assertRegisteredMethod({ clientId: id, account: token.account, method, expiresAt: token.expiresAt, source: token.derivedSource! }, usedBasic);
+  const client = { clientId: id, account: token.account, method, expiresAt: token.expiresAt, source: token.derivedSource!, tokenId: token.id };
+  return assertRegisteredMethod(client, usedBasic);
 }
 
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL, or the URL it was sent to. */
@@ -170,7 +180,12 @@ export function presentsClientCredentials(authorization: string | undefined, for
  * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
  * Throws at once when the request is malformed.
  */
-export async function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, requestUrl: string): Promise<AuthenticatedClient> {
+export async function authenticateClient(
+  ctx: Ctx,
+  request: { authorization: string | undefined; form: ClientForm; url: string },
+  purpose: ClientPurpose,
+): Promise<AuthenticatedClient> {
+  const { authorization, form } = request;
   const usedBasic = isBasic(authorization);
   const methods = Number(usedBasic) + Number(form.client_secret !== undefined) + Number(form.client_assertion !== undefined);
   if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");
@@ -178,13 +193,13 @@ export async function authenticateClient(ctx: Ctx, authorization: string | undef
     const basic = parseBasic(authorization!);
     if (!basic) throw invalidClient("Malformed Basic credentials", true);
     if (form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError("invalid_request", "client_id differs from the Basic credentials");
-    return bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true);
+    return bySecret(ctx, { ...basic, method: "client_secret_basic", usedBasic: true }, purpose);
   }
   if (form.client_secret !== undefined) {
     if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
-    return bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false);
+    return bySecret(ctx, { id: form.client_id, secret: form.client_secret, method: "client_secret_post", usedBasic: false }, purpose);
   }
-  if (form.client_assertion !== undefined) return assertRegisteredMethod(await byAssertion(ctx, form, requestUrl), false);
+  if (form.client_assertion !== undefined) return assertRegisteredMethod(await byAssertion(ctx, form, request.url), false);
   throw invalidClient("Client authentication is required", true);
 }
 

@@ -9,7 +9,7 @@ import { mediaType, withSecurityHeaders } from "../lib/http.ts";
 import { framed } from "../lib/text.ts";
 import { limitBody } from "../middleware/request.ts";
 import { ctxOf } from "../routes/common.ts";
-import { authenticateClient, claimedClientId, presentsClientCredentials, type AuthenticatedClient, type ClientForm } from "./client-auth.ts";
+import { authenticateClient, claimedClientId, presentsClientCredentials, type AuthenticatedClient, type ClientForm, type ClientPurpose } from "./client-auth.ts";
 import { OAuthError, onOAuthError } from "./errors.ts";
 import { asList, CLIENT_FIELDS, formOf } from "./form.ts";
 import type { Grant } from "./grants.ts";
@@ -35,16 +35,16 @@ const isInvalidClient = isFailure("invalid_client");
 const isInvalidGrant = isFailure("invalid_grant");
 
 /** Client authentication, its failures counted under the claimed client id and the IP together (429 once over the limit). */
-function authenticated(ctx: Ctx, request: Request, body: ClientForm): Promise<AuthenticatedClient> {
+function authenticated(ctx: Ctx, request: Request, form: ClientForm, purpose: ClientPurpose): Promise<AuthenticatedClient> {
   const authorization = request.headers.get("authorization") ?? undefined;
-  const keys = () => failureKeys(ctx, claimedClientId(authorization, body), "token");
-  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, authorization, body, request.url));
+  const keys = () => failureKeys(ctx, claimedClientId(authorization, form), "token");
+  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, { authorization, form, url: request.url }, purpose));
 }
 
 /** The client of a grant: authenticated when the grant requires it, or when client credentials were sent at all. */
-function clientFor(ctx: Ctx, request: Request, body: ClientForm, grant: Grant): Promise<AuthenticatedClient | null> | null {
-  const presented = presentsClientCredentials(request.headers.get("authorization") ?? undefined, body);
-  return grant.clientAuthentication === "required" || presented ? authenticated(ctx, request, body) : null;
+function clientFor(ctx: Ctx, request: Request, form: ClientForm, grant: Grant): Promise<AuthenticatedClient | null> | null {
+  const presented = presentsClientCredentials(request.headers.get("authorization") ?? undefined, form);
+  return grant.clientAuthentication === "required" || presented ? authenticated(ctx, request, form, "exchange") : null;
 }
 
 /** RFC 6749 5.1: the token response. The JWT's bytes go in as they are (base64url and dots: nothing to escape). */
@@ -77,7 +77,7 @@ const INSPECTED: CredentialQuery = { purpose: "inspect", accessToken: true, jwtA
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
   const ctx = ctxOf(c);
-  const client = await authenticated(ctx, c.req.raw, body);
+  const client = await authenticated(ctx, c.req.raw, body, "act");
   const resolved = await resolveCredential(ctx, body.token ?? "", INSPECTED);
   return c.json(introspection(ctx, client.account, resolved), 200, noStore);
 });
@@ -85,7 +85,7 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
 /** RFC 7009: 200 for unknown or dead tokens; a client may revoke its own tokens (the platform root anyone's). */
 const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
-  const client = await authenticated(ctxOf(c), c.req.raw, body);
+  const client = await authenticated(ctxOf(c), c.req.raw, body, "act");
   const ctx = ctxOf(c, client.clientId);
   await revokeInspected(ctx, client.account, await resolveCredential(ctx, body.token ?? "", INSPECTED));
   return c.body(null, 200, noStore);

@@ -25,6 +25,7 @@ export const clientCredentialsGrant = defineGrant({
       audience: resolveAudience(ctx, audiences),
       ttlSeconds: grantLifetime(ctx, { name: "the client's credential", expiresAt: authenticated.expiresAt }),
       source: authenticated.source,
+      exchangedTokenId: authenticated.tokenId,
     });
   },
 });

@@ -29,7 +29,7 @@ export const tokenExchangeGrant = defineGrant({
     if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Unsupported subject_token_type");
     if (requested && requested !== ACCESS_TOKEN_TYPE && requested !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Only access tokens (JWTs) can be issued");
     // Only JWTs addressed to Keyward itself: one minted for a downstream audience must not be widened back.
-    const subject = await resolveCredential(ctx, token, { purpose: "use", accessToken: true, jwtAudience: ctx.config.ISSUER });
+    const subject = await resolveCredential(ctx, token, { purpose: "exchange", accessToken: true, jwtAudience: ctx.config.ISSUER });
     if (!subject) throw invalidSubject();
     if (!subject.derivedSource) {
       throw new OAuthError("invalid_grant", `The subject token was itself exchanged ${MAX_EXCHANGE_DEPTH} times: exchange the access token it came from instead`);
@@ -52,6 +52,7 @@ export const tokenExchangeGrant = defineGrant({
       audience: resolveAudience(ctx, audiences),
       ttlSeconds: grantLifetime(ctx, { name: "the subject token", expiresAt: subject.expiresAt }),
       source: subject.derivedSource,
+      exchangedTokenId: subject.kind === "access_token" ? subject.id : undefined,
     });
   },
 });
