@@ -25,6 +25,7 @@ export interface Bindings {
   AUDIT_RETENTION_DAYS?: string;
   KEY_ROTATION_DAYS?: string;
   RATE_LIMIT_BLOCK_SECONDS?: string;
+  MAX_CLIENT_ASSERTION_LIFETIME_SECONDS?: string;
   CORS_ALLOWED_ORIGINS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
@@ -57,6 +58,12 @@ const configSchema = z.object({
   KEY_ROTATION_DAYS: intVar(30, 1, 365),
   /** How long an IP or client over its AUTH_FAILURES_* limit is refused (429, Retry-After). */
   RATE_LIMIT_BLOCK_SECONDS: intVar(60, 1, 3600),
+  /**
+   * The furthest ahead a private_key_jwt assertion's `exp` may be (RFC 7523 3: the server bounds
+   * it). 3600 s by default, what common clients sign (Python Authlib's PrivateKeyJWT); each jti is
+   * remembered until its assertion expires, so a longer bound means a longer replay memory.
+   */
+  MAX_CLIENT_ASSERTION_LIFETIME_SECONDS: intVar(3600, 60, 86_400),
   /** Origins allowed to call the API from a browser (CORS); empty: CORS off. `*` allows any. */
   CORS_ALLOWED_ORIGINS: z
     .string()

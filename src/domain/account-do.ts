@@ -1,5 +1,5 @@
 import { ApiError } from "../errors.ts";
-import { forgetCredentials } from "./authn.ts";
+import { forgetCredentials } from "./credential-records.ts";
 import type { Ctx } from "./context.ts";
 import type { Outcome } from "./credentials.ts";
 

@@ -3,9 +3,9 @@ import type { MaybePromise } from "../lib/maybe-promise.ts";
 import { accountDeadReason, type AccountClaims } from "./kv-records.ts";
 import { claimsOf, loadAccountState } from "./claims.ts";
 import type { Ctx } from "./context.ts";
-import { remainingSeconds } from "./exchange.ts";
 import { jwsText } from "./jws.ts";
 import { mintJwt } from "./jwt.ts";
+import { authorizeLimits, jwtLifetime } from "./lifetime.ts";
 import { findOrg } from "./orgs.ts";
 import type { Principal } from "./principal.ts";
 
@@ -37,7 +37,7 @@ async function claimsInNamedOrg(ctx: Ctx, account: AccountClaims, orgRef: string
   return claimsInOrg(ctx, account.accountId, orgRef);
 }
 
-/** `POST /api/v1/auth/authorize`: a JWT for another org, valid a day by default, never past the caller's credential. */
+/** `POST /api/v1/auth/authorize`: a JWT for another org, valid a day by default, clipped to the caller's credential. */
 export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: string) {
   if (principal.orgLimit) {
     const target = await findOrg(ctx, orgRef);
@@ -45,8 +45,14 @@ export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: st
   }
   const claims = await claimsInOrg(ctx, principal.accountId, orgRef);
   const scope = principal.scopeLimit ? claims.scopes.filter((s) => principal.scopeLimit!.includes(s)) : claims.scopes;
-  const ttlSeconds = Math.min(ctx.config.AUTHORIZE_JWT_TTL_SECONDS, remainingSeconds(principal.expiresAt ?? null, ctx.now()));
-  if (ttlSeconds < 1) throw new ApiError("unauthenticated", "The credential has expired");
-  const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds });
+  const ttlSeconds = jwtLifetime({
+    mode: "clip",
+    limits: authorizeLimits(ctx.config),
+    source: { name: "the credential", expiresAt: principal.expiresAt ?? null },
+    now: ctx.now(),
+  });
+  // The new JWT dies with the caller's credential (and the JWTs it came from).
+  if (!principal.source) throw new ApiError("bad_request", "This JWT was exchanged too many times to derive another: authorize with the access token");
+  const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds, source: principal.source });
   return { jwt: jwsText(jws), orgId: claims.orgId!, expiresAt: exp * 1000, scope };
 }

@@ -7,7 +7,9 @@ import { auditInsert, type AuditInput } from "./audit.ts";
 import { accountRecordOf, claimsOf, loadAccountState, type AccountState } from "./claims.ts";
 import { statement, type Change, type KvOp } from "./credential-change.ts";
 import type { Ctx } from "./context.ts";
-import { accountKey, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
+import { OWN_JWT_CLOCK_SKEW_SECONDS } from "./jwt.ts";
+import { accountKey, revokedTokenKey, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
+import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 
 /**
  * The credential changes of one account, computed from D1 state. Only the account's Durable
@@ -46,6 +48,18 @@ function revokeOps(token: AccessToken): KvOp[] {
   const ops: KvOp[] = [{ op: "delete", key: tokenKey(token.secretHash) }];
   if (token.previousSecretHash) ops.push({ op: "delete", key: tokenKey(token.previousSecretHash) });
   return ops;
+}
+
+/** Slack on a revocation marker's life, for a journaled change replayed a while after it was planned. */
+const MARKER_SLACK_MS = 5 * 60_000;
+
+/**
+ * KV puts that kill every JWT minted from the tokens (`revoked-token:<id>`, checked on every use
+ * of a JWT whose source_token_id it is), kept as long as such a JWT could still verify.
+ */
+function revocationMarkerOps(ctx: Ctx, tokens: AccessToken[]): KvOp[] {
+  const expiresAt = ctx.now() + (longestJwtLifetimeSeconds(ctx.config) + OWN_JWT_CLOCK_SKEW_SECONDS) * 1000 + MARKER_SLACK_MS;
+  return tokens.map((t) => ({ op: "put", key: revokedTokenKey(t.id), value: "1", expiresAt }));
 }
 
 const accountRecordOp = (state: AccountState): KvOp => ({
@@ -145,7 +159,7 @@ export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string, r
   const now = ctx.now();
   const set = { status: "revoked" as const, revokedAt: now, revokedBy: ctx.meta.actorId, previousSecretHash: null, previousSecretExpiresAt: null };
   const change: Change = {
-    kvBefore: revokeOps(token),
+    kvBefore: [...revokeOps(token), ...revocationMarkerOps(ctx, [token])],
     d1: [
       statement(ctx.db.update(accessTokens).set(set).where(eq(accessTokens.id, token.id))),
       audited(ctx, { action: "access_token.revoked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint, ...(reason ? { reason } : {}) } }),
@@ -306,7 +320,7 @@ export async function planRevokeAll(ctx: Ctx, accountId: string, reason: string)
   if (tokens.length === 0) return { ok: true, value: { change: null, revoked: 0 } };
   const now = ctx.now();
   const change: Change = {
-    kvBefore: tokens.flatMap(revokeOps),
+    kvBefore: [...tokens.flatMap(revokeOps), ...revocationMarkerOps(ctx, tokens)],
     d1: tokens.flatMap((t) => [
       statement(
         ctx.db
@@ -327,9 +341,10 @@ export async function planDeleteAccount(ctx: Ctx, accountId: string): Promise<Ou
   if (!state) return accountNotFound();
   const { account } = state;
   const tokens = await ctx.db.select().from(accessTokens).where(eq(accessTokens.accountId, accountId));
-  const revoked = tokens.filter((t) => t.status === "active").length;
+  const active = tokens.filter((t) => t.status === "active");
+  const revoked = active.length;
   const change: Change = {
-    kvBefore: [{ op: "delete", key: accountKey(accountId) }, ...tokens.flatMap(revokeOps)],
+    kvBefore: [{ op: "delete", key: accountKey(accountId) }, ...tokens.flatMap(revokeOps), ...revocationMarkerOps(ctx, active)],
     d1: [
       statement(ctx.db.delete(accessTokens).where(eq(accessTokens.accountId, accountId))),
       statement(ctx.db.delete(publicKeys).where(eq(publicKeys.accountId, accountId))),

@@ -5,15 +5,26 @@ import { JsonBytes } from "../lib/json-bytes.ts";
 import { auditInsert } from "./audit.ts";
 import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
 import type { Ctx } from "./context.ts";
-import { KEYSET_KEY, kvExpiration, revokedJtiKey, type AccountClaims } from "./kv-records.ts";
+import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "./kv-records.ts";
+import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
 
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
 /** How stale the keyset may be when a JWT names a kid the isolate does not know. */
 const UNKNOWN_KID_REFRESH_MS = 5_000;
-/** Accepted clock skew when verifying our own JWTs. */
-const CLOCK_SKEW_SECONDS = 30;
+/**
+ * Clock skew accepted on the JWTs Keyward signed itself: they are minted and verified on the
+ * clocks of Cloudflare's machines, so a few seconds cover an isolate whose clock runs ahead
+ * (`iat`/`nbf`). `exp` gets no skew at all: a JWT is dead at its exp on our clock (RFC 7519 4.1.4,
+ * RFC 7662 2.2), on the management API and in introspection alike.
+ */
+export const OWN_JWT_CLOCK_SKEW_SECONDS = 5;
+/**
+ * How many JWTs may stand between a JWT and its root credential (RFC 8693 exchanges of exchanged
+ * JWTs): each ancestor jti is checked on every use, so the chain, and that check, stay bounded.
+ */
+export const MAX_EXCHANGE_DEPTH = 4;
 /** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
 const RETENTION_SLACK_MS = 5 * 60_000;
 
@@ -29,8 +40,7 @@ const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
 export function keyPolicy(ctx: Pick<Ctx, "config">) {
-  const longest = Math.max(ctx.config.MAX_JWT_TTL_SECONDS, ctx.config.AUTHORIZE_JWT_TTL_SECONDS);
-  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: longest * 1000 + RETENTION_SLACK_MS };
+  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: longestJwtLifetimeSeconds(ctx.config) * 1000 + RETENTION_SLACK_MS };
 }
 
 /** Replaces the isolate's keyset (after a rotation through this isolate it applies at once). */
@@ -78,11 +88,25 @@ function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoK
   return k;
 }
 
+/**
+ * Where a JWT comes from, carried in its claims so that it dies with its source: the access token
+ * at the root of its lineage (`source_token_id`, none for a private_key_jwt client), and the jtis
+ * of the JWTs it was exchanged from by RFC 8693, oldest first (`source_jtis`).
+ */
+export interface JwtSource {
+  tokenId: string | null;
+  jtis: readonly string[];
+}
+
+export const NO_SOURCE: JwtSource = { tokenId: null, jtis: [] };
+
 export interface MintInput {
   account: AccountClaims;
   scope: string[];
   audience: string | string[];
   ttlSeconds: number;
+  /** The credential the JWT is minted from. */
+  source: JwtSource;
   /** The org the token is for, when not the account's own (cross-org authorization). */
   orgId?: string | null;
 }
@@ -130,11 +154,16 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     org_id: orgId,
     groups: input.account.groups,
     roles: input.account.roles,
+    source_token_id: input.source.tokenId,
+    source_jtis: input.source.jtis,
   });
   return signJws(key, privateKey, payload).then((jws) => ({ jws, jti, exp, iat }));
 }
 
-/** The claims of an access token; `scope` as its list, `org_id` left out when there is none. */
+/**
+ * The claims of an access token; `scope` as its list, `org_id` left out when there is none, the
+ * source claims left out when there is no source token and no ancestor JWT.
+ */
 export interface AccessTokenClaims {
   iss: string;
   sub: string;
@@ -147,6 +176,8 @@ export interface AccessTokenClaims {
   org_id: string | null;
   groups: readonly string[];
   roles: readonly string[];
+  source_token_id?: string | null | undefined;
+  source_jtis?: readonly string[] | undefined;
 }
 
 const payloadWriter = new JsonBytes();
@@ -162,7 +193,10 @@ export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
   json.raw(',"iat":').number(c.iat).raw(',"exp":').number(c.exp).raw(',"jti":').string(c.jti);
   json.raw(',"client_id":').string(c.client_id).raw(',"scope":').joined(c.scope, " ");
   if (c.org_id) json.raw(',"org_id":').string(c.org_id);
-  return json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles).raw("}").bytes();
+  json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles);
+  if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
+  if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
+  return json.raw("}").bytes();
 }
 
 export interface VerifiedJwt extends JWTPayload {
@@ -172,11 +206,22 @@ export interface VerifiedJwt extends JWTPayload {
   client_id?: string;
   scope?: string;
   org_id?: string;
+  source_token_id?: string;
+  source_jtis?: string[];
+}
+
+/** The source a verified JWT names, or null when its source claims are malformed. */
+export function sourceOf(jwt: JWTPayload): JwtSource | null {
+  const { source_token_id: tokenId, source_jtis: jtis } = jwt;
+  if (tokenId !== undefined && typeof tokenId !== "string") return null;
+  if (jtis !== undefined && !(Array.isArray(jtis) && jtis.length <= MAX_EXCHANGE_DEPTH && jtis.every((j) => typeof j === "string"))) return null;
+  return { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [] };
 }
 
 /**
  * Verifies a JWT we issued: a published kid, the key's own algorithm (no alg confusion, no `none`),
- * `typ: at+jwt`, our issuer, the expected audience (null: any), exp/iat, and the jti revocation list.
+ * `typ: at+jwt`, our issuer, the expected audience (null: any), exp (strictly) and iat, and that
+ * neither it, nor a JWT it was exchanged from, nor the access token at its root was revoked.
  */
 export async function verifyJwt(ctx: Ctx, token: string, audience: string | null): Promise<VerifiedJwt | null> {
   if (token.length > 8192 || token.split(".").length !== 3) return null;
@@ -197,21 +242,35 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
       issuer: ctx.config.ISSUER,
       ...(audience ? { audience } : {}),
       typ: ACCESS_TOKEN_TYP,
-      clockTolerance: CLOCK_SKEW_SECONDS,
+      clockTolerance: OWN_JWT_CLOCK_SKEW_SECONDS,
       currentDate: new Date(ctx.now()),
       requiredClaims: ["sub", "jti", "exp", "iat"],
     });
+    if (payload.exp! * 1000 <= ctx.now()) return null;
     // jose checks iat only against a maximum age; a JWT "issued" in the future is refused here.
-    if (payload.iat! > ctx.now() / 1000 + CLOCK_SKEW_SECONDS) return null;
-    if (await ctx.env.TOKENS.get(revokedJtiKey(payload.jti!))) return null;
+    if (payload.iat! > ctx.now() / 1000 + OWN_JWT_CLOCK_SKEW_SECONDS) return null;
+    const source = sourceOf(payload);
+    if (!source || (await revokedAlongLineage(ctx.env, payload.jti!, source))) return null;
     return payload as VerifiedJwt;
   } catch {
     return null;
   }
 }
 
+/**
+ * Whether the JWT, one of the JWTs it was exchanged from, or its root access token was revoked:
+ * one KV read (a bulk get of at most MAX_EXCHANGE_DEPTH + 2 keys), the cost of the jti check alone.
+ */
+async function revokedAlongLineage(env: Bindings, jti: string, source: JwtSource): Promise<boolean> {
+  const keys = [revokedJtiKey(jti), ...source.jtis.map(revokedJtiKey)];
+  if (source.tokenId) keys.push(revokedTokenKey(source.tokenId));
+  if (keys.length === 1) return (await env.TOKENS.get(keys[0]!)) !== null;
+  for (const marker of (await env.TOKENS.get(keys, "text")).values()) if (marker !== null) return true;
+  return false;
+}
+
 /** Puts a JWT's jti on the revocation list until the JWT would have expired anyway. */
 export async function revokeJti(ctx: Ctx, jti: string, exp: number): Promise<void> {
   // Kept as long as the JWT could still verify: its exp plus the accepted clock skew.
-  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration((exp + CLOCK_SKEW_SECONDS) * 1000, ctx.now()) });
+  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration((exp + OWN_JWT_CLOCK_SKEW_SECONDS) * 1000, ctx.now()) });
 }

@@ -7,6 +7,9 @@ import type { PublicKeyAlg } from "../db/schema.ts";
  *   tok:<sha256 hex of an access token>  -> TokenRecord   (expires with the secret)
  *   sa:<account id>                      -> AccountRecord (claims + public keys, for private_key_jwt)
  *   jti:<jti>                            -> "1"           (revoked JWT, expires with the JWT)
+ *   revoked-token:<access token id>      -> "1"           (revoked access token: every JWT minted from it,
+ *                                                          directly or by RFC 8693 exchange, is dead; kept
+ *                                                          as long as the longest JWT could live)
  *   signing:keyset                       -> the signing keys (private halves AES-GCM wrapped)
  */
 
@@ -54,6 +57,7 @@ export const KV_MIN_TTL_SECONDS = 60;
 export const tokenKey = (secretHash: string) => `tok:${secretHash}`;
 export const accountKey = (accountId: string) => `sa:${accountId}`;
 export const revokedJtiKey = (jti: string) => `jti:${jti}`;
+export const revokedTokenKey = (tokenId: string) => `revoked-token:${tokenId}`;
 export const KEYSET_KEY = "signing:keyset";
 
 /** The `expiration` (epoch seconds) for a KV put, or undefined for none; clamped to KV's minimum. */

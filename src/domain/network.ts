@@ -5,10 +5,11 @@ import type { AccountClaims } from "./kv-records.ts";
 
 /**
  * Network bounds: an account with allowed CIDRs may use its credentials only from inside them
- * (the client address is CF-Connecting-IP). A use from outside is refused like a bad credential,
- * and audited off the response path.
+ * (the client address is CF-Connecting-IP). Returns whether this request may; a use from outside
+ * is refused like a bad credential by the caller, and audited here (credential.refused_network)
+ * off the response path. Only the credential resolver calls it.
  */
-export function networkAllowed(ctx: Ctx, account: AccountClaims): boolean {
+export function auditedNetworkCheck(ctx: Ctx, account: AccountClaims): boolean {
   const cidrs = account.allowedCidrs ?? [];
   if (cidrs.length === 0 || ipAllowed(ctx.meta.ip, cidrs)) return true;
   ctx.waitUntil(

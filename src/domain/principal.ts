@@ -1,3 +1,5 @@
+import type { JwtSource } from "./jwt.ts";
+
 /** An authenticated caller: always a service account, reached through one of its credentials. */
 export interface Principal {
   accountId: string;
@@ -11,4 +13,6 @@ export interface Principal {
   expiresAt?: number | null | undefined;
   /** A JWT's `org_id`: the only org the principal may act in with it. */
   orgLimit?: string | undefined;
+  /** What a JWT minted from this credential carries as its source (null: its exchange chain is at its bound). */
+  source?: JwtSource | null | undefined;
 }

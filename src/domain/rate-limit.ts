@@ -3,30 +3,41 @@ import type { Ctx } from "./context.ts";
 import type { MaybePromise } from "../lib/maybe-promise.ts";
 
 /**
- * Brute-force protection for every place a credential is checked (bearer authentication, the
- * token exchange, client authentication at /oauth/*): each FAILED attempt is counted by two rate
- * limiting bindings, AUTH_FAILURES_IP under the caller's IP (`CF-Connecting-IP`; its limit is
- * higher, as many clients can share one NAT address) and AUTH_FAILURES_CLIENT under the client
- * id it claimed. A key over its binding's limit is refused with 429 and `Retry-After` for
- * RATE_LIMIT_BLOCK_SECONDS, before any credential of the request is looked at.
+ * Limits on failed authentications, for cost and noise: an access token carries 178 random bits
+ * and is not guessed, so the limiters exist to slow down clients that keep failing, never to keep
+ * anyone else out. The rules:
  *
- * Successful requests are never counted, so the hot path pays one Map lookup (none while nothing
- * is blocked). The block is remembered per isolate; another isolate learns of it at the key's
- * next failure there (the binding answers "over" for it at once).
+ *  - The credential is checked first. A valid credential always passes, whatever others sent
+ *    from the same address or for the same client id; only a failing attempt is counted, and only
+ *    a failing attempt is refused (429, `Retry-After`) once its key is over the limit.
+ *  - A failure counts under one key of the client id it claimed and the source IP
+ *    (`CF-Connecting-IP`) together, so that strangers failing for a public client id (ids are JWT
+ *    `sub`s) do not add up with the client's own requests from elsewhere.
+ *  - The management API (`api:`) and the token endpoints (`token:`, the exchange endpoint and
+ *    /oauth/*) count under separate keys.
+ *  - Keys with a client id are counted by AUTH_FAILURES_CLIENT; keys of an address alone (bearer
+ *    credentials and subject tokens name no client) by AUTH_FAILURES_IP, whose limit is higher as
+ *    many clients can share one NAT address.
+ *
+ * A key over its binding's limit is blocked in this isolate for RATE_LIMIT_BLOCK_SECONDS; another
+ * isolate learns of it at the key's next failure there (the binding answers "over" at once).
  */
 
 const blocked = new Map<string, number>();
 const MAX_BLOCKED = 10_000;
 
-/** The keys a request's failures count under: its IP (when the edge told us) and the claimed client. */
-export function failureKeys(ctx: Ctx, clientId?: string | null): string[] {
-  const keys: string[] = [];
-  if (ctx.meta.ip) keys.push(`ip:${ctx.meta.ip}`);
-  if (clientId) keys.push(`client:${clientId.slice(0, 128)}`);
-  return keys;
+/** Which limits a failure counts under: the management API's, or the token endpoints'. */
+export type AuthSurface = "api" | "token";
+
+/** The key a request's failures count under (none when neither an IP nor a client id is known). */
+export function failureKeys(ctx: Ctx, clientId?: string | null, surface: AuthSurface = "api"): string[] {
+  const ip = ctx.meta.ip;
+  if (!ip && !clientId) return [];
+  const client = clientId ? `client:${clientId.slice(0, 128)}:` : "";
+  return [`${surface}:${client}ip:${ip ?? "-"}`];
 }
 
-const limiterOf = (ctx: Ctx, key: string) => (key.startsWith("ip:") ? ctx.env.AUTH_FAILURES_IP : ctx.env.AUTH_FAILURES_CLIENT);
+const limiterOf = (ctx: Ctx, key: string) => (key.includes("client:") ? ctx.env.AUTH_FAILURES_CLIENT : ctx.env.AUTH_FAILURES_IP);
 
 export const rateLimited = (retryAfterSeconds: number) =>
   new ApiError("rate_limited", "Too many failed authentication attempts; retry later", { headers: { "retry-after": String(retryAfterSeconds) } });
@@ -57,23 +68,20 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
 }
 
 /**
- * Runs an authentication; a failure (`isFailure`) is counted, and becomes a 429 once a key is over.
- * An attempt answered at once (from the isolate's caches) is answered at once; a failure, sync or
- * not, comes back as a rejected promise.
+ * Runs an authentication. Its success is the answer, always. Its failure (`isFailure`) is
+ * refused with 429 while the key is blocked, else counted (a 429 once over the limit), else
+ * rethrown as it was.
  */
-export function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => MaybePromise<T>): MaybePromise<T> {
-  const failed = async (err: unknown): Promise<never> => {
-    if (isFailure(err)) await countFailure(ctx, keys());
-    throw err;
-  };
-  let outcome: MaybePromise<T>;
+export async function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => MaybePromise<T>): Promise<T> {
   try {
-    assertNotBlocked(ctx, keys);
-    outcome = attempt();
+    return await attempt();
   } catch (err) {
-    return failed(err);
+    if (!isFailure(err)) throw err;
+    const failedKeys = keys();
+    assertNotBlocked(ctx, () => failedKeys);
+    await countFailure(ctx, failedKeys);
+    throw err;
   }
-  return outcome instanceof Promise ? outcome.catch(failed) : outcome;
 }
 
 /** Test hook: forget every block of this isolate. */

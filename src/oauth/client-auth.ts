@@ -1,17 +1,18 @@
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import type { TokenEndpointAuthMethod } from "../db/schema.ts";
 import { replayCache } from "../domain/account-do.ts";
-import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
 import type { Ctx } from "../domain/context.ts";
-import { networkAllowed } from "../domain/network.ts";
-import { credentialExpiry, type AccountClaims, type AccountKey } from "../domain/kv-records.ts";
-import { andThen, type MaybePromise } from "../lib/maybe-promise.ts";
+import { resolveAccount, resolveCredential } from "../domain/credential-resolver.ts";
+import { NO_SOURCE, type JwtSource } from "../domain/jwt.ts";
+import type { AccountClaims, AccountKey } from "../domain/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/** RFC 7523: the assertion's exp may be at most this far ahead. */
-const MAX_ASSERTION_LIFETIME_S = 300;
-const CLOCK_SKEW_S = 30;
+/**
+ * Clock skew accepted on client assertions: unlike our own JWTs they are signed on the client's
+ * clock, which may be off by more than a few seconds.
+ */
+const CLIENT_CLOCK_SKEW_S = 30;
 
 export interface ClientForm {
   client_id?: string | undefined;
@@ -26,9 +27,17 @@ export interface AuthenticatedClient {
   method: TokenEndpointAuthMethod;
   /** When what authenticated the client stops being valid (bounds the JWTs it gets). */
   expiresAt: number | null;
+  /** What a JWT issued to the client carries as its source: the access token used as client secret, or nothing (a key). */
+  source: JwtSource;
   /** The access token used as client secret, if one was. */
   tokenId?: string | undefined;
 }
+
+/**
+ * What the client authenticates for: `act` at introspection and revocation (its secret's use is
+ * recorded at once), `exchange` at the token endpoint (recorded with the JWT it gets).
+ */
+export type ClientPurpose = "act" | "exchange";
 
 const verifyKeys = new Map<string, Promise<CryptoKey>>();
 
@@ -48,7 +57,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const BASIC = /^Basic[ ]+([A-Za-z0-9+/=]{1,2048})[ ]*$/i;
 
 /** application/x-www-form-urlencoded decoding of one Basic half; null when the escapes are broken. */
-function unform(s: string): string | null {
+function decodeFormComponent(s: string): string | null {
   if (!s.includes("%") && !s.includes("+")) return s;
   try {
     return decodeURIComponent(s.replace(/\+/g, " "));
@@ -72,19 +81,21 @@ function parseBasic(header: string): { id: string; secret: string } | null {
   }
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
-  const id = unform(decoded.slice(0, colon));
-  const secret = unform(decoded.slice(colon + 1));
+  const id = decodeFormComponent(decoded.slice(0, colon));
+  const secret = decodeFormComponent(decoded.slice(colon + 1));
   return id === null || secret === null ? null : { id, secret };
 }
 
-function bySecret(ctx: Ctx, id: string, secret: string, method: TokenEndpointAuthMethod, usedBasic: boolean): MaybePromise<AuthenticatedClient> {
-  return andThen(verifyAccessToken(ctx.env, secret, ctx.now()), (record) => {
-    if (!record || record.account.accountId !== id || !networkAllowed(ctx, record.account)) throw invalidClient("Client authentication failed", usedBasic);
-    return registered({ clientId: id, account: record.account, method, expiresAt: credentialExpiry(record), tokenId: record.tokenId }, usedBasic);
-  });
+/** client_secret_basic and client_secret_post: the secret is an access token of the client_id's account. */
+async function bySecret(ctx: Ctx, secret: { id: string; secret: string; method: TokenEndpointAuthMethod; usedBasic: boolean }, purpose: ClientPurpose): Promise<AuthenticatedClient> {
+  const { id, method, usedBasic } = secret;
+  const token = await resolveCredential(ctx, secret.secret, { purpose, accessToken: true, jwtAudience: false, accountId: id });
+  if (!token) throw invalidClient("Client authentication failed", usedBasic);
+  // An access token is the root of its lineage: its derived source is never at the chain's bound.
+  const client = { clientId: id, account: token.account, method, expiresAt: token.expiresAt, source: token.derivedSource!, tokenId: token.id };
+  return assertRegisteredMethod(client, usedBasic);
 }
 
-/** RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most 5 minutes ahead, jti used once. */
 /** Where a private_key_jwt assertion may be addressed: the issuer or either token endpoint URL, or the URL it was sent to. */
 function assertionAudiences(ctx: Ctx, requestUrl: string): string[] {
   const issuer = ctx.config.ISSUER;
@@ -92,6 +103,10 @@ function assertionAudiences(ctx: Ctx, requestUrl: string): string[] {
   return [issuer, `${issuer}/oauth/token`, `${issuer}/api/m2m/oauth/token`, url.origin + url.pathname];
 }
 
+/**
+ * RFC 7523 private_key_jwt: iss = sub = client_id, aud = us, exp at most
+ * MAX_CLIENT_ASSERTION_LIFETIME_SECONDS ahead, and a jti used once (remembered until the assertion expires).
+ */
 async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Promise<AuthenticatedClient> {
   const fail = (why: string) => invalidClient(`Client assertion rejected: ${why}`, false);
   const assertion = form.client_assertion!;
@@ -106,8 +121,8 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
   }
   const clientId = typeof claims.sub === "string" ? claims.sub : "";
   if (form.client_id !== undefined && form.client_id !== clientId) throw fail("client_id does not match the assertion's subject");
-  const record = await liveAccountRecord(ctx.env, clientId, ctx.now());
-  if (!record || !networkAllowed(ctx, record.account)) throw fail("unknown or inactive client");
+  const record = await resolveAccount(ctx, clientId);
+  if (!record) throw fail("unknown or inactive client");
   const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
   const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid));
   for (const key of keys) {
@@ -119,27 +134,30 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
         subject: clientId,
         audience: assertionAudiences(ctx, requestUrl),
         requiredClaims: ["exp", "jti"],
-        clockTolerance: CLOCK_SKEW_S,
+        clockTolerance: CLIENT_CLOCK_SKEW_S,
         currentDate: new Date(ctx.now()),
       }));
     } catch {
       continue;
     }
     const expMs = payload.exp! * 1000;
-    if (expMs > ctx.now() + (MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) * 1000) throw fail("exp is more than 5 minutes ahead");
+    const maxLifetime = ctx.config.MAX_CLIENT_ASSERTION_LIFETIME_SECONDS;
+    if (expMs > ctx.now() + (maxLifetime + CLIENT_CLOCK_SKEW_S) * 1000) {
+      throw fail(`exp is more than MAX_CLIENT_ASSERTION_LIFETIME_SECONDS (${maxLifetime} s) ahead: sign assertions that expire sooner`);
+    }
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
-    if (payload.iat !== undefined && payload.iat > ctx.now() / 1000 + CLOCK_SKEW_S) throw fail("iat is in the future");
+    if (payload.iat !== undefined && payload.iat > ctx.now() / 1000 + CLIENT_CLOCK_SKEW_S) throw fail("iat is in the future");
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
-    const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLOCK_SKEW_S * 1000);
+    const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLIENT_CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
-    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt };
+    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: NO_SOURCE };
   }
   throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key");
 }
 
 /** The client id a request claims (before anything is verified), for counting its failures. */
 export function claimedClientId(authorization: string | undefined, form: ClientForm): string | null {
-  if (authorization !== undefined && /^Basic /i.test(authorization)) return parseBasic(authorization)?.id ?? null;
+  if (isBasic(authorization)) return parseBasic(authorization)?.id ?? null;
   if (form.client_id) return form.client_id;
   if (!form.client_assertion) return null;
   try {
@@ -150,31 +168,43 @@ export function claimedClientId(authorization: string | undefined, form: ClientF
   }
 }
 
+const isBasic = (authorization: string | undefined): authorization is string => authorization !== undefined && /^Basic /i.test(authorization);
+
+/** Whether the request presents client credentials (Basic, client_secret or client_assertion): those are verified. */
+export function presentsClientCredentials(authorization: string | undefined, form: ClientForm): boolean {
+  return isBasic(authorization) || form.client_secret !== undefined || form.client_assertion !== undefined;
+}
+
 /**
  * Authenticates the client of a token, introspection or revocation request by exactly one of
  * client_secret_basic, client_secret_post or private_key_jwt (RFC 6749 §2.3: never two at once).
- * Throws at once when the request is malformed; answers at once when the secret's record is cached.
+ * Throws at once when the request is malformed.
  */
-export function authenticateClient(ctx: Ctx, authorization: string | undefined, form: ClientForm, requestUrl: string): MaybePromise<AuthenticatedClient> {
-  const usedBasic = authorization !== undefined && /^Basic /i.test(authorization);
+export async function authenticateClient(
+  ctx: Ctx,
+  request: { authorization: string | undefined; form: ClientForm; url: string },
+  purpose: ClientPurpose,
+): Promise<AuthenticatedClient> {
+  const { authorization, form } = request;
+  const usedBasic = isBasic(authorization);
   const methods = Number(usedBasic) + Number(form.client_secret !== undefined) + Number(form.client_assertion !== undefined);
   if (methods > 1) throw new OAuthError("invalid_request", "Use exactly one client authentication method");
   if (usedBasic) {
     const basic = parseBasic(authorization!);
     if (!basic) throw invalidClient("Malformed Basic credentials", true);
     if (form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError("invalid_request", "client_id differs from the Basic credentials");
-    return bySecret(ctx, basic.id, basic.secret, "client_secret_basic", true);
+    return bySecret(ctx, { ...basic, method: "client_secret_basic", usedBasic: true }, purpose);
   }
   if (form.client_secret !== undefined) {
     if (!form.client_id) throw new OAuthError("invalid_request", "client_secret_post needs client_id");
-    return bySecret(ctx, form.client_id, form.client_secret, "client_secret_post", false);
+    return bySecret(ctx, { id: form.client_id, secret: form.client_secret, method: "client_secret_post", usedBasic: false }, purpose);
   }
-  if (form.client_assertion !== undefined) return byAssertion(ctx, form, requestUrl).then((client) => registered(client, false));
+  if (form.client_assertion !== undefined) return assertRegisteredMethod(await byAssertion(ctx, form, request.url), false);
   throw invalidClient("Client authentication is required", true);
 }
 
 /** A client registered for one method (platform clients) may use only that one. */
-function registered(client: AuthenticatedClient, usedBasic: boolean): AuthenticatedClient {
+function assertRegisteredMethod(client: AuthenticatedClient, usedBasic: boolean): AuthenticatedClient {
   const method = client.account.tokenEndpointAuthMethod;
   if (method && method !== client.method) throw invalidClient(`This client is registered for ${method}`, usedBasic);
   return client;

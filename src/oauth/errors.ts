@@ -72,6 +72,9 @@ function fromApiError(err: ApiError): OAuthError {
       return new OAuthError("invalid_request", err.detail, 413);
     case "rate_limited":
       return new OAuthError("slow_down", err.detail, 429, err.extra.headers);
+    // A client acting on a token that is not its own (RFC 7009 revocation of another client's token).
+    case "permission_denied":
+      return new OAuthError("unauthorized_client", err.detail);
     default:
       return new OAuthError("invalid_request", err.detail);
   }

@@ -1,86 +1,60 @@
-import { liveAccountRecord, verifyAccessToken } from "../domain/authn.ts";
-import { claimsFor } from "../domain/authorize.ts";
 import type { Ctx } from "../domain/context.ts";
-import { grantScope, issueJwtFor, remainingSeconds, resolveAudience, type IssuedJwt } from "../domain/exchange.ts";
-import { verifyJwt } from "../domain/jwt.ts";
-import { networkAllowed } from "../domain/network.ts";
-import { credentialExpiry, type AccountClaims } from "../domain/kv-records.ts";
+import type { IssuedJwt } from "../domain/exchange.ts";
+import { exchangeLimits, jwtLifetime } from "../domain/lifetime.ts";
+import { ApiError } from "../errors.ts";
 import type { AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError } from "./errors.ts";
+import type { FormOf, FormSpec } from "./form.ts";
+
+/**
+ * What a grant of the token endpoint is. Each grant is a module of src/oauth/grants/ exporting one
+ * `Grant`; the registry (src/oauth/grants/index.ts) keys them by `grant_type`, and the token
+ * endpoint's dispatch, its form, its responses and the RFC 8414 metadata all read it. Adding a
+ * grant is one module and one registry line.
+ */
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 export const JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
 
-/** The lifetime of a JWT from a grant: the default, never past what the credential has left. */
-function boundedTtl(ctx: Ctx, expiresAt: number | null): number {
-  const ttl = Math.min(ctx.config.DEFAULT_JWT_TTL_SECONDS, remainingSeconds(expiresAt, ctx.now()));
-  if (ttl < 1) throw new OAuthError("invalid_grant", "The credential has expired");
-  return ttl;
+/** The parameters every grant takes besides client authentication's: RFC 6749 3.3 scope, RFC 8707 resource, and audience. */
+export const COMMON_GRANT_PARAMS = { grant_type: "one", scope: "one", resource: "many", audience: "many" } as const;
+
+export interface GrantRequest<P extends FormSpec> {
+  form: FormOf<typeof COMMON_GRANT_PARAMS & P>;
+  /** The authenticated client; null only for a grant that takes none and was presented none. */
+  client: AuthenticatedClient | null;
+  /** The audiences asked for (RFC 8707 `resource` and `audience` together). */
+  audiences: string[];
 }
 
-/** client_credentials: the authenticated client gets a JWT for itself (in its own org, or one named by `org`). */
-export function clientCredentials(ctx: Ctx, client: AuthenticatedClient, scope: string | undefined, audiences: string[], org?: string): Promise<IssuedJwt> {
-  const issue = (account: AccountClaims) =>
-    issueJwtFor(ctx, account, {
-      scope: grantScope(scope, account.scopes),
-      audience: resolveAudience(ctx, audiences),
-      ttlSeconds: boundedTtl(ctx, client.expiresAt),
-      tokenId: client.tokenId,
-    });
-  // Not async: for the account's own org the claims are at hand, and the JWT's promise is the answer.
-  const claims = claimsFor(ctx, client.account, org);
-  if (!(claims instanceof Promise)) return issue(claims);
-  return claims.then(issue, (err: unknown) => {
-    throw new OAuthError("invalid_target", err instanceof Error ? err.message : "No role in that org");
-  });
+export interface Grant<P extends FormSpec = FormSpec> {
+  grantType: string;
+  /** The form parameters the grant takes, beyond COMMON_GRANT_PARAMS and client authentication's. */
+  params: P;
+  /**
+   * `required`: the client must authenticate (RFC 6749 4.4.2). `when-presented`: the grant's own
+   * credential suffices, and client credentials that are sent are verified (RFC 6749 2.3).
+   */
+  clientAuthentication: "required" | "when-presented";
+  /** The `issued_token_type` of the response, for grants that answer with one (RFC 8693 2.2.1). */
+  issuedTokenType?: string;
+  handle(ctx: Ctx, request: GrantRequest<P>): Promise<IssuedJwt>;
 }
 
-export interface ExchangeForm {
-  subject_token?: string | undefined;
-  subject_token_type?: string | undefined;
-  requested_token_type?: string | undefined;
-  scope?: string | undefined;
-}
+/** A grant, typed by its parameters. */
+export const defineGrant = <P extends FormSpec>(grant: Grant<P>): Grant<P> => grant;
 
 /**
- * RFC 8693 token exchange with an access token or one of our JWTs as subject token. The new JWT
- * never has more scope or lifetime than the subject allows.
+ * The lifetime of a JWT from /oauth/token: DEFAULT_JWT_TTL_SECONDS, clipped (never refused: the
+ * client asked for no lifetime and reads `expires_in`) to MAX_JWT_TTL_SECONDS and to what its
+ * source credential has left; invalid_grant once the source has expired.
  */
-export async function tokenExchange(ctx: Ctx, form: ExchangeForm, audiences: string[]): Promise<IssuedJwt> {
-  const { subject_token: subject, subject_token_type: type } = form;
-  if (!subject || !type) throw new OAuthError("invalid_request", "subject_token and subject_token_type are required");
-  if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Unsupported subject_token_type");
-  if (form.requested_token_type && form.requested_token_type !== ACCESS_TOKEN_TYPE && form.requested_token_type !== JWT_TOKEN_TYPE) {
-    throw new OAuthError("invalid_request", "Only access tokens (JWTs) can be issued");
+export function grantLifetime(ctx: Ctx, source: { name: string; expiresAt: number | null }): number {
+  try {
+    return jwtLifetime({ mode: "clip", limits: exchangeLimits(ctx.config), source, now: ctx.now() });
+  } catch (err) {
+    if (err instanceof ApiError) throw new OAuthError("invalid_grant", err.detail);
+    throw err;
   }
-  let account: AccountClaims;
-  let allowed: string[];
-  let expiresAt: number | null;
-  const found = subject.startsWith("sat_") ? await verifyAccessToken(ctx.env, subject, ctx.now()) : null;
-  const record = found && networkAllowed(ctx, found.account) ? found : null;
-  if (found && !record) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
-  if (record) {
-    ({ account } = record);
-    allowed = account.scopes;
-    expiresAt = credentialExpiry(record);
-  } else {
-    // Only JWTs addressed to Keyward itself: one minted for a downstream audience must not be widened back.
-    const jwt = subject.startsWith("sat_") ? null : await verifyJwt(ctx, subject, ctx.config.ISSUER);
-    const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
-    if (!jwt || !live || !networkAllowed(ctx, live.account)) throw new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
-    // The new JWT is for the subject's org: a JWT for another org (POST /api/v1/auth/authorize)
-    // must not come back as one for the account's home org, with its home roles.
-    account = await Promise.resolve(claimsFor(ctx, live.account, jwt.org_id ?? undefined)).catch(() => {
-      throw new OAuthError("invalid_grant", "The subject token's org no longer grants this account anything");
-    });
-    const held = new Set(account.scopes);
-    allowed = (jwt.scope ?? "").split(" ").filter((s) => held.has(s));
-    expiresAt = jwt.exp * 1000;
-  }
-  return issueJwtFor(ctx, account, {
-    scope: grantScope(form.scope, allowed),
-    audience: resolveAudience(ctx, audiences),
-    ttlSeconds: boundedTtl(ctx, expiresAt),
-  });
 }

@@ -8,8 +8,17 @@ import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./comm
 export const exchangeBody = z
   .object({
     access_token: z.string().min(1).max(256).openapi({ example: "sat_<your access token>" }),
-    duration_seconds: z.number().int().min(1).optional().openapi({ description: "JWT lifetime; default DEFAULT_JWT_TTL_SECONDS (300). Over the token's remaining lifetime or MAX_JWT_TTL_SECONDS: 400" }),
-    scope: z.string().max(2048).optional().openapi({ description: "Space-separated scopes, within what the account may request", example: "service-accounts.read" }),
+    duration_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .openapi({ description: "JWT lifetime; default DEFAULT_JWT_TTL_SECONDS (300). Over the token's remaining lifetime or MAX_JWT_TTL_SECONDS: 400 invalid_duration (rejected, never clipped)" }),
+    scope: z
+      .string()
+      .max(2048)
+      .optional()
+      .openapi({ description: "Space-separated scopes, within what the account may request. Omit it for every allowed scope; an empty scope is 400 invalid_scope", example: "service-accounts.read" }),
     org: z.string().min(1).max(100).optional().openapi({ description: "Another org where the account holds an accepted role (default: its own)" }),
   })
   .strict()
@@ -38,7 +47,7 @@ const exchangeRoute = createRoute({
   responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 403, 415) },
 });
 
-/** The token exchange of Witboost's semantics: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
+/** The token exchange endpoint: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
 export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
   const body = validJson(await request.text(), exchangeBody, plainExchangeBody);
   const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });

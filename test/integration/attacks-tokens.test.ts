@@ -375,8 +375,48 @@ describe("JWT: revoked jti", () => {
     expectStatus(await postForm("/oauth/revoke", { token: jwt }, { basic: [v.id, v.token] }), 200);
     await refusedAt("revoked JWT", jwt, holderV(), rs);
     await acceptedAt("sibling JWT", sibling, holderV(), rs, ["bearer", "subject", "introspect"]);
-    // A JWT exchanged from the revoked one before it was revoked is a different jti: revoking the subject does not reach it,
-    // but nothing can be exchanged from the revoked one any more (checked above at "subject").
+  });
+
+  it("a JWT exchanged (RFC 8693) from a JWT before that one was revoked by jti is refused everywhere", async () => {
+    const parent = await jwtFor(v.token);
+    const child = await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: parent, subject_token_type: JWT_TOKEN_TYPE });
+    expectStatus(child, 200);
+    await acceptedAt("exchanged JWT", child.json.access_token, holderV(), rs, ["bearer", "subject", "introspect"]);
+    expectStatus(await postForm("/oauth/revoke", { token: parent }, { basic: [v.id, v.token] }), 200);
+    await refusedAt("JWT exchanged from a revoked JWT", child.json.access_token, holderV(), rs);
+  });
+});
+
+describe("JWT: revoked source access token", () => {
+  it("JWTs minted from an access token, directly, by client_credentials or by RFC 8693 (and exchanged again), are refused everywhere once it is revoked", async () => {
+    const u = await keyedAccount(A.adminToken, A.org.id, `u-${unique("k")}`);
+    const direct = await jwtFor(u.token);
+    const cc = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [u.id, u.token] });
+    expectStatus(cc, 200);
+    const again = await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: direct, subject_token_type: JWT_TOKEN_TYPE });
+    expectStatus(again, 200);
+    const holder = { orgId: A.org.id, accountId: u.id };
+    expectStatus(await call("DELETE", `/api/v1/orgs/${A.org.id}/service-accounts/${u.id}/tokens/${u.tokenId}`, { token: A.adminToken }), 204);
+    for (const [label, jwt] of [["exchanged JWT", direct], ["client_credentials JWT", cc.json.access_token], ["re-exchanged JWT", again.json.access_token]] as const) {
+      await refusedAt(`${label} of a revoked token`, jwt, holder, rs);
+    }
+    // The account's key still authenticates it: only what came from the token died.
+    const assertion = await sign(u.privateKey, { alg: "ES256", kid: u.kid }, assertionClaims(u.id));
+    await acceptedAt("the account's key", assertion, holder, rs, ["assertion"]);
+  });
+
+  it("a cross-org JWT (POST /api/v1/auth/authorize) dies with the access token it was authorized with", async () => {
+    const member = await call("POST", `/api/v1/orgs/${B.org.id}/service-accounts`, { token: B.adminToken, body: { name: unique("m"), roles: [{ role: "viewer" }], issueToken: true } });
+    expectStatus(member, 201);
+    const inv = await inviteTo(A.adminToken, A.org.id, member.json.email, "viewer");
+    expectStatus(inv, 201);
+    expectStatus(await answer(B.adminToken, B.org.id, member.json.id, inv.json.id, "accepted"), 200);
+    const forA = await authorizeFor(member.json.token.token, A.org.id);
+    expectStatus(forA, 200);
+    expect(claimsOf(forA.json.jwt)).toMatchObject({ org_id: A.org.id, source_token_id: member.json.token.id });
+    expectStatus(await call("GET", `/api/v1/orgs/${A.org.id}`, { token: forA.json.jwt }), 200);
+    expectStatus(await call("DELETE", `/api/v1/orgs/${B.org.id}/service-accounts/${member.json.id}/tokens/${member.json.token.id}`, { token: B.adminToken }), 204);
+    await refusedAt("cross-org JWT of a revoked token", forA.json.jwt, { orgId: A.org.id, accountId: member.json.id }, rs);
   });
 });
 

@@ -248,3 +248,32 @@ describe("token exchange: refused credentials (401)", () => {
     expect(res.text).not.toContain('"jwt"');
   });
 });
+
+describe("token exchange: errors say which limit and how to stay within it", () => {
+  it("over MAX_JWT_TTL_SECONDS: names the variable, its value and what to ask for", async () => {
+    const { token } = await newClient(root.token);
+    const body = expectProblemCode(await exchange(token, { duration_seconds: 7200 }), 400, "invalid_duration");
+    expect(body.detail).toBe(`duration_seconds 7200 is over MAX_JWT_TTL_SECONDS (${MAX_TTL}): ask for ${MAX_TTL} or less`);
+  });
+
+  it("over what the access token has left: says how many seconds it has, for the asked duration and for the default", async () => {
+    const { token } = await newClient(root.token, { issueToken: { expiresInSeconds: 120 } });
+    const asked = expectProblemCode(await exchange(token, { duration_seconds: 600 }), 400, "invalid_duration");
+    const left = Number(/has left \((\d+) s\)/.exec(asked.detail)?.[1]);
+    expect(left, asked.detail).toBeGreaterThan(100);
+    expect(left, asked.detail).toBeLessThanOrEqual(120);
+    expect(asked.detail).toMatch(new RegExp(`^duration_seconds 600 is more than the access token has left \\(${left} s\\): ask for at most ${left}`));
+    const byDefault = expectProblemCode(await exchange(token), 400, "invalid_duration");
+    expect(byDefault.detail).toMatch(/^The default lifetime DEFAULT_JWT_TTL_SECONDS \(300 s\) is more than the access token has left \(\d+ s\): ask for at most \d+ with duration_seconds$/);
+  });
+});
+
+describe("token exchange: an empty scope", () => {
+  it.each(["", "  "])("scope %j is 400 invalid_scope, saying to omit scope for every allowed scope", async (scope) => {
+    const { token } = await newClient(root.token, { roles: [{ role: "viewer" }] });
+    const res = await exchange(token, { scope });
+    const body = expectProblemCode(res, 400, "invalid_scope");
+    expect(body.detail, res.text).toMatch(/omit scope/);
+    expect(res.text).not.toContain('"jwt"');
+  });
+});

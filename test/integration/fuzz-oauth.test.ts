@@ -555,7 +555,7 @@ describe("the token exchange (management API, problem+json)", () => {
 });
 
 describe("discovery", () => {
-  it("GET /.well-known/oauth-authorization-server and /.well-known/jwks.json answer junk queries and headers; other methods are routing problems", async () => {
+  it("GET /.well-known/oauth-authorization-server, /.well-known/openid-configuration and /.well-known/jwks.json answer junk queries and headers; other methods are routing problems", async () => {
     const tracker = new StateTracker();
     await tracker.reset();
     const arb = fc.record({
@@ -570,7 +570,7 @@ describe("discovery", () => {
         const withBody = method !== "GET" && body !== undefined;
         const req: FuzzRequest = { method, path: path + query, headers: [...headers, ...(withBody ? ([["content-type", "application/json"]] as [string, string][]) : [])], body: withBody ? body : undefined };
         const res = await tracker.check(req, () => "problem");
-        const known = ["/.well-known/oauth-authorization-server", "/.well-known/jwks.json"].includes(path);
+        const known = ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/jwks.json"].includes(path);
         if (method === "GET" && known && (res.status !== 200 || typeof res.json !== "object")) throw new PropertyViolation("a discovery document is not 200 JSON", req, res);
       }),
       { numRuns: DISCOVERY_RUNS },

@@ -134,6 +134,23 @@ describe("JWT bearer: claims are checked (401)", () => {
     expectUnauthorized(await getAccount(jwt));
   });
 
+  it("expired: 2 s past exp is refused (our own JWTs get no 30 s of grace), and so is a few seconds past with the clock", async () => {
+    const jwt = await signWithServiceKey(admin.adminToken, { typ: "at+jwt" }, standardClaims(admin.admin.id, { iat: nowS() - 60, exp: nowS() - 2 }));
+    expectUnauthorized(await getAccount(jwt));
+    const ctx = createCtx(env, { actorId: "test", requestId: null, ip: null, userAgent: null });
+    const real = await jwtFor(admin.adminToken, { duration_seconds: 60 });
+    const exp = jose.decodeJwt(real).exp!;
+    expect(await verifyJwt({ ...ctx, now: () => exp * 1000 - 1 }, real, ISSUER), "a millisecond before exp").not.toBeNull();
+    expect(await verifyJwt({ ...ctx, now: () => exp * 1000 }, real, ISSUER), "at exp").toBeNull();
+    expect(await verifyJwt({ ...ctx, now: () => exp * 1000 + 3000 }, real, ISSUER), "3 s past exp").toBeNull();
+  });
+
+  it("not yet valid: iat up to OWN_JWT_CLOCK_SKEW_SECONDS (5 s) ahead passes (an isolate whose clock runs ahead), further is refused", async () => {
+    const ahead = (s: number) => signWithServiceKey(admin.adminToken, { typ: "at+jwt" }, standardClaims(admin.admin.id, { iat: nowS() + s, exp: nowS() + 300, scope: "service-accounts.read" }));
+    expectStatus(await getAccount(await ahead(3)), 200);
+    expectUnauthorized(await getAccount(await ahead(20)));
+  });
+
   it("expired: verifyJwt refuses a real JWT once the clock is 10 minutes on", async () => {
     const jwt = await jwtFor(admin.adminToken);
     const ctx = createCtx(env, { actorId: "test", requestId: null, ip: null, userAgent: null });
@@ -183,14 +200,15 @@ describe("JWT bearer: revocation by jti", () => {
     expectStatus(await getAccount(sibling), 200);
   });
 
-  it("revoking the access token leaves JWTs already issued from it alive (until they expire)", async () => {
+  it("revoking the access token kills the JWTs already minted from it (they carry it as source_token_id)", async () => {
     const other = await orgWithAdmin(root.token);
     const jwt = await jwtFor(other.adminToken);
     const path = `/api/v1/orgs/${other.org.id}/service-accounts/${other.admin.id}`;
+    expectStatus(await call("GET", path, { token: jwt }), 200);
     const revoked = await call("DELETE", `${path}/tokens/${other.admin.token.id}`, { token: root.token });
     expectStatus(revoked, 204);
     expectUnauthorized(await call("GET", path, { token: other.adminToken }));
-    expectStatus(await call("GET", path, { token: jwt }), 200);
+    expectUnauthorized(await call("GET", path, { token: jwt }));
   });
 });
 

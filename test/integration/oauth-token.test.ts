@@ -1,9 +1,14 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
+import { generateAccessToken } from "../../src/domain/access-token.ts";
+import { ORG_OPERATIONS } from "../../src/domain/permissions.ts";
+import { BASE, call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   ACCESS_TOKEN_TYPE,
   API_AUDIENCE,
+  basic,
   assertionGrant,
   clientAssertion,
   type AssertionAlg,
@@ -144,9 +149,23 @@ describe("client_credentials: private_key_jwt", () => {
     expectOAuthError(await assertionGrant(assertion), 401, "invalid_client");
   });
 
-  it("an assertion whose exp is 10 minutes ahead is 401 (at most 5 minutes)", async () => {
+  it("an assertion valid for an hour (Authlib's PrivateKeyJWT default) passes once and is refused on replay", async () => {
     const c = await keyClient("ES256", "pem");
-    expectOAuthError(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 600 })), 401, "invalid_client");
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 3600 });
+    await expectTokenResponse(await assertionGrant(assertion), c.clientId);
+    expectOAuthError(await assertionGrant(assertion), 401, "invalid_client");
+    // The replay cache holds the jti as long as the assertion lives: until its exp plus the skew.
+    const stub = env.ACCOUNT_DO.get(env.ACCOUNT_DO.idFromName(c.clientId));
+    const held = await runInDurableObject(stub, (_i, state) => [...state.storage.kv.list<number>({ prefix: "jti:" })].map(([, until]) => until));
+    expect(held.length, JSON.stringify(held)).toBe(1);
+    expect(held[0]!, JSON.stringify(held)).toBeGreaterThanOrEqual((nowS() + 3600) * 1000);
+  });
+
+  it("an assertion whose exp is beyond MAX_CLIENT_ASSERTION_LIFETIME_SECONDS (3600 s) and the skew is 401, saying so", async () => {
+    const c = await keyClient("ES256", "pem");
+    const res = await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 3600 + 120 }));
+    const body = expectOAuthError(res, 401, "invalid_client");
+    expect(body.error_description, res.text).toContain("MAX_CLIENT_ASSERTION_LIFETIME_SECONDS (3600 s)");
     // 4 minutes is fine.
     await expectTokenResponse(await assertionGrant(await clientAssertion(c.privateKey, c.clientId, { kid: c.kid, exp: nowS() + 240 })), c.clientId);
   });
@@ -429,5 +448,109 @@ describe("audience and registered method are not widened", () => {
     expectStatus(await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [clientId, clientSecret] }), 200);
     const post = await postForm("/oauth/token", { grant_type: "client_credentials", client_id: clientId, client_secret: clientSecret });
     expectOAuthError(post, 401, "invalid_client");
+  });
+});
+
+describe("token exchange (RFC 8693): presented client credentials are verified (RFC 6749 2.3)", () => {
+  const exchangeForm = (extra: Record<string, string> = {}, options: { basic?: [string, string] } = {}) =>
+    postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: viewer.token, subject_token_type: ACCESS_TOKEN_TYPE, ...extra }, options);
+
+  it("a wrong secret in Basic is 401 invalid_client with a Basic challenge, and issues nothing", async () => {
+    const res = await exchangeForm({}, { basic: [viewer.account.id, generateAccessToken()] });
+    expectOAuthError(res, 401, "invalid_client");
+    expect(res.headers.get("www-authenticate") ?? "", res.text).toMatch(/^Basic\b/);
+  });
+
+  it("a wrong client_secret_post, another account's secret, or a bad or replayed assertion is 401 invalid_client", async () => {
+    const other = await newClient(root.token);
+    expectOAuthError(await exchangeForm({ client_id: viewer.account.id, client_secret: generateAccessToken() }), 401, "invalid_client");
+    expectOAuthError(await exchangeForm({}, { basic: [viewer.account.id, other.token] }), 401, "invalid_client");
+    const c = await keyClient("ES256", "pem");
+    const stranger = await keyPair("ES256");
+    const forged = await clientAssertion(stranger.privateKey, c.clientId, { kid: c.kid });
+    expectOAuthError(await exchangeForm({ client_assertion_type: JWT_BEARER, client_assertion: forged }), 401, "invalid_client");
+    const good = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid });
+    await expectTokenResponse(await exchangeForm({ client_assertion_type: JWT_BEARER, client_assertion: good }), viewer.account.id, ["issued_token_type"]);
+    expectOAuthError(await exchangeForm({ client_assertion_type: JWT_BEARER, client_assertion: good }), 401, "invalid_client");
+  });
+
+  it("the right client credentials, or none at all (the subject token is the credential), give the JWT", async () => {
+    await expectTokenResponse(await exchangeForm({}, { basic: [viewer.account.id, viewer.token] }), viewer.account.id, ["issued_token_type"]);
+    await expectTokenResponse(await exchangeForm({ client_id: viewer.account.id, client_secret: viewer.token }), viewer.account.id, ["issued_token_type"]);
+    await expectTokenResponse(await exchangeForm(), viewer.account.id, ["issued_token_type"]);
+    // A client_id alone is no client authentication: nothing to verify.
+    await expectTokenResponse(await exchangeForm({ client_id: viewer.account.id }), viewer.account.id, ["issued_token_type"]);
+  });
+});
+
+describe("scope present but empty (RFC 6749 3.3)", () => {
+  it.each(["", " ", "   "])("scope=%j is 400 invalid_scope for client_credentials and token exchange, telling to omit scope", async (scope) => {
+    const cc = await postForm("/oauth/token", { grant_type: "client_credentials", scope }, { basic: [viewer.account.id, viewer.token] });
+    expect(expectOAuthError(cc, 400, "invalid_scope").error_description, cc.text).toMatch(/omit scope/);
+    const te = await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: viewer.token, subject_token_type: ACCESS_TOKEN_TYPE, scope });
+    expect(expectOAuthError(te, 400, "invalid_scope").error_description, te.text).toMatch(/omit scope/);
+  });
+
+  it("without scope the JWT carries every scope the account may request (unchanged)", async () => {
+    const res = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [viewer.account.id, viewer.token] });
+    await expectTokenResponse(res, viewer.account.id);
+    expect(res.json.scope, res.text).toBe(VIEWER_SCOPE);
+  });
+});
+
+describe("form bodies that are not well-formed UTF-8", () => {
+  const rawPost = async (path: string, bytes: Uint8Array, authorization?: string) => {
+    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", "content-length": String(bytes.byteLength) };
+    if (authorization) headers.authorization = authorization;
+    const res = await exports.default.fetch(new Request(`${BASE}${path}`, { method: "POST", headers, body: bytes }));
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, json: JSON.parse(text) };
+  };
+  const concat = (...parts: (string | Uint8Array)[]) => {
+    const chunks = parts.map((p) => (typeof p === "string" ? new TextEncoder().encode(p) : p));
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let o = 0;
+    for (const c of chunks) (out.set(c, o), (o += c.length));
+    return out;
+  };
+  const BAD = [Uint8Array.of(0xff), Uint8Array.of(0xc3, 0x28), Uint8Array.of(0xc0, 0x80), Uint8Array.of(0xed, 0xa0, 0x80)];
+
+  it.each(["/oauth/token", "/api/m2m/oauth/token", "/oauth/introspect", "/oauth/revoke"])("%s: 400 invalid_request, for a bad byte in a value or a name", async (path) => {
+    for (const bad of BAD) {
+      for (const body of [concat("grant_type=client_credentials&scope=orgs.read", bad), concat("grant_type=client_credentials&token=x&", bad, "=1")]) {
+        const res = await rawPost(path, body, basic(viewer.account.id, viewer.token));
+        const err = expectOAuthError(res, 400, "invalid_request");
+        expect(err.error_description, res.text).toMatch(/UTF-8/);
+      }
+    }
+  });
+
+  it("well-formed UTF-8 beyond ASCII is decoded (a refused scope, not a refused body)", async () => {
+    const res = await rawPost("/oauth/token", concat("grant_type=client_credentials&scope=", "café"), basic(viewer.account.id, viewer.token));
+    expectOAuthError(res, 400, "invalid_scope");
+  });
+});
+
+describe("discovery (RFC 8414)", () => {
+  it("/.well-known/openid-configuration serves the same metadata as /.well-known/oauth-authorization-server", async () => {
+    const oauth = await call("GET", "/.well-known/oauth-authorization-server");
+    const openid = await call("GET", "/.well-known/openid-configuration");
+    expectStatus(oauth, 200);
+    expectStatus(openid, 200);
+    expect(openid.json, openid.text).toEqual(oauth.json);
+    // Nothing of OpenID Connect is claimed: no authorization endpoint, no id_token, no userinfo.
+    expect(openid.json.response_types_supported, openid.text).toEqual([]);
+    for (const member of ["authorization_endpoint", "userinfo_endpoint", "id_token_signing_alg_values_supported", "subject_types_supported"]) {
+      expect(openid.json, openid.text).not.toHaveProperty(member);
+    }
+  });
+
+  it("grant_types_supported is the token endpoint's registry; scopes_supported lists the org-level operations, not platform.root", async () => {
+    const res = await call("GET", "/.well-known/oauth-authorization-server");
+    expect(res.json.grant_types_supported, res.text).toEqual(["client_credentials", TOKEN_EXCHANGE]);
+    expect(res.json.scopes_supported, res.text).not.toContain("platform.root");
+    expect(res.json.scopes_supported, res.text).toEqual(ORG_OPERATIONS);
+    const unsupported = await postForm("/oauth/token", { grant_type: "password" });
+    expect(expectOAuthError(unsupported, 400, "unsupported_grant_type").error_description, unsupported.text).toBe(`Supported grant types: client_credentials, ${TOKEN_EXCHANGE}`);
   });
 });

@@ -8,10 +8,12 @@ import { expectOAuthError, postForm, type Res } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
 
 /**
- * Brute-force protection: failed authentications are counted per IP (AUTH_FAILURES_IP, 100 per
- * 60 s in wrangler.toml) and per client id (AUTH_FAILURES_CLIENT, 20 per 60 s); over its limit a
- * key gets 429 with Retry-After, before its credentials are even looked at. Successes are never
- * counted.
+ * Limits on failed authentications (src/domain/rate-limit.ts). The credential is checked first: a
+ * valid one is always served, whatever others failed; a failing attempt is counted under one key
+ * of the client id it claimed and its IP together (AUTH_FAILURES_CLIENT, 20 per 60 s in
+ * wrangler.toml), or of its IP alone when it names no client (AUTH_FAILURES_IP, 100 per 60 s), and
+ * once its key is over the limit it is refused with 429 and Retry-After. The management API and
+ * the token endpoints count under separate keys.
  *
  * The bindings count in fixed 60 s windows, so "the (limit+1)th failure is refused" can straddle
  * a window edge; within 2 x limit + 1 attempts a refusal is certain, and never before limit + 1.
@@ -58,17 +60,26 @@ function expectRetryAfter(res: Res) {
 }
 
 describe("bearer authentication", () => {
-  it("failures from one IP are limited: 429 rate_limited with Retry-After, then even a valid token from that IP", async () => {
+  it("failures from one IP are limited: 429 rate_limited with Retry-After for the failing requests; a valid token from that IP is served", async () => {
     const ip = freshIp();
     const { limited } = await failUntilLimited(IP_LIMIT, () => call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": ip } }), 401);
-        expect(limited.headers.get("content-type")).toBe("application/problem+json");
+    expect(limited.headers.get("content-type")).toBe("application/problem+json");
     expect(limited.json.code).toBe("rate_limited");
     expect(limited.json.status).toBe(429);
     expectRetryAfter(limited);
     const valid = await call("GET", `/api/v1/orgs/${setup.org.id}/service-accounts/${setup.sa.id}`, { token: setup.secret, headers: { "cf-connecting-ip": ip } });
-    expect(valid.status, "a blocked IP is refused before its credential is checked").toBe(429);
-    const elsewhere = await call("GET", `/api/v1/orgs/${setup.org.id}/service-accounts/${setup.sa.id}`, { token: setup.secret, headers: { "cf-connecting-ip": freshIp() } });
-    expectStatus(elsewhere, 200);
+    expect(valid.status, `a valid credential is never refused because others failed: ${valid.text}`).toBe(200);
+    const stillFailing = await call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": ip } });
+    expect(stillFailing.status, stillFailing.text).toBe(429);
+  });
+
+  it("attack: a client retrying a revoked token from root's address does not lock root out of the management API", async () => {
+    const ip = freshIp();
+    const revoked = await viewerAccount(setup.adminToken, setup.org.id);
+    const issued = await issueOk(setup.adminToken, setup.org.id, revoked.id);
+    expectStatus(await call("DELETE", `/api/v1/orgs/${setup.org.id}/service-accounts/${revoked.id}/tokens/${issued.id}`, { token: setup.adminToken }), 204);
+    await failUntilLimited(IP_LIMIT, () => call("GET", "/api/v1/orgs", { token: issued.token, headers: { "cf-connecting-ip": ip } }), 401);
+    for (let i = 0; i < 3; i++) expectStatus(await call("GET", "/api/v1/orgs", { token: root.token, headers: { "cf-connecting-ip": ip } }), 200);
   });
 
   it("successes are never counted: 3 x the limit of valid requests from one IP all pass", async () => {
@@ -77,6 +88,15 @@ describe("bearer authentication", () => {
       const res = await call("GET", `/api/v1/orgs/${setup.org.id}/service-accounts/${setup.sa.id}`, { token: setup.secret, headers: { "cf-connecting-ip": ip } });
       expectStatus(res, 200);
     }
+  });
+
+  it("the management API's limits are its own: an address over the token endpoints' limit still gets plain 401s here, and the other way round", async () => {
+    const ip = freshIp();
+    await failUntilLimited(IP_LIMIT, () => call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: wrongToken }, headers: { "cf-connecting-ip": ip } }), 401);
+    expectStatus(await call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": ip } }), 401);
+    const other = freshIp();
+    await failUntilLimited(IP_LIMIT, () => call("GET", "/api/v1/orgs", { token: wrongToken, headers: { "cf-connecting-ip": other } }), 401);
+    expectStatus(await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: wrongToken }, headers: { "cf-connecting-ip": other } }), 401);
   });
 });
 
@@ -88,38 +108,57 @@ describe("token exchange", () => {
       () => call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: wrongToken }, headers: { "cf-connecting-ip": ip } }),
       401,
     );
-        expect(limited.json.code).toBe("rate_limited");
+    expect(limited.json.code).toBe("rate_limited");
     expectRetryAfter(limited);
-    const valid = await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: setup.secret }, headers: { "cf-connecting-ip": ip } });
-    expect(valid.status).toBe(429);
-    expectStatus(await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: setup.secret }, headers: { "cf-connecting-ip": freshIp() } }), 200);
+    // The valid token from the same address is served: only failing attempts are refused.
+    expectStatus(await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: setup.secret }, headers: { "cf-connecting-ip": ip } }), 200);
   });
 });
 
 describe("/oauth/token", () => {
-  it("wrong secrets for one client from many IPs: the client is limited (slow_down, Retry-After); other clients are not", async () => {
+  it("wrong secrets for one client from one IP: those requests are limited (slow_down, Retry-After); the right secret and other clients are not", async () => {
+    const ip = freshIp();
     const { limited } = await failUntilLimited(
       CLIENT_LIMIT,
-      () => postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, wrongToken], headers: { "cf-connecting-ip": freshIp() } }),
+      () => postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, wrongToken], headers: { "cf-connecting-ip": ip } }),
       401,
     );
-        expectOAuthError(limited, 429, "slow_down");
+    expectOAuthError(limited, 429, "slow_down");
     expectRetryAfter(limited);
-    // The right secret is refused too while the client is blocked (its credential is not checked).
-    const right = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, setup.secret] });
-    expectOAuthError(right, 429, "slow_down");
-    const other = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.other.id, setup.otherSecret] });
+    const right = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, setup.secret], headers: { "cf-connecting-ip": ip } });
+    expectStatus(right, 200);
+    const other = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.other.id, setup.otherSecret], headers: { "cf-connecting-ip": ip } });
     expectStatus(other, 200);
+    // The same wrong secret from another address counts under its own key: a plain 401.
+    expectOAuthError(await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [setup.sa.id, wrongToken], headers: { "cf-connecting-ip": freshIp() } }), 401, "invalid_client");
   });
 
-  it("client_secret_post and introspection count under the client id in the form", async () => {
+  it("attack: 22 wrong secrets for a victim's (public) client id, from strangers' addresses or the victim's own, never refuse the victim's correct secret", async () => {
+    const victim = await viewerAccount(setup.adminToken, setup.org.id);
+    const secret = (await issueOk(setup.adminToken, setup.org.id, victim.id)).token;
+    const victimIp = freshIp();
+    const strangerIp = freshIp();
+    for (const ip of [strangerIp, victimIp]) {
+      for (let i = 0; i < CLIENT_LIMIT + 2; i++) {
+        const res = await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [victim.id, wrongToken], headers: { "cf-connecting-ip": ip } });
+        expect([401, 429], res.text).toContain(res.status);
+      }
+    }
+    for (const ip of [victimIp, strangerIp, freshIp()]) {
+      expectStatus(await postForm("/oauth/token", { grant_type: "client_credentials" }, { basic: [victim.id, secret], headers: { "cf-connecting-ip": ip } }), 200);
+      expectStatus(await postForm("/oauth/token", { grant_type: "client_credentials", client_id: victim.id, client_secret: secret }, { headers: { "cf-connecting-ip": ip } }), 200);
+    }
+  });
+
+  it("client_secret_post and introspection count under the client id in the form and the IP, across the token endpoints", async () => {
     const clientId = `sa_${crypto.randomUUID().replaceAll("-", "")}`;
+    const ip = freshIp();
     await failUntilLimited(
       CLIENT_LIMIT,
-      () => postForm("/oauth/introspect", { token: "x", client_id: clientId, client_secret: wrongToken }, { headers: { "cf-connecting-ip": freshIp() } }),
+      () => postForm("/oauth/introspect", { token: "x", client_id: clientId, client_secret: wrongToken }, { headers: { "cf-connecting-ip": ip } }),
       401,
     );
-        const tokenEndpoint = await postForm("/oauth/token", { grant_type: "client_credentials", client_id: clientId, client_secret: wrongToken });
+    const tokenEndpoint = await postForm("/oauth/token", { grant_type: "client_credentials", client_id: clientId, client_secret: wrongToken }, { headers: { "cf-connecting-ip": ip } });
     expectOAuthError(tokenEndpoint, 429, "slow_down");
   });
 
@@ -135,7 +174,7 @@ describe("/oauth/token", () => {
         ),
       400,
     );
-        expectOAuthError(limited, 429, "slow_down");
+    expectOAuthError(limited, 429, "slow_down");
   });
 });
 

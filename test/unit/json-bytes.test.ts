@@ -42,12 +42,20 @@ describe("accessTokenPayload", () => {
     org_id: fc.option(text),
     groups: fc.array(text),
     roles: fc.array(text),
+    source_token_id: fc.option(text),
+    source_jtis: fc.array(text, { maxLength: 4 }),
   });
 
-  it("is the UTF-8 of JSON.stringify of the claims (the scope joined, org_id left out when empty)", () => {
+  it("is the UTF-8 of JSON.stringify of the claims (the scope joined, org_id and the source claims left out when empty)", () => {
     fc.assert(
       fc.property(claims, (c: AccessTokenClaims) => {
-        const expected = JSON.stringify({ ...c, scope: c.scope.join(" "), org_id: c.org_id || undefined });
+        const expected = JSON.stringify({
+          ...c,
+          scope: c.scope.join(" "),
+          org_id: c.org_id || undefined,
+          source_token_id: c.source_token_id || undefined,
+          source_jtis: c.source_jtis?.length ? c.source_jtis : undefined,
+        });
         expect(new TextDecoder().decode(accessTokenPayload(c))).toBe(new TextDecoder().decode(utf8.encode(expected)));
       }),
       { numRuns: 2000 },
