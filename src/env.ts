@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Principal } from "./domain/principal.ts";
+import type { Principal } from "./domain/shared/principal.ts";
 import type { AccountCredentials } from "./durable-objects/account-credentials.ts";
 import type { SigningKeys } from "./durable-objects/signing-keys.ts";
 

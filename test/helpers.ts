@@ -1,9 +1,9 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { insertAccount } from "../src/domain/accounts.ts";
-import { platformAccount } from "../src/domain/platform-accounts.ts";
-import { createCtx } from "../src/domain/context.ts";
-import { issueFor } from "../src/domain/tokens.ts";
+import { insertAccount } from "../src/domain/registry/accounts.ts";
+import { platformAccount } from "../src/domain/registry/platform-accounts.ts";
+import { createCtx } from "../src/domain/shared/context.ts";
+import { issueFor } from "../src/domain/credentials/tokens.ts";
 import { randomBase62 } from "../src/lib/crypto.ts";
 
 export const BASE = "http://keyward.test";

@@ -6,8 +6,8 @@
 import { createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { exportJWK, generateKeyPair, type CryptoKey as JoseKey, type JWK } from "jose";
 import type { Miniflare } from "miniflare";
-import { generateAccessToken, tokenHint } from "../../src/domain/access-token.ts";
-import { tokenKey, type AccountClaims, type TokenRecord } from "../../src/domain/kv-records.ts";
+import { generateAccessToken, tokenHint } from "../../src/domain/credentials/access-token.ts";
+import { tokenKey, type AccountClaims, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { newId } from "../../src/lib/ids.ts";
 import type { Log } from "./lifecycle.ts";
 

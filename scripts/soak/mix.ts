@@ -4,7 +4,7 @@
  * (a created token is revoked by the next request any connection sends; a writer or rotator
  * account is leased to one request chain at a time, as an account holds one active token).
  */
-import { generateAccessToken } from "../../src/domain/access-token.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
 import type { AssertionPool } from "../bench/assertions.ts";
 import type { LoadRequest } from "../bench/load.ts";
 import { assertionRequest, basicAuth, basicRequest, exchangeRequest, form, listAccountsRequest } from "../bench/requests.ts";

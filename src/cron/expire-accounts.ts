@@ -1,6 +1,6 @@
 import { and, eq, exists, isNotNull, lte, sql } from "drizzle-orm";
 import { accessTokens, serviceAccounts } from "../db/schema.ts";
-import { accountObject } from "../domain/account-do.ts";
+import { accountObject } from "../domain/credentials/account-object.ts";
 import { MAX_OBJECT_CALLS, type Job } from "./types.ts";
 
 /** Accounts past their validity (`daysValid` / `expiresAt`) lose every token, through their Durable Object. */

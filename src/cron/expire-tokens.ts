@@ -1,7 +1,7 @@
 import { and, asc, eq, isNotNull, lte } from "drizzle-orm";
 import { accessTokens } from "../db/schema.ts";
-import { auditInsert } from "../domain/audit.ts";
-import { tokenKey } from "../domain/kv-records.ts";
+import { auditInsert } from "../domain/audit/audit-log.ts";
+import { tokenKey } from "../domain/credentials/kv-records.ts";
 import type { Job } from "./types.ts";
 
 /**

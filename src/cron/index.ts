@@ -1,4 +1,4 @@
-import { createCtx } from "../domain/context.ts";
+import { createCtx } from "../domain/shared/context.ts";
 import type { Bindings } from "../env.ts";
 import { expireAccounts } from "./expire-accounts.ts";
 import { expireTokens } from "./expire-tokens.ts";

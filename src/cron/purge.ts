@@ -1,6 +1,6 @@
 import { lt, sql } from "drizzle-orm";
 import { auditEvents, usageCounters } from "../db/schema.ts";
-import { hourOf } from "../domain/usage.ts";
+import { hourOf } from "../domain/credentials/usage.ts";
 import type { Job } from "./types.ts";
 
 const DAY_MS = 86_400_000;

@@ -1,9 +1,9 @@
 import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
 import { chunks, SQL_IN_CHUNK } from "../lib/chunks.ts";
 import { accessTokens, publicKeys, serviceAccounts, type AccessToken, type ServiceAccount } from "../db/schema.ts";
-import { syncAccounts } from "../domain/account-do.ts";
-import { isTokenLive } from "../domain/credentials.ts";
-import { accountKey, tokenKey, type AccountRecord, type TokenRecord } from "../domain/kv-records.ts";
+import { syncAccounts } from "../domain/credentials/account-object.ts";
+import { isTokenLive } from "../domain/credentials/plans.ts";
+import { accountKey, tokenKey, type AccountRecord, type TokenRecord } from "../domain/credentials/kv-records.ts";
 import { MAX_OBJECT_CALLS, type Job } from "./types.ts";
 
 const CURSOR_KEY = "cron:reconcile";

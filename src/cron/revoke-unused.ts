@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, sql } from "drizzle-orm";
 import { accessTokens, orgs } from "../db/schema.ts";
-import { accountObject } from "../domain/account-do.ts";
+import { accountObject } from "../domain/credentials/account-object.ts";
 import { MAX_OBJECT_CALLS, type Job } from "./types.ts";
 
 const DAY_MS = 86_400_000;

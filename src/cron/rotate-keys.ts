@@ -1,5 +1,5 @@
-import { getKeyset, rotateSigningKey } from "../domain/jwt.ts";
-import { activeKey } from "../domain/signing-keys.ts";
+import { getKeyset, rotateSigningKey } from "../domain/signing/jwt.ts";
+import { activeKey } from "../domain/signing/keyset.ts";
 import type { Job } from "./types.ts";
 
 const DAY_MS = 86_400_000;

@@ -1,4 +1,4 @@
-import type { Ctx } from "../domain/context.ts";
+import type { Ctx } from "../domain/shared/context.ts";
 
 /** What one run of a job did: items handled, and whether a backlog remains for the next run. */
 export interface JobResult {

@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AccessToken, PublicKey, ServiceAccount } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
-import { createCtx, type Ctx, type RequestMeta } from "../domain/context.ts";
-import { runChange, type Change } from "../domain/credential-change.ts";
+import { createCtx, type Ctx, type RequestMeta } from "../domain/shared/context.ts";
+import { runChange, type Change } from "../domain/credentials/change.ts";
 import {
   planAccountUpdate,
   planAddKey,
@@ -16,9 +16,9 @@ import {
   type AccountPatch,
   type IssueInput,
   type Outcome,
-} from "../domain/credentials.ts";
+} from "../domain/credentials/plans.ts";
 import { Serial } from "../lib/serial.ts";
-import { conflictCode } from "../lib/sql-errors.ts";
+import { conflictCode } from "../domain/shared/sql-errors.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;

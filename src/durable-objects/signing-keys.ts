@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import { KEYSET_KEY } from "../domain/kv-records.ts";
-import { generateSigningKey, publishedKeys, type Keyset, type SigningAlg, type SigningKey } from "../domain/signing-keys.ts";
+import { KEYSET_KEY } from "../domain/credentials/kv-records.ts";
+import { generateSigningKey, publishedKeys, type Keyset, type SigningAlg, type SigningKey } from "../domain/signing/keyset.ts";
 import type { Bindings } from "../env.ts";
 import { Serial } from "../lib/serial.ts";
 

@@ -1,10 +1,10 @@
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import type { TokenEndpointAuthMethod } from "../db/schema.ts";
-import { replayCache } from "../domain/account-do.ts";
-import type { Ctx } from "../domain/context.ts";
-import { resolveAccount, resolveCredential } from "../domain/credential-resolver.ts";
-import { NO_SOURCE, type JwtSource } from "../domain/jwt.ts";
-import type { AccountClaims, AccountKey } from "../domain/kv-records.ts";
+import { replayCache } from "../domain/credentials/account-object.ts";
+import type { Ctx } from "../domain/shared/context.ts";
+import { resolveAccount, resolveCredential } from "../domain/credentials/resolver.ts";
+import { NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
+import type { AccountClaims, AccountKey } from "../domain/credentials/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError } from "../http/problem.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 
 /** RFC 6749 §5.2 error codes (plus RFC 8707's invalid_target). */

@@ -1,7 +1,7 @@
-import type { Ctx } from "../domain/context.ts";
-import type { IssuedJwt } from "../domain/exchange.ts";
-import { exchangeLimits, jwtLifetime } from "../domain/lifetime.ts";
-import { ApiError } from "../errors.ts";
+import type { Ctx } from "../domain/shared/context.ts";
+import type { IssuedJwt } from "../domain/issuance/exchange.ts";
+import { exchangeLimits, jwtLifetime } from "../domain/signing/lifetime.ts";
+import { ApiError } from "../http/problem.ts";
 import type { AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError } from "./errors.ts";
 import type { FormOf, FormSpec } from "./form.ts";

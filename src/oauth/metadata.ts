@@ -1,9 +1,9 @@
 import { Hono, type Context } from "hono";
-import { getKeyset } from "../domain/jwt.ts";
-import { ORG_OPERATIONS } from "../domain/permissions.ts";
-import { publishedKeys, SIGNING_ALGS, toJwk } from "../domain/signing-keys.ts";
+import { getKeyset } from "../domain/signing/jwt.ts";
+import { ORG_OPERATIONS } from "../domain/access/permissions.ts";
+import { publishedKeys, SIGNING_ALGS, toJwk } from "../domain/signing/keyset.ts";
 import type { AppEnv } from "../env.ts";
-import { ctxOf } from "../routes/common.ts";
+import { ctxOf } from "../http/routes/common.ts";
 import { JWT_BEARER_ASSERTION } from "./client-auth.ts";
 import { GRANT_TYPES } from "./grants/index.ts";
 

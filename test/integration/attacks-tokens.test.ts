@@ -1,6 +1,6 @@
 import * as jose from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { checksum, isWellFormedAccessToken, TOKEN_PREFIX } from "../../src/domain/access-token.ts";
+import { checksum, isWellFormedAccessToken, TOKEN_PREFIX } from "../../src/domain/credentials/access-token.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { acceptedAt, ALL_POINTS, apiOperations, type Holder, type Probes, refusedAt, send, snapshotOrg, withoutAuthLimiter } from "./attack-helpers.ts";
 import { answer, authorizeFor, claimsOf, inviteTo } from "./authz-helpers.ts";

@@ -1,9 +1,9 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Change } from "../../src/domain/credential-change.ts";
-import { createCtx } from "../../src/domain/context.ts";
-import { planIssue, planRegenerate } from "../../src/domain/credentials.ts";
+import type { Change } from "../../src/domain/credentials/change.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { planIssue, planRegenerate } from "../../src/domain/credentials/plans.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import { expectStatus, platformRoot, unique } from "../helpers.ts";
 import { expectProblem } from "./registry-helpers.ts";

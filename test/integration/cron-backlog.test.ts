@@ -1,8 +1,8 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
-import type { AccountClaims, TokenRecord } from "../../src/domain/kv-records.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import type { AccountClaims, TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import worker from "../../src/index.ts";
 import { platformRoot } from "../helpers.ts";
 import { DAY_MS, runJob } from "./lifecycle-helpers.ts";

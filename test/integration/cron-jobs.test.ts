@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { JOBS } from "../../src/cron/index.ts";
-import { hourOf } from "../../src/domain/usage.ts";
+import { hourOf } from "../../src/domain/credentials/usage.ts";
 import { JTI_PURGE_EVERY_MS, type AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import worker from "../../src/index.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
@@ -10,7 +10,7 @@ import { clockAhead, DAY_MS, eventually, HOUR_MS, jobResult, kvRecordOf, listTok
 import { servedJwks } from "./oauth-helpers.ts";
 import { expectDenied, expectProblem, expectUnauthenticated, newAccount, newOrg } from "./registry-helpers.ts";
 import { auditOf, expectDead, expectWorks, freshOrg, issueOk, kvKeyOf, readSelf, regenerate, setPolicy, tokenRow, tokensPath, viewerAccount } from "./token-helpers.ts";
-import { resetUsageBuffer } from "../../src/domain/usage.ts";
+import { resetUsageBuffer } from "../../src/domain/credentials/usage.ts";
 
 /**
  * The scheduled jobs one by one: each job's effect, and its idempotence (a second run at the same

@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
-import { createCtx } from "../../src/domain/context.ts";
-import { exchangeAccessToken } from "../../src/domain/exchange.ts";
-import { jwsText } from "../../src/domain/jws.ts";
-import { ApiError } from "../../src/errors.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { exchangeAccessToken } from "../../src/domain/issuance/exchange.ts";
+import { jwsText } from "../../src/domain/signing/jws.ts";
+import { ApiError } from "../../src/http/problem.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import {
   DEFAULT_TTL,

@@ -2,11 +2,11 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { exportJWK, type JWK } from "jose";
 import { expect } from "vitest";
-import { accountObject } from "../../src/domain/account-do.ts";
-import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/authn.ts";
-import { createCtx } from "../../src/domain/context.ts";
-import type { Change } from "../../src/domain/credential-change.ts";
-import { accountDeadReason, deadReason, type AccountRecord, type TokenRecord } from "../../src/domain/kv-records.ts";
+import { accountObject } from "../../src/domain/credentials/account-object.ts";
+import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import type { Change } from "../../src/domain/credentials/change.ts";
+import { accountDeadReason, deadReason, type AccountRecord, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import type { Bindings } from "../../src/env.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";

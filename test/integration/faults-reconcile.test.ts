@@ -1,8 +1,8 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { forgetCredentials } from "../../src/domain/authn.ts";
-import type { AccountRecord, TokenRecord } from "../../src/domain/kv-records.ts";
+import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
+import type { AccountRecord, TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { runJob } from "./lifecycle-helpers.ts";
 import { call, expectStatus } from "../helpers.ts";
 import {

@@ -1,11 +1,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { runChange, type Change } from "../../src/domain/credential-change.ts";
-import { planIssue, planRegenerate } from "../../src/domain/credentials.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { runChange, type Change } from "../../src/domain/credentials/change.ts";
+import { planIssue, planRegenerate } from "../../src/domain/credentials/plans.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
-import { forgetCredentials } from "../../src/domain/authn.ts";
+import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
 import {
   CHANGES,
   cellsFor,

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import * as jose from "jose";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
-import { resetBlocks } from "../../src/domain/rate-limit.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import { resetBlocks } from "../../src/domain/credentials/failure-limits.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import {
   checkOAuthError,

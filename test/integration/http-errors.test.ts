@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
 import { BASE, call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { expectFieldError, expectProblem, expectUnauthenticated, newAccount, type Res } from "./registry-helpers.ts";
 

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { verifyJwt } from "../../src/domain/jwt.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { verifyJwt } from "../../src/domain/signing/jwt.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot } from "../helpers.ts";
 import {
   API_AUDIENCE,

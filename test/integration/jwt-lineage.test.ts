@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { accountObject } from "../../src/domain/account-do.ts";
-import { createCtx } from "../../src/domain/context.ts";
-import { MAX_EXCHANGE_DEPTH, verifyJwt } from "../../src/domain/jwt.ts";
+import { accountObject } from "../../src/domain/credentials/account-object.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { MAX_EXCHANGE_DEPTH, verifyJwt } from "../../src/domain/signing/jwt.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import {
   ACCESS_TOKEN_TYPE,

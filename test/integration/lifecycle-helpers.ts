@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { runJobs, type RunOptions, type RunSummary } from "../../src/cron/index.ts";
 import type { JobResult } from "../../src/cron/types.ts";
-import type { TokenRecord } from "../../src/domain/kv-records.ts";
+import type { TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { call, expectStatus } from "../helpers.ts";
 import { kvKeyOf, sha256 } from "./token-helpers.ts";
 

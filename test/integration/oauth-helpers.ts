@@ -1,10 +1,10 @@
-import { forgetCredentials } from "../../src/domain/authn.ts";
+import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { expect } from "vitest";
-import { hashToken } from "../../src/domain/access-token.ts";
-import { KEYSET_KEY, tokenKey, type TokenRecord } from "../../src/domain/kv-records.ts";
-import { unwrapSigningKey, type Keyset } from "../../src/domain/signing-keys.ts";
+import { hashToken } from "../../src/domain/credentials/access-token.ts";
+import { KEYSET_KEY, tokenKey, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
+import { unwrapSigningKey, type Keyset } from "../../src/domain/signing/keyset.ts";
 import { call, expectStatus, unique } from "../helpers.ts";
 
 /** Shared helpers of the JWT, token exchange and OAuth 2.0 integration tests. */

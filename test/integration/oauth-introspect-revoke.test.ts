@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   addPublicKey,

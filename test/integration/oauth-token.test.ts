@@ -2,8 +2,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
-import { ORG_OPERATIONS } from "../../src/domain/permissions.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import { ORG_OPERATIONS } from "../../src/domain/access/permissions.ts";
 import { BASE, call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   ACCESS_TOKEN_TYPE,

@@ -1,15 +1,15 @@
 import { env, exports } from "cloudflare:workers";
 import type { z } from "zod";
 import { describe, expect, it } from "vitest";
-import { runJobsBody } from "../../src/routes/admin.ts";
-import { exchangeBody } from "../../src/routes/exchange.ts";
-import { answerBody, inviteBody } from "../../src/routes/invitations.ts";
-import { addKeyBody } from "../../src/routes/keys.ts";
-import { createOrgBody, nodeBody, patchOrgBody } from "../../src/routes/orgs.ts";
-import { createPlatformAccountBody } from "../../src/routes/platform-accounts.ts";
-import { roleBody } from "../../src/routes/roles.ts";
-import { assignmentBody, createAccountBody, patchAccountBody } from "../../src/routes/service-accounts.ts";
-import { issueTokenBody, regenerateBody } from "../../src/routes/tokens.ts";
+import { runJobsBody } from "../../src/http/routes/admin.ts";
+import { exchangeBody } from "../../src/http/routes/exchange.ts";
+import { answerBody, inviteBody } from "../../src/http/routes/invitations.ts";
+import { addKeyBody } from "../../src/http/routes/keys.ts";
+import { createOrgBody, nodeBody, patchOrgBody } from "../../src/http/routes/orgs.ts";
+import { createPlatformAccountBody } from "../../src/http/routes/platform-accounts.ts";
+import { roleBody } from "../../src/http/routes/roles.ts";
+import { assignmentBody, createAccountBody, patchAccountBody } from "../../src/http/routes/service-accounts.ts";
+import { issueTokenBody, regenerateBody } from "../../src/http/routes/tokens.ts";
 import { BASE } from "../helpers.ts";
 
 /** The public surface's reference: GET /openapi.json and /docs (issue 16). */

@@ -1,8 +1,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/authn.ts";
-import type { TokenRecord } from "../../src/domain/kv-records.ts";
+import { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import type { TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import worker from "../../src/index.ts";
 import { BASE, call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import { runJobs } from "../../src/cron/index.ts";

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { assertNotBlocked, countFailure, resetBlocks } from "../../src/domain/rate-limit.ts";
-import { ApiError } from "../../src/errors.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { assertNotBlocked, countFailure, resetBlocks } from "../../src/domain/credentials/failure-limits.ts";
+import { ApiError } from "../../src/http/problem.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import { expectOAuthError, postForm, type Res } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";

@@ -1,11 +1,11 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
-import { createCtx } from "../../src/domain/context.ts";
-import { runChange, type Change } from "../../src/domain/credential-change.ts";
-import { planIssue } from "../../src/domain/credentials.ts";
-import type { TokenRecord } from "../../src/domain/kv-records.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { runChange, type Change } from "../../src/domain/credentials/change.ts";
+import { planIssue } from "../../src/domain/credentials/plans.ts";
+import type { TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
 import type { Bindings } from "../../src/env.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";

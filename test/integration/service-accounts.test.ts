@@ -1,7 +1,7 @@
-import { forgetCredentials } from "../../src/domain/authn.ts";
+import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { tokenKey, type TokenRecord } from "../../src/domain/kv-records.ts";
+import { tokenKey, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import {

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { KEYSET_KEY } from "../../src/domain/kv-records.ts";
-import { unwrapSigningKey, type Keyset } from "../../src/domain/signing-keys.ts";
+import { KEYSET_KEY } from "../../src/domain/credentials/kv-records.ts";
+import { unwrapSigningKey, type Keyset } from "../../src/domain/signing/keyset.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot } from "../helpers.ts";
 import { expectProblemCode, expectUnauthorized, ISSUER, jwtFor, servedJwks, TOKEN_EXCHANGE, verifyAgainstJwks } from "./oauth-helpers.ts";
 

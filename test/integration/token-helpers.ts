@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { Change } from "../../src/domain/credential-change.ts";
+import type { Change } from "../../src/domain/credentials/change.ts";
 import { call, expectStatus, orgWithAdmin, unique } from "../helpers.ts";
 
 /** Shared helpers of the access-token tests (issue, revoke, regenerate, concurrency, the DO journal). */

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateAccessToken } from "../../src/domain/access-token.ts";
+import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import { expectProblem, expectUnauthenticated } from "./registry-helpers.ts";
 import {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { hourOf, recordUse, resetUsageBuffer } from "../../src/domain/usage.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { hourOf, recordUse, resetUsageBuffer } from "../../src/domain/credentials/usage.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   accountRow,

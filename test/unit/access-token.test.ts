@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { refCrc32 } from "./reference.ts";
-import { checksum, generateAccessToken, hashToken, isWellFormedAccessToken, TOKEN_PREFIX, tokenHint } from "../../src/domain/access-token.ts";
-import { deadReason, kvExpiration, KV_MIN_TTL_SECONDS, type AccountClaims, type TokenRecord } from "../../src/domain/kv-records.ts";
+import { checksum, generateAccessToken, hashToken, isWellFormedAccessToken, TOKEN_PREFIX, tokenHint } from "../../src/domain/credentials/access-token.ts";
+import { deadReason, kvExpiration, KV_MIN_TTL_SECONDS, type AccountClaims, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 
 /**
  * The access token format of the contract ("Credentials"), checked against reference

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { exchangeBody, plainExchangeBody } from "../../src/routes/exchange.ts";
+import { exchangeBody, plainExchangeBody } from "../../src/http/routes/exchange.ts";
 
 /** Values around every bound of the schema, and of every JSON type. */
 const edgyString = fc.oneof(fc.string({ maxLength: 3 }), fc.string({ minLength: 95, maxLength: 105 }), fc.string({ minLength: 250, maxLength: 260 }), fc.string({ minLength: 2040, maxLength: 2056 }));

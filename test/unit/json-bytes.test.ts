@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { accessTokenPayload, type AccessTokenClaims } from "../../src/domain/jwt.ts";
+import { accessTokenPayload, type AccessTokenClaims } from "../../src/domain/signing/jwt.ts";
 import { JsonBytes } from "../../src/lib/json-bytes.ts";
 
 const utf8 = new TextEncoder();

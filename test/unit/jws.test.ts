@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { CompactSign, compactVerify, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
-import { ACCESS_TOKEN_TYP, signCompact } from "../../src/domain/jws.ts";
-import { generateSigningKey, importVerifyKey, SIGNING_ALGS, unwrapSigningKey, type SigningAlg } from "../../src/domain/signing-keys.ts";
+import { ACCESS_TOKEN_TYP, signCompact } from "../../src/domain/signing/jws.ts";
+import { generateSigningKey, importVerifyKey, SIGNING_ALGS, unwrapSigningKey, type SigningAlg } from "../../src/domain/signing/keyset.ts";
 
 /** Our compact JWS against jose's CompactSign, the library it stands in for on the hot path. */
 

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../../src/env.ts";
-import { authorizeLimits, exchangeLimits, jwtLifetime, longestJwtLifetimeSeconds, type LifetimeRequest } from "../../src/domain/lifetime.ts";
-import { ApiError } from "../../src/errors.ts";
+import { authorizeLimits, exchangeLimits, jwtLifetime, longestJwtLifetimeSeconds, type LifetimeRequest } from "../../src/domain/signing/lifetime.ts";
+import { ApiError } from "../../src/http/problem.ts";
 
 /** The one JWT-lifetime policy: the same bounds, clipped or rejected as the endpoint says. */
 

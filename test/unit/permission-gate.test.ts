@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { withPermission } from "../../src/domain/permissions.ts";
-import type { Principal } from "../../src/domain/principal.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { withPermission } from "../../src/domain/access/permissions.ts";
+import type { Principal } from "../../src/domain/shared/principal.ts";
 
 /** withPermission: an operation carries the permission it enforces, and cannot skip enforcing it. */
 

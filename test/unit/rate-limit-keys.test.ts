@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createCtx } from "../../src/domain/context.ts";
-import { failureKeys } from "../../src/domain/rate-limit.ts";
+import { createCtx } from "../../src/domain/shared/context.ts";
+import { failureKeys } from "../../src/domain/credentials/failure-limits.ts";
 
 /** Failed authentications count under one key of the surface, the claimed client id and the IP together. */
 const ctxFrom = (ip: string | null) => createCtx(env, { actorId: "t", requestId: null, ip, userAgent: null });

@@ -1,6 +1,6 @@
 import { jwtVerify, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { activeKey, generateSigningKey, importVerifyKey, publishedKeys, SIGNING_ALGS, toJwk, unwrapSigningKey, type Keyset } from "../../src/domain/signing-keys.ts";
+import { activeKey, generateSigningKey, importVerifyKey, publishedKeys, SIGNING_ALGS, toJwk, unwrapSigningKey, type Keyset } from "../../src/domain/signing/keyset.ts";
 
 const SECRET = "unit-test-key-encryption-secret";
 

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { generateAccessToken, hashToken } from "../../src/domain/access-token.ts";
-import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/authn.ts";
-import { tokenKey, type TokenRecord } from "../../src/domain/kv-records.ts";
+import { generateAccessToken, hashToken } from "../../src/domain/credentials/access-token.ts";
+import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import { tokenKey, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { TtlCache } from "../../src/lib/ttl-cache.ts";
 
 const record = (tokenId: string, accountId: string): TokenRecord => ({

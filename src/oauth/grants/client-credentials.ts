@@ -1,6 +1,6 @@
-import { claimsFor } from "../../domain/authorize.ts";
-import { grantScope, issueJwtFor, resolveAudience } from "../../domain/exchange.ts";
-import type { AccountClaims } from "../../domain/kv-records.ts";
+import { claimsFor } from "../../domain/issuance/cross-org.ts";
+import { grantScope, issueJwtFor, resolveAudience } from "../../domain/issuance/exchange.ts";
+import type { AccountClaims } from "../../domain/credentials/kv-records.ts";
 import { OAuthError } from "../errors.ts";
 import { defineGrant, grantLifetime } from "../grants.ts";
 

@@ -1,8 +1,8 @@
-import { claimsFor } from "../../domain/authorize.ts";
-import { resolveCredential } from "../../domain/credential-resolver.ts";
-import { grantScope, issueJwtFor, resolveAudience } from "../../domain/exchange.ts";
-import { MAX_EXCHANGE_DEPTH } from "../../domain/jwt.ts";
-import type { AccountClaims } from "../../domain/kv-records.ts";
+import { claimsFor } from "../../domain/issuance/cross-org.ts";
+import { resolveCredential } from "../../domain/credentials/resolver.ts";
+import { grantScope, issueJwtFor, resolveAudience } from "../../domain/issuance/exchange.ts";
+import { MAX_EXCHANGE_DEPTH } from "../../domain/signing/jwt.ts";
+import type { AccountClaims } from "../../domain/credentials/kv-records.ts";
 import { OAuthError } from "../errors.ts";
 import { ACCESS_TOKEN_TYPE, defineGrant, grantLifetime, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from "../grants.ts";
 

@@ -1,0 +1,112 @@
+import { TOKEN_PREFIX } from "./access-token.ts";
+import type { Ctx } from "../shared/context.ts";
+import { liveAccountRecord, verifyAccessToken } from "./record-cache.ts";
+import { MAX_EXCHANGE_DEPTH, sourceOf, verifyJwt, type JwtSource, type VerifiedJwt } from "../signing/jwt.ts";
+import { credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
+import { auditedNetworkCheck } from "./network.ts";
+import { recordUse } from "./usage.ts";
+
+/**
+ * The one place a presented credential becomes a resolved one. Every endpoint that accepts a
+ * credential calls `resolveCredential` (bearer on the management API, the exchange endpoint, the
+ * RFC 8693 subject token, the access token used as client_secret, introspection, revocation), or
+ * `resolveAccount` for the account a private_key_jwt assertion names. The checks live here once:
+ * the access token's record and expiry, the JWT's signature, claims and revocation (its own jti,
+ * its ancestors' and its root access token's), the account being alive, the account's network
+ * bounds, and the recording of uses. A new kind of credential is one new branch of `resolveCredential`.
+ */
+
+export type CredentialKind = "access_token" | "jwt";
+
+/**
+ * Why a credential is presented, which decides the checks that concern its holder:
+ *   act       by its holder, to act with it (bearer): network bounds apply, and the use is recorded here;
+ *   exchange  by its holder, to get a JWT for it (the exchange endpoint, an RFC 8693 subject token,
+ *             a client secret at the token endpoint): network bounds apply, and the use is recorded
+ *             with the JWT once it is issued (issueJwtFor), so that a refused exchange counts nothing;
+ *   inspect   by a third party asking about it (introspection, revocation): the holder's network
+ *             bounds say nothing about the request, and nothing is recorded.
+ */
+export type CredentialPurpose = "act" | "exchange" | "inspect";
+
+export interface CredentialQuery {
+  purpose: CredentialPurpose;
+  /** Whether an access token (`sat_…`) is accepted. */
+  accessToken: boolean;
+  /** Whether our JWTs are accepted: for this audience, for any (null), or not at all (false). */
+  jwtAudience: string | null | false;
+  /** The account the credential must belong to (a client_secret is only its client_id's). */
+  accountId?: string | undefined;
+}
+
+export interface ResolvedCredential {
+  kind: CredentialKind;
+  /** The access token's id, or the JWT's jti. */
+  id: string;
+  /** The claims of the account, from its live KV record (its home org's, for a JWT too). */
+  account: AccountClaims;
+  /** When the credential stops being valid (epoch ms), null for never. */
+  expiresAt: number | null;
+  /** What a JWT minted from this credential carries as its source, or null when the chain is at its bound. */
+  derivedSource: JwtSource | null;
+  /** A JWT's scope: its operations are the most it can do. */
+  scopeLimit?: string[] | undefined;
+  /** A JWT's org_id: the only org it is for. */
+  orgLimit?: string | undefined;
+  /** A JWT's verified claims. */
+  jwt?: VerifiedJwt | undefined;
+}
+
+/** The credential `presented` resolves to under `query`, or null (one answer for every failure). */
+export async function resolveCredential(ctx: Ctx, presented: string, query: CredentialQuery): Promise<ResolvedCredential | null> {
+  let resolved: ResolvedCredential | null = null;
+  if (presented.startsWith(TOKEN_PREFIX)) {
+    if (query.accessToken) resolved = await resolveAccessToken(ctx, presented);
+  } else if (query.jwtAudience !== false) {
+    resolved = await resolveJwt(ctx, presented, query.jwtAudience);
+  }
+  if (!resolved || (query.accountId !== undefined && resolved.account.accountId !== query.accountId)) return null;
+  if (query.purpose === "inspect") return resolved;
+  if (!auditedNetworkCheck(ctx, resolved.account)) return null;
+  if (query.purpose === "act") recordUse(ctx, { accountId: resolved.account.accountId, tokenId: resolved.kind === "access_token" ? resolved.id : undefined });
+  return resolved;
+}
+
+/**
+ * The live account a client names (private_key_jwt: the assertion's `sub`), with its public keys,
+ * or null; its network bounds apply. The assertion itself is verified by client authentication.
+ */
+export async function resolveAccount(ctx: Ctx, accountId: string): Promise<AccountRecord | null> {
+  const record = await liveAccountRecord(ctx.env, accountId, ctx.now());
+  return record && auditedNetworkCheck(ctx, record.account) ? record : null;
+}
+
+async function resolveAccessToken(ctx: Ctx, token: string): Promise<ResolvedCredential | null> {
+  const record = await verifyAccessToken(ctx.env, token, ctx.now());
+  if (!record) return null;
+  return {
+    kind: "access_token",
+    id: record.tokenId,
+    account: record.account,
+    expiresAt: credentialExpiry(record),
+    derivedSource: { tokenId: record.tokenId, jtis: [] },
+  };
+}
+
+async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Promise<ResolvedCredential | null> {
+  const jwt = await verifyJwt(ctx, token, audience);
+  const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
+  const source = jwt && sourceOf(jwt);
+  if (!jwt || !live || !source) return null;
+  const jtis = [...source.jtis, jwt.jti];
+  return {
+    kind: "jwt",
+    id: jwt.jti,
+    account: live.account,
+    expiresAt: Math.min(jwt.exp * 1000, live.account.expiresAt ?? Infinity),
+    derivedSource: jtis.length <= MAX_EXCHANGE_DEPTH ? { tokenId: source.tokenId, jtis } : null,
+    scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
+    orgLimit: jwt.org_id,
+    jwt,
+  };
+}

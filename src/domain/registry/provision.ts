@@ -1,0 +1,30 @@
+import { createAccount, resolveValidity, type CreateAccountInput } from "./accounts.ts";
+import { orgFor, policyOf } from "./orgs.ts";
+import { withPermission } from "../access/permissions.ts";
+import { addKeyTo, parsePublicKey } from "../credentials/public-keys.ts";
+import { issueFor, tokenExpiry, type IssueTokenInput } from "../credentials/tokens.ts";
+
+export interface ProvisionInput extends CreateAccountInput {
+  publicKey?: string | Record<string, unknown> | undefined;
+  issueToken?: boolean | IssueTokenInput | undefined;
+}
+
+/**
+ * Creates an account with its first credentials (a public key, a first token). Everything that
+ * can be refused (the key, the token's lifetime under the org policy and the account's validity)
+ * is checked before the account exists, so a refused create leaves nothing behind. Minting those
+ * credentials needs no escalation guard: the account holds only what the caller could grant it
+ * (each role is checked by planAssignments, allowedScopes need this operation's permission).
+ */
+export const provisionAccount = withPermission("service-accounts.edit", async (gate, orgRef: string, input: ProvisionInput) => {
+  const { ctx, principal } = gate;
+  const { publicKey, issueToken, ...accountInput } = input;
+  const tokenInput = issueToken === true ? {} : issueToken || undefined;
+  const org = await orgFor(gate, orgRef);
+  if (publicKey !== undefined) await parsePublicKey(publicKey);
+  if (tokenInput) tokenExpiry(tokenInput, policyOf(org), ctx.now(), resolveValidity(accountInput, ctx.now()) ?? null);
+  const account = await createAccount(ctx, principal, org, accountInput);
+  if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
+  const issued = tokenInput ? await issueFor(ctx, org, account.id, tokenInput, account.expiresAt) : undefined;
+  return { account, issued };
+});

@@ -1,0 +1,276 @@
+import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import type { Bindings } from "../../env.ts";
+import { ApiError } from "../../http/problem.ts";
+import { JsonBytes } from "../../lib/json-bytes.ts";
+import { auditInsert } from "../audit/audit-log.ts";
+import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
+import type { Ctx } from "../shared/context.ts";
+import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "../credentials/kv-records.ts";
+import { longestJwtLifetimeSeconds } from "./lifetime.ts";
+import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./keyset.ts";
+
+/** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
+const KEYSET_TTL_MS = 30_000;
+/** How stale the keyset may be when a JWT names a kid the isolate does not know. */
+const UNKNOWN_KID_REFRESH_MS = 5_000;
+/**
+ * Clock skew accepted on the JWTs Keyward signed itself: they are minted and verified on the
+ * clocks of Cloudflare's machines, so a few seconds cover an isolate whose clock runs ahead
+ * (`iat`/`nbf`). `exp` gets no skew at all: a JWT is dead at its exp on our clock (RFC 7519 4.1.4,
+ * RFC 7662 2.2), on the management API and in introspection alike.
+ */
+export const OWN_JWT_CLOCK_SKEW_SECONDS = 5;
+/**
+ * How many JWTs may stand between a JWT and its root credential (RFC 8693 exchanges of exchanged
+ * JWTs): each ancestor jti is checked on every use, so the chain, and that check, stay bounded.
+ */
+export const MAX_EXCHANGE_DEPTH = 4;
+/** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
+const RETENTION_SLACK_MS = 5 * 60_000;
+
+let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
+/** Imported keys by kid: the import under way, and once done the key itself (no await per request). */
+interface KeyCache {
+  loading: Map<string, Promise<CryptoKey>>;
+  ready: Map<string, CryptoKey>;
+}
+const signingKeys: KeyCache = { loading: new Map(), ready: new Map() };
+const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
+
+const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
+
+export function keyPolicy(ctx: Pick<Ctx, "config">) {
+  return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: longestJwtLifetimeSeconds(ctx.config) * 1000 + RETENTION_SLACK_MS };
+}
+
+/** Replaces the isolate's keyset (after a rotation through this isolate it applies at once). */
+export function useKeyset(env: Bindings, keyset: Keyset, now: number) {
+  cached = { keyset, at: now, source: env.TOKENS };
+}
+
+/** The isolate's keyset while it is fresh, else undefined. */
+function freshKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Keyset | undefined {
+  return cached && cached.source === ctx.env.TOKENS && ctx.now() - cached.at < maxAgeMs ? cached.keyset : undefined;
+}
+
+/** The keyset, from the isolate cache, else KV, else the SigningKeys object (which creates the first key). */
+export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Keyset> {
+  const fresh = freshKeyset(ctx, maxAgeMs);
+  if (fresh) return fresh;
+  const now = ctx.now();
+  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  let keyset = await ctx.env.TOKENS.get<Keyset>(KEYSET_KEY, "json");
+  if (!keyset || !activeKey(keyset, now)) keyset = await keysObject(ctx.env).keyset(keyPolicy(ctx));
+  useKeyset(ctx.env, keyset, now);
+  return keyset;
+}
+
+export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
+  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  const { keyset, kid } = await keysObject(ctx.env).rotate(keyPolicy(ctx), activateInSeconds, ctx.now());
+  useKeyset(ctx.env, keyset, ctx.now());
+  await auditInsert(ctx, { action: "signing_key.rotated", orgId: null, targetType: "signing_key", targetId: kid, details: { activateInSeconds } });
+  return { keyset, kid };
+}
+
+function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoKey>): CryptoKey | Promise<CryptoKey> {
+  const ready = cache.ready.get(key.kid);
+  if (ready) return ready;
+  let k = cache.loading.get(key.kid);
+  if (!k) {
+    k = load();
+    cache.loading.set(key.kid, k);
+    k.then(
+      (imported) => cache.ready.set(key.kid, imported),
+      () => cache.loading.delete(key.kid),
+    );
+  }
+  return k;
+}
+
+/**
+ * Where a JWT comes from, carried in its claims so that it dies with its source: the access token
+ * at the root of its lineage (`source_token_id`, none for a private_key_jwt client), and the jtis
+ * of the JWTs it was exchanged from by RFC 8693, oldest first (`source_jtis`).
+ */
+export interface JwtSource {
+  tokenId: string | null;
+  jtis: readonly string[];
+}
+
+export const NO_SOURCE: JwtSource = { tokenId: null, jtis: [] };
+
+export interface MintInput {
+  account: AccountClaims;
+  scope: string[];
+  audience: string | string[];
+  ttlSeconds: number;
+  /** The credential the JWT is minted from. */
+  source: JwtSource;
+  /** The org the token is for, when not the account's own (cross-org authorization). */
+  orgId?: string | null;
+}
+
+export interface MintedJwt {
+  jws: Uint8Array;
+  jti: string;
+  exp: number;
+  iat: number;
+}
+
+/** Signs an RFC 9068 access token with the active key. */
+export function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+  // Without a promise while the keyset and the key are cached: an async frame and an await cost
+  // every exchange a few hundred bytes (src/lib/maybe-promise.ts).
+  const keyset = freshKeyset(ctx);
+  const key = keyset && activeKey(keyset, ctx.now());
+  const privateKey = key && signingKeys.ready.get(key.kid);
+  return privateKey ? signClaims(ctx, key, privateKey, input) : mintSlowly(ctx, input);
+}
+
+async function mintSlowly(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+  const keyset = await getKeyset(ctx);
+  const key = activeKey(keyset, ctx.now());
+  if (!key) throw new Error("no active signing key");
+  const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  return signClaims(ctx, key, privateKey, input);
+}
+
+function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: MintInput): Promise<MintedJwt> {
+  const iat = Math.floor(ctx.now() / 1000);
+  const exp = iat + input.ttlSeconds;
+  // The runtime's UUID: 122 random bits, one string and no buffers per JWT.
+  const jti = crypto.randomUUID();
+  const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
+  const payload = accessTokenPayload({
+    iss: ctx.config.ISSUER,
+    sub: input.account.accountId,
+    aud: input.audience,
+    iat,
+    exp,
+    jti,
+    client_id: input.account.accountId,
+    scope: input.scope,
+    org_id: orgId,
+    groups: input.account.groups,
+    roles: input.account.roles,
+    source_token_id: input.source.tokenId,
+    source_jtis: input.source.jtis,
+  });
+  return signJws(key, privateKey, payload).then((jws) => ({ jws, jti, exp, iat }));
+}
+
+/**
+ * The claims of an access token; `scope` as its list, `org_id` left out when there is none, the
+ * source claims left out when there is no source token and no ancestor JWT.
+ */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  jti: string;
+  client_id: string;
+  scope: readonly string[];
+  org_id: string | null;
+  groups: readonly string[];
+  roles: readonly string[];
+  source_token_id?: string | null | undefined;
+  source_jtis?: readonly string[] | undefined;
+}
+
+const payloadWriter = new JsonBytes();
+
+/**
+ * The JSON of an access token's claims as UTF-8, in a buffer the next call reuses (signJws reads it
+ * at once): per request, no claims string, no scope string and no UTF-8 copy of either.
+ */
+export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
+  const json = payloadWriter.begin().raw('{"iss":').string(c.iss).raw(',"sub":').string(c.sub).raw(',"aud":');
+  if (typeof c.aud === "string") json.string(c.aud);
+  else json.strings(c.aud);
+  json.raw(',"iat":').number(c.iat).raw(',"exp":').number(c.exp).raw(',"jti":').string(c.jti);
+  json.raw(',"client_id":').string(c.client_id).raw(',"scope":').joined(c.scope, " ");
+  if (c.org_id) json.raw(',"org_id":').string(c.org_id);
+  json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles);
+  if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
+  if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
+  return json.raw("}").bytes();
+}
+
+export interface VerifiedJwt extends JWTPayload {
+  sub: string;
+  jti: string;
+  exp: number;
+  client_id?: string;
+  scope?: string;
+  org_id?: string;
+  source_token_id?: string;
+  source_jtis?: string[];
+}
+
+/** The source a verified JWT names, or null when its source claims are malformed. */
+export function sourceOf(jwt: JWTPayload): JwtSource | null {
+  const { source_token_id: tokenId, source_jtis: jtis } = jwt;
+  if (tokenId !== undefined && typeof tokenId !== "string") return null;
+  if (jtis !== undefined && !(Array.isArray(jtis) && jtis.length <= MAX_EXCHANGE_DEPTH && jtis.every((j) => typeof j === "string"))) return null;
+  return { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [] };
+}
+
+/**
+ * Verifies a JWT we issued: a published kid, the key's own algorithm (no alg confusion, no `none`),
+ * `typ: at+jwt`, our issuer, the expected audience (null: any), exp (strictly) and iat, and that
+ * neither it, nor a JWT it was exchanged from, nor the access token at its root was revoked.
+ */
+export async function verifyJwt(ctx: Ctx, token: string, audience: string | null): Promise<VerifiedJwt | null> {
+  if (token.length > 8192 || token.split(".").length !== 3) return null;
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return null;
+  }
+  if (!kid) return null;
+  let key = publishedKeys(await getKeyset(ctx), ctx.now()).find((k) => k.kid === kid);
+  // A kid this isolate has not seen may come from a rotation elsewhere: look again, at most every few seconds.
+  if (!key) key = publishedKeys(await getKeyset(ctx, UNKNOWN_KID_REFRESH_MS), ctx.now()).find((k) => k.kid === kid);
+  if (!key) return null;
+  try {
+    const { payload } = await jwtVerify(token, await cachedKey(verifyKeys, key, () => importVerifyKey(key)), {
+      algorithms: [key.alg],
+      issuer: ctx.config.ISSUER,
+      ...(audience ? { audience } : {}),
+      typ: ACCESS_TOKEN_TYP,
+      clockTolerance: OWN_JWT_CLOCK_SKEW_SECONDS,
+      currentDate: new Date(ctx.now()),
+      requiredClaims: ["sub", "jti", "exp", "iat"],
+    });
+    if (payload.exp! * 1000 <= ctx.now()) return null;
+    // jose checks iat only against a maximum age; a JWT "issued" in the future is refused here.
+    if (payload.iat! > ctx.now() / 1000 + OWN_JWT_CLOCK_SKEW_SECONDS) return null;
+    const source = sourceOf(payload);
+    if (!source || (await revokedAlongLineage(ctx.env, payload.jti!, source))) return null;
+    return payload as VerifiedJwt;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the JWT, one of the JWTs it was exchanged from, or its root access token was revoked:
+ * one KV read (a bulk get of at most MAX_EXCHANGE_DEPTH + 2 keys), the cost of the jti check alone.
+ */
+async function revokedAlongLineage(env: Bindings, jti: string, source: JwtSource): Promise<boolean> {
+  const keys = [revokedJtiKey(jti), ...source.jtis.map(revokedJtiKey)];
+  if (source.tokenId) keys.push(revokedTokenKey(source.tokenId));
+  if (keys.length === 1) return (await env.TOKENS.get(keys[0]!)) !== null;
+  for (const marker of (await env.TOKENS.get(keys, "text")).values()) if (marker !== null) return true;
+  return false;
+}
+
+/** Puts a JWT's jti on the revocation list until the JWT would have expired anyway. */
+export async function revokeJti(ctx: Ctx, jti: string, exp: number): Promise<void> {
+  // Kept as long as the JWT could still verify: its exp plus the accepted clock skew.
+  await ctx.env.TOKENS.put(revokedJtiKey(jti), "1", { expiration: kvExpiration((exp + OWN_JWT_CLOCK_SKEW_SECONDS) * 1000, ctx.now()) });
+}

@@ -1,0 +1,51 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { PublicKey } from "../../db/schema.ts";
+import { addKey, KID_PATTERN, listKeys, removeKey } from "../../domain/credentials/public-keys.ts";
+import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, needs, pageOf, router } from "./common.ts";
+
+export const publicKeyInput = z
+  .union([z.string().max(8192), z.record(z.string(), z.unknown())])
+  .openapi({ description: "PEM SPKI (-----BEGIN PUBLIC KEY-----) or a public JWK", example: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----" });
+
+export const addKeyBody = z
+  .object({
+    publicKey: publicKeyInput,
+    alg: z.enum(["ES256", "RS256", "EdDSA"]).optional().openapi({ description: "Inferred from the key when absent" }),
+    kid: z.string().regex(KID_PATTERN).optional().openapi({ description: "The kid your assertions carry; default: the JWK's kid, else its RFC 7638 thumbprint" }),
+    name: displayText(64).optional(),
+  })
+  .strict()
+  .openapi("AddPublicKey", { example: { publicKey: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----", alg: "ES256", kid: "ci-2030-01", name: "CI signing key" } });
+
+export const keySchema = z
+  .object({ id: z.string(), accountId: z.string(), kid: z.string(), alg: z.string(), fingerprint: z.string(), name: z.string().nullable(), jwk: z.record(z.string(), z.unknown()), createdAt: z.string() })
+  .openapi("PublicKey");
+export const toKeyDto = (k: PublicKey) => ({ id: k.id, accountId: k.accountId, kid: k.kid, alg: k.alg, fingerprint: k.fingerprint, name: k.name, jwk: k.jwk, createdAt: iso(k.createdAt)! });
+
+const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
+const keyParam = saParam.extend({ key: z.string().max(100) });
+const tags = ["Public keys"];
+
+export const keyRoutes = router()
+  .openapi(
+    createRoute({ method: "post", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "Register a public key for private_key_jwt", ...needs(addKey), request: { params: saParam, ...jsonBody(addKeyBody) }, responses: { 201: jsonResponse("The key", keySchema), ...errors(400, 401, 403, 404, 409) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json(toKeyDto(await addKey(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 201);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/{org}/service-accounts/{sa}/keys", tags, summary: "List an account's public keys", ...needs(listKeys), request: { params: saParam }, responses: { 200: jsonResponse("Keys", pageOf(keySchema)), ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json({ items: (await listKeys(ctxOf(c), c.get("principal"), org, sa)).map(toKeyDto), nextCursor: null }, 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "delete", path: "/{org}/service-accounts/{sa}/keys/{key}", tags, summary: "Remove a public key", ...needs(removeKey), request: { params: keyParam }, responses: { 204: { description: "Removed" }, ...errors(401, 403, 404) } }),
+    async (c) => {
+      const { org, sa, key } = c.req.valid("param");
+      await removeKey(ctxOf(c), c.get("principal"), org, sa, key);
+      return c.body(null, 204);
+    },
+  );
