@@ -1,14 +1,20 @@
 import { z } from "zod";
-import type { Principal } from "./domain/shared/principal.ts";
-import type { AccountCredentials } from "./durable-objects/account-credentials.ts";
-import type { SigningKeys } from "./durable-objects/signing-keys.ts";
+
+/**
+ * A Durable Object namespace whose class this leaf does not name: the domain reaches each object
+ * through the interface it declares for it (AccountCredentialsRpc, SigningKeysRpc).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ObjectNamespace = DurableObjectNamespace<any>;
 
 /** Bindings and variables declared in wrangler.toml, plus secrets from `.dev.vars` / `wrangler secret`. */
 export interface Bindings {
   DB: D1Database;
   TOKENS: KVNamespace;
-  ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
-  SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
+  /** One AccountCredentials object per account (reached through src/domain/credentials/account-object.ts). */
+  ACCOUNT_DO: ObjectNamespace;
+  /** The one SigningKeys object (reached through src/domain/signing/jwt.ts). */
+  SIGNING_KEYS: ObjectNamespace;
   /** Count failed authentications per IP and per client id (optional: without them nothing is limited). */
   AUTH_FAILURES_IP?: RateLimit;
   AUTH_FAILURES_CLIENT?: RateLimit;
@@ -92,11 +98,3 @@ export function getConfig(env: Bindings): Config {
   }
   return config;
 }
-
-export interface Variables {
-  requestId: string;
-  principal: Principal;
-}
-
-/** The Hono environment of the whole app. */
-export type AppEnv = { Bindings: Bindings; Variables: Variables };

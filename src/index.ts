@@ -1,7 +1,7 @@
-import { buildApp } from "./http/app.ts";
+import { buildApp } from "./app.ts";
 import { runJobs } from "./cron/index.ts";
 import type { Bindings } from "./env.ts";
-import { hotRoute, serveHot } from "./http/hot-path.ts";
+import { hotRoute, serveHot } from "./hot-path.ts";
 
 export { AccountCredentials } from "./durable-objects/account-credentials.ts";
 export { SigningKeys } from "./durable-objects/signing-keys.ts";

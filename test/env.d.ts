@@ -1,4 +1,6 @@
 import type { Bindings } from "../src/env.ts";
+import type { AccountCredentials } from "../src/durable-objects/account-credentials.ts";
+import type { SigningKeys } from "../src/durable-objects/signing-keys.ts";
 
 declare global {
   namespace Cloudflare {
@@ -6,7 +8,10 @@ declare global {
       mainModule: typeof import("../src/index.ts");
       durableNamespaces: "AccountCredentials";
     }
-    interface Env extends Bindings {
+    // Tests reach the Durable Objects' own methods (runInDurableObject), so their namespaces are typed here.
+    interface Env extends Omit<Bindings, "ACCOUNT_DO" | "SIGNING_KEYS"> {
+      ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
+      SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     }
   }

@@ -17,6 +17,7 @@ import {
   type IssueInput,
   type Outcome,
 } from "../domain/credentials/plans.ts";
+import type { AccountCredentialsRpc } from "../domain/credentials/account-object.ts";
 import { Serial } from "../lib/serial.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
 
@@ -32,7 +33,7 @@ const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, user
  * it touches KV or D1, and is replayed (on the next call, or by the alarm) if it did not finish.
  * It also remembers the `jti` of every private_key_jwt assertion until the assertion expires.
  */
-export class AccountCredentials extends DurableObject<Bindings> {
+export class AccountCredentials extends DurableObject<Bindings> implements AccountCredentialsRpc {
   private readonly lock = new Serial();
 
   private ctxFor(meta: RequestMeta): Ctx {

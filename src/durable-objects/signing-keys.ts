@@ -1,21 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
 import { KEYSET_KEY } from "../domain/credentials/kv-records.ts";
-import { generateSigningKey, publishedKeys, type Keyset, type SigningAlg, type SigningKey } from "../domain/signing/keyset.ts";
+import { generateSigningKey, publishedKeys, type KeyPolicy, type Keyset, type SigningKey, type SigningKeysRpc } from "../domain/signing/keyset.ts";
 import type { Bindings } from "../env.ts";
 import { Serial } from "../lib/serial.ts";
 
 const KEYS = "keys";
 
-export interface KeyPolicy {
-  alg: SigningAlg;
-  retentionMs: number;
-}
 
 /**
  * The single writer of the signing keys (one instance, named "global"). It keeps the keys in its
  * own storage (private halves wrapped) and publishes the keyset to KV, where every isolate reads it.
  */
-export class SigningKeys extends DurableObject<Bindings> {
+export class SigningKeys extends DurableObject<Bindings> implements SigningKeysRpc {
   private readonly lock = new Serial();
 
   private secret(): string {

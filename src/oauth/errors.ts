@@ -1,8 +1,8 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "../env.ts";
-import { ApiError } from "../http/problem.ts";
+import type { AppEnv } from "../http/app-env.ts";
+import { DomainError, type ErrorCode } from "../domain/shared/errors.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 
 /** RFC 6749 §5.2 error codes (plus RFC 8707's invalid_target). */
@@ -45,7 +45,7 @@ const describable = (text: string) => text.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e
 export function oauthErrorResponse(err: unknown, requestId: string): Response {
   let e: OAuthError;
   if (err instanceof OAuthError) e = err;
-  else if (err instanceof ApiError) e = fromApiError(err);
+  else if (err instanceof DomainError) e = fromDomainError(err);
   else if (err instanceof HTTPException) e = new OAuthError("invalid_request", err.status === 413 ? "The body is too large" : "Malformed request");
   else {
     console.error(JSON.stringify({ level: "error", requestId, error: String((err as Error | undefined)?.stack ?? err) }));
@@ -60,22 +60,22 @@ export function oauthErrorResponse(err: unknown, requestId: string): Response {
 /** The error handler of the OAuth routers. */
 export const onOAuthError = (err: Error, c: Context<AppEnv>) => oauthErrorResponse(err, c.get("requestId") ?? "");
 
-function fromApiError(err: ApiError): OAuthError {
-  switch (err.code) {
-    case "invalid_scope":
-      return new OAuthError("invalid_scope", err.detail);
-    case "invalid_target":
-      return new OAuthError("invalid_target", err.detail);
-    case "signing_not_configured":
-      return new OAuthError("temporarily_unavailable", err.detail, 503);
-    case "payload_too_large":
-      return new OAuthError("invalid_request", err.detail, 413);
-    case "rate_limited":
-      return new OAuthError("slow_down", err.detail, 429, err.extra.headers);
-    // A client acting on a token that is not its own (RFC 7009 revocation of another client's token).
-    case "permission_denied":
-      return new OAuthError("unauthorized_client", err.detail);
-    default:
-      return new OAuthError("invalid_request", err.detail);
-  }
+/**
+ * How a domain error reads at the OAuth endpoints (RFC 6749 section 5.2); any code not listed is
+ * an invalid_request with a 400.
+ */
+const OAUTH_ERRORS: Partial<Record<ErrorCode, { error: OAuthErrorCode; status?: ContentfulStatusCode }>> = {
+  invalid_scope: { error: "invalid_scope" },
+  invalid_target: { error: "invalid_target" },
+  signing_not_configured: { error: "temporarily_unavailable", status: 503 },
+  payload_too_large: { error: "invalid_request", status: 413 },
+  rate_limited: { error: "slow_down", status: 429 },
+  // A client acting on a token that is not its own (RFC 7009 revocation of another client's token).
+  permission_denied: { error: "unauthorized_client" },
+};
+
+function fromDomainError(err: DomainError): OAuthError {
+  const mapped = OAUTH_ERRORS[err.code] ?? { error: "invalid_request" };
+  const headers: Record<string, string> = err.data.retryAfterSeconds !== undefined ? { "retry-after": String(err.data.retryAfterSeconds) } : {};
+  return new OAuthError(mapped.error, err.detail, mapped.status ?? 400, headers);
 }

@@ -1,7 +1,7 @@
 import type { Ctx } from "../domain/shared/context.ts";
 import type { IssuedJwt } from "../domain/issuance/exchange.ts";
 import { exchangeLimits, jwtLifetime } from "../domain/signing/lifetime.ts";
-import { ApiError } from "../http/problem.ts";
+import { DomainError } from "../domain/shared/errors.ts";
 import type { AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError } from "./errors.ts";
 import type { FormOf, FormSpec } from "./form.ts";
@@ -54,7 +54,7 @@ export function grantLifetime(ctx: Ctx, source: { name: string; expiresAt: numbe
   try {
     return jwtLifetime({ mode: "clip", limits: exchangeLimits(ctx.config), source, now: ctx.now() });
   } catch (err) {
-    if (err instanceof ApiError) throw new OAuthError("invalid_grant", err.detail);
+    if (err instanceof DomainError) throw new OAuthError("invalid_grant", err.detail);
     throw err;
   }
 }

@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { getKeyset } from "../domain/signing/jwt.ts";
 import { ORG_OPERATIONS } from "../domain/access/permissions.ts";
 import { publishedKeys, SIGNING_ALGS, toJwk } from "../domain/signing/keyset.ts";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv } from "../http/app-env.ts";
 import { ctxOf } from "../http/routes/common.ts";
 import { JWT_BEARER_ASSERTION } from "./client-auth.ts";
 import { GRANT_TYPES } from "./grants/index.ts";

@@ -4,7 +4,7 @@ import { resolveCredential, type CredentialQuery } from "../domain/credentials/r
 import type { IssuedJwt } from "../domain/issuance/exchange.ts";
 import { failureKeys, guarded } from "../domain/credentials/failure-limits.ts";
 import { introspection, revokeInspected } from "../domain/credentials/inspection.ts";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv } from "../http/app-env.ts";
 import { mediaType, withSecurityHeaders } from "../lib/http.ts";
 import { framed } from "../lib/text.ts";
 import { limitBody } from "../http/middleware/request.ts";

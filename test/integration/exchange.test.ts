@@ -5,7 +5,7 @@ import { generateAccessToken } from "../../src/domain/credentials/access-token.t
 import { createCtx } from "../../src/domain/shared/context.ts";
 import { exchangeAccessToken } from "../../src/domain/issuance/exchange.ts";
 import { jwsText } from "../../src/domain/signing/jws.ts";
-import { ApiError } from "../../src/http/problem.ts";
+import { DomainError } from "../../src/domain/shared/errors.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import {
   DEFAULT_TTL,
@@ -211,8 +211,8 @@ describe("token exchange: refused credentials (401)", () => {
     const err = await Promise.resolve()
       .then(() => exchangeAccessToken(later, { accessToken: token, durationSeconds: 1 }))
       .catch((e: unknown) => e);
-    expect(err, String(err)).toBeInstanceOf(ApiError);
-    expect((err as ApiError).code).toBe("unauthenticated");
+    expect(err, String(err)).toBeInstanceOf(DomainError);
+    expect((err as DomainError).code).toBe("unauthenticated");
     // The same call without the clock shift succeeds: the refusal is about the expiry.
     const ok = await exchangeAccessToken(ctx, { accessToken: token, durationSeconds: 1 });
     expect(jwsText(ok.jws).split(".")).toHaveLength(3);
@@ -221,7 +221,7 @@ describe("token exchange: refused credentials (401)", () => {
     const cachedErr = await Promise.resolve()
       .then(() => exchangeAccessToken(later, { accessToken: token, durationSeconds: 1 }))
       .catch((e: unknown) => e);
-    expect((cachedErr as ApiError).code).toBe("unauthenticated");
+    expect((cachedErr as DomainError).code).toBe("unauthenticated");
   });
 
   it("a disabled account's token is refused, and works again once re-enabled", async () => {

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { hotRoute } from "../../src/http/hot-path.ts";
+import { hotRoute } from "../../src/hot-path.ts";
 import worker from "../../src/index.ts";
 import { BASE, platformRoot } from "../helpers.ts";
 import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";

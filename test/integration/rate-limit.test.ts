@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCtx } from "../../src/domain/shared/context.ts";
 import { assertNotBlocked, countFailure, resetBlocks } from "../../src/domain/credentials/failure-limits.ts";
-import { ApiError } from "../../src/http/problem.ts";
+import { DomainError } from "../../src/domain/shared/errors.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import { expectOAuthError, postForm, type Res } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
@@ -186,14 +186,14 @@ describe("the block itself", () => {
     const t0 = Date.now();
     let thrown: unknown;
     for (let i = 0; i <= 2 * CLIENT_LIMIT && !thrown; i++) await countFailure(ctxAt(t0), [key]).catch((err) => (thrown = err));
-    expect(thrown).toBeInstanceOf(ApiError);
-    expect((thrown as ApiError).extra.headers?.["retry-after"]).toBe(String(BLOCK_SECONDS));
+    expect(thrown).toBeInstanceOf(DomainError);
+    expect((thrown as DomainError).data.retryAfterSeconds).toBe(BLOCK_SECONDS);
     const at = (ms: number) => {
       try {
         assertNotBlocked(ctxAt(t0 + ms), () => [key]);
         return null;
       } catch (err) {
-        return (err as ApiError).extra.headers?.["retry-after"];
+        return String((err as DomainError).data.retryAfterSeconds);
       }
     };
     expect(at(1_000)).toBe("59");

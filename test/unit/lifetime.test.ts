@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../../src/env.ts";
 import { authorizeLimits, exchangeLimits, jwtLifetime, longestJwtLifetimeSeconds, type LifetimeRequest } from "../../src/domain/signing/lifetime.ts";
-import { ApiError } from "../../src/http/problem.ts";
+import { DomainError } from "../../src/domain/shared/errors.ts";
 
 /** The one JWT-lifetime policy: the same bounds, clipped or rejected as the endpoint says. */
 
@@ -13,7 +13,7 @@ const run = (r: Omit<LifetimeRequest, "now">) => {
   try {
     return jwtLifetime({ ...r, now });
   } catch (err) {
-    return err as ApiError;
+    return err as DomainError;
   }
 };
 
@@ -27,19 +27,19 @@ describe("jwtLifetime", () => {
 
   it("reject: the asked (or default) lifetime, or an invalid_duration that names the limit and how to stay in it", () => {
     expect(run({ mode: "reject", limits: exchangeLimits(config), requested: 3600, source: source(null) })).toBe(3600);
-    const overMax = run({ mode: "reject", limits: exchangeLimits(config), requested: 7200, source: source(null) }) as ApiError;
+    const overMax = run({ mode: "reject", limits: exchangeLimits(config), requested: 7200, source: source(null) }) as DomainError;
     expect(overMax.code).toBe("invalid_duration");
     expect(overMax.detail).toBe("duration_seconds 7200 is over MAX_JWT_TTL_SECONDS (3600): ask for 3600 or less");
-    const overSource = run({ mode: "reject", limits: exchangeLimits(config), requested: 60, source: source(41) }) as ApiError;
+    const overSource = run({ mode: "reject", limits: exchangeLimits(config), requested: 60, source: source(41) }) as DomainError;
     expect(overSource.detail).toBe("duration_seconds 60 is more than the access token has left (41 s): ask for at most 41 with duration_seconds");
-    const byDefault = run({ mode: "reject", limits: exchangeLimits(config), source: source(41) }) as ApiError;
+    const byDefault = run({ mode: "reject", limits: exchangeLimits(config), source: source(41) }) as DomainError;
     expect(byDefault.detail).toBe("The default lifetime DEFAULT_JWT_TTL_SECONDS (300 s) is more than the access token has left (41 s): ask for at most 41 with duration_seconds");
   });
 
   it("both modes refuse a source with less than a second left", () => {
     for (const mode of ["clip", "reject"] as const) {
-      const err = run({ mode, limits: exchangeLimits(config), requested: 1, source: { name: "the subject token", expiresAt: now + 999 } }) as ApiError;
-      expect(err, mode).toBeInstanceOf(ApiError);
+      const err = run({ mode, limits: exchangeLimits(config), requested: 1, source: { name: "the subject token", expiresAt: now + 999 } }) as DomainError;
+      expect(err, mode).toBeInstanceOf(DomainError);
       expect(err.detail).toBe("The subject token has expired");
     }
   });

@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { roleAssignments, roles, type ScopeType } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { Principal } from "../shared/principal.ts";
 
@@ -158,7 +158,7 @@ async function authorize(ctx: Ctx, principal: Principal, operation: Operation, s
   const ops = await effectiveOperations(ctx, principal, scope);
   if (ops === null) throw notFound("Organization");
   if (!ops.has(operation) && !ops.has("platform.root")) {
-    throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
+    throw new DomainError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
   }
 }
 
@@ -167,7 +167,7 @@ function authorizePlatform(principal: Principal, operation: Operation): void {
   const held = isPlatformRoot(principal) || principal.platformPermissions.includes(operation);
   const withinScope = !principal.scopeLimit || principal.scopeLimit.includes(operation) || principal.scopeLimit.includes("platform.root");
   if (!held || !withinScope) {
-    throw new ApiError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
+    throw new DomainError("permission_denied", `This operation needs the permission ${operation}`, { missing: [operation] });
   }
 }
 

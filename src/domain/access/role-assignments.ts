@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { environments, projects, roleAssignments, roles, type Org, type RoleAssignment, type ScopeType, type ServiceAccount } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { syncAccounts } from "../credentials/account-object.ts";
@@ -39,17 +39,17 @@ export async function planAssignments(ctx: Ctx, principal: Principal, org: Org, 
   const seen = new Set<string>();
   for (const input of inputs) {
     const role = await findRole(ctx, org.id, input.role);
-    if (!role) throw new ApiError("validation_failed", `Unknown role '${input.role}'`, { errors: [{ path: "body.role", message: "Unknown role" }] });
+    if (!role) throw new DomainError("validation_failed", `Unknown role '${input.role}'`, { errors: [{ path: "body.role", message: "Unknown role" }] });
     if (!role.assignableToServiceAccounts) {
-      throw new ApiError("role_not_assignable", `The role ${role.name} can never be held by a service account`);
+      throw new DomainError("role_not_assignable", `The role ${role.name} can never be held by a service account`);
     }
     const { scope, type, id } = await resolveScope(ctx, org, input.scope);
     const key = `${role.id}|${type}|${id}`;
-    if (seen.has(key)) throw new ApiError("validation_failed", `The role ${role.name} is listed twice for the same scope`, { errors: [{ path: "body.roles", message: "Duplicate role" }] });
+    if (seen.has(key)) throw new DomainError("validation_failed", `The role ${role.name} is listed twice for the same scope`, { errors: [{ path: "body.roles", message: "Duplicate role" }] });
     seen.add(key);
     const missing = await missingOperations(ctx, principal, role.operations, scope);
     if (missing.length > 0) {
-      throw new ApiError("permission_denied", `Assigning ${role.name} needs operations you do not hold here: ${missing.join(", ")}`, { missing });
+      throw new DomainError("permission_denied", `Assigning ${role.name} needs operations you do not hold here: ${missing.join(", ")}`, { missing });
     }
     rows.push({ id: newId("roleAssignment"), accountId, orgId: org.id, roleId: role.id, scopeType: type, scopeId: id, createdAt: ctx.now(), createdBy: principal.accountId });
   }
@@ -134,7 +134,7 @@ export async function assertCovers(ctx: Ctx, principal: Principal, account: Serv
   }
   const where = orgIds.length > 0 ? ` (held in ${orgIds.join(", ")})` : "";
   const lift = effect === "removes" ? `, or ${INCIDENT_RESPONSE} in its org to take its access away` : "";
-  throw new ApiError("permission_denied", `This account holds operations you do not${where}: ${missing.join(", ")}. Acting on its credentials or roles needs all of them${lift}`, { missing });
+  throw new DomainError("permission_denied", `This account holds operations you do not${where}: ${missing.join(", ")}. Acting on its credentials or roles needs all of them${lift}`, { missing });
 }
 
 /** Runs the guard for an operation's target and hands the gate the context to write with. */
@@ -161,7 +161,7 @@ export async function assign(ctx: Ctx, principal: Principal, org: Org, accountId
     const [first, ...rest] = assignmentInserts(ctx, rows);
     await ctx.db.batch([first!, ...rest]);
   } catch (err) {
-    if (isUniqueViolation(err, "role_assignments")) throw new ApiError("already_assigned", "The account already holds this role at this scope");
+    if (isUniqueViolation(err, "role_assignments")) throw new DomainError("already_assigned", "The account already holds this role at this scope");
     throw err;
   }
   await syncAccounts(ctx, [accountId]);
@@ -205,7 +205,7 @@ export function scopeRef(ref: string | undefined, orgId: string): AssignmentInpu
   if (!ref || ref === "org" || ref === orgId) return undefined;
   if (ref.startsWith("prj_")) return { type: "project", id: ref };
   if (ref.startsWith("env_")) return { type: "environment", id: ref };
-  throw new ApiError("validation_failed", "scope is org, a project id (prj_…) or an environment id (env_…)", { errors: [{ path: "query.scope", message: "Unknown scope" }] });
+  throw new DomainError("validation_failed", "scope is org, a project id (prj_…) or an environment id (env_…)", { errors: [{ path: "query.scope", message: "Unknown scope" }] });
 }
 
 /** The operations an account holds at a scope (inherited from above included). */

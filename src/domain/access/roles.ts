@@ -1,11 +1,11 @@
 import { and, eq, inArray, or } from "drizzle-orm";
 import { roleAssignments, roles, type Org, type Role } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { syncAccounts } from "../credentials/account-object.ts";
 import { auditInsert } from "../audit/audit-log.ts";
-import { withdrawPending } from "../registry/invitations.ts";
+import { withdrawPending } from "../registry/invitation-cascade.ts";
 import type { Ctx } from "../shared/context.ts";
 import { orgFor } from "../registry/orgs.ts";
 import { BUILTIN_ROLES, effectiveOperations, OPERATIONS, withPermission, type Gate, type Operation } from "./permissions.ts";
@@ -50,7 +50,7 @@ export async function rolesById(ctx: Ctx, ids: string[]): Promise<Map<string, Ro
 }
 
 const escalation = (missing: string[]) =>
-  new ApiError("permission_denied", `You can only grant operations you hold yourself; missing: ${missing.join(", ")}`, { missing });
+  new DomainError("permission_denied", `You can only grant operations you hold yourself; missing: ${missing.join(", ")}`, { missing });
 
 async function assertHolds(ctx: Ctx, principal: Principal, org: Org, operations: string[]) {
   const held = (await effectiveOperations(ctx, principal, { orgId: org.id })) ?? new Set();
@@ -61,14 +61,14 @@ async function assertHolds(ctx: Ctx, principal: Principal, org: Org, operations:
 /** Custom role names never shadow a built-in role's name or id (roles are addressed by either). */
 function assertFreeName(name: string) {
   if (name.startsWith("role_") || BUILTIN_ROLES.some((r) => r.name === name || r.id === name)) {
-    throw new ApiError("name_taken", `'${name}' is reserved for built-in roles`);
+    throw new DomainError("name_taken", `'${name}' is reserved for built-in roles`);
   }
 }
 
 function checkOperations(operations: string[]): Operation[] {
   const unknown = operations.filter((op) => !(op in OPERATIONS) || op === "platform.root");
   if (unknown.length > 0) {
-    throw new ApiError("validation_failed", `Unknown or platform-only operations: ${unknown.join(", ")}`, { errors: [{ path: "body.operations", message: "See GET /api/v1/permissions" }] });
+    throw new DomainError("validation_failed", `Unknown or platform-only operations: ${unknown.join(", ")}`, { errors: [{ path: "body.operations", message: "See GET /api/v1/permissions" }] });
   }
   return [...new Set(operations)] as Operation[];
 }
@@ -104,7 +104,7 @@ export const createRole = withPermission("roles.edit", async (gate, orgRef: stri
       auditInsert(ctx, { action: "role.created", orgId: org.id, targetType: "role", targetId: row.id, details: { name: row.name, operations } }),
     ]);
   } catch (err) {
-    if (isUniqueViolation(err, "roles")) throw new ApiError("name_taken", `A role named '${row.name}' already exists here`);
+    if (isUniqueViolation(err, "roles")) throw new DomainError("name_taken", `A role named '${row.name}' already exists here`);
     throw err;
   }
   return fromRow(row);
@@ -127,7 +127,7 @@ async function customRoleFor(gate: Gate, orgRef: string, roleRef: string) {
   const org = await orgFor(gate, orgRef);
   const role = await findRole(gate.ctx, org.id, roleRef);
   if (!role) throw notFound("Role");
-  if (role.builtin) throw new ApiError("bad_request", "Built-in roles cannot be changed or deleted");
+  if (role.builtin) throw new DomainError("bad_request", "Built-in roles cannot be changed or deleted");
   return { org, role };
 }
 
@@ -156,7 +156,7 @@ export const patchRole = withPermission("roles.edit", async (gate, orgRef: strin
       auditInsert(ctx, { action: "role.updated", orgId: org.id, targetType: "role", targetId: role.id, details: { name: set.name, operations } }),
     ]);
   } catch (err) {
-    if (isUniqueViolation(err, "roles")) throw new ApiError("name_taken", `A role named '${set.name}' already exists here`);
+    if (isUniqueViolation(err, "roles")) throw new DomainError("name_taken", `A role named '${set.name}' already exists here`);
     throw err;
   }
   await syncHolders(ctx, role.id);

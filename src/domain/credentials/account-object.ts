@@ -1,7 +1,27 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { forgetCredentials } from "./record-cache.ts";
 import type { Ctx } from "../shared/context.ts";
-import type { Outcome } from "./plans.ts";
+import type { AccessToken, PublicKey, ServiceAccount } from "../../db/schema.ts";
+import type { RequestMeta } from "../shared/context.ts";
+import type { AccountPatch, IssueInput, Outcome } from "./plans.ts";
+
+/**
+ * What the domain asks of an account's Durable Object (src/durable-objects/account-credentials.ts
+ * implements it): the single writer of the account's credentials, and its jti replay cache.
+ */
+export interface AccountCredentialsRpc {
+  issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>>;
+  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string): Promise<Outcome<{ token: AccessToken }>>;
+  revokeAll(accountId: string, reason: string): Promise<Outcome<{ revoked: number }>>;
+  regenerateToken(accountId: string, tokenId: string, graceSeconds: number, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>>;
+  updateAccount(accountId: string, patch: AccountPatch, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount }>>;
+  sync(accountId: string): Promise<Outcome<object>>;
+  addKey(key: PublicKey, meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>>;
+  removeKey(accountId: string, keyId: string, meta: RequestMeta): Promise<Outcome<object>>;
+  deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>>;
+  /** False when the jti was already used; over RPC the answer comes as a promise. */
+  rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
+}
 
 /**
  * The Durable Object that owns an account's credentials. Whatever is asked of it may change them,
@@ -22,13 +42,14 @@ export function accountObject(ctx: Pick<Ctx, "env">, accountId: string) {
 }
 
 /** The same object, for its jti replay cache only (no credential change, so no eviction). */
-export function replayCache(ctx: Pick<Ctx, "env">, accountId: string) {
-  return ctx.env.ACCOUNT_DO.get(ctx.env.ACCOUNT_DO.idFromName(accountId));
+export function replayCache(ctx: Pick<Ctx, "env">, accountId: string): AccountCredentialsRpc {
+  const namespace: DurableObjectNamespace = ctx.env.ACCOUNT_DO;
+  return namespace.get(namespace.idFromName(accountId)) as unknown as AccountCredentialsRpc;
 }
 
-/** Turns a Durable Object outcome into a value or the ApiError it names. */
+/** Turns a Durable Object outcome into a value or the DomainError it names. */
 export function unwrap<T>(outcome: Outcome<T>): T {
-  if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+  if (!outcome.ok) throw new DomainError(outcome.code, outcome.detail);
   return outcome.value;
 }
 

@@ -1,4 +1,4 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import { resolveCredential } from "./resolver.ts";
 import type { Principal } from "../shared/principal.ts";
@@ -8,7 +8,7 @@ import { failureKeys, guarded } from "./failure-limits.ts";
 export { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "./record-cache.ts";
 
 export const unauthenticated = (detail: string) =>
-  new ApiError("unauthenticated", detail, { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
+  new DomainError("unauthenticated", detail);
 
 /** The credential of an `Authorization: Bearer` header, or a 401. */
 export function bearerCredential(header: string | undefined): string {
@@ -17,7 +17,7 @@ export function bearerCredential(header: string | undefined): string {
   return match[1]!;
 }
 
-export const isUnauthenticated = (err: unknown) => err instanceof ApiError && err.code === "unauthenticated";
+export const isUnauthenticated = (err: unknown) => err instanceof DomainError && err.code === "unauthenticated";
 
 /**
  * Authenticates a bearer credential of the management API (an access token, or a JWT we issued

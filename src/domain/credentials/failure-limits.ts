@@ -1,4 +1,4 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { MaybePromise } from "../../lib/maybe-promise.ts";
 
@@ -40,7 +40,7 @@ export function failureKeys(ctx: Ctx, clientId?: string | null, surface: AuthSur
 const limiterOf = (ctx: Ctx, key: string) => (key.includes("client:") ? ctx.env.AUTH_FAILURES_CLIENT : ctx.env.AUTH_FAILURES_IP);
 
 export const rateLimited = (retryAfterSeconds: number) =>
-  new ApiError("rate_limited", "Too many failed authentication attempts; retry later", { headers: { "retry-after": String(retryAfterSeconds) } });
+  new DomainError("rate_limited", "Too many failed authentication attempts; retry later", { retryAfterSeconds });
 
 /** Throws 429 when a key is blocked in this isolate. `keys` is only built when something is. */
 export function assertNotBlocked(ctx: Ctx, keys: () => string[]): void {

@@ -1,4 +1,4 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { accountObject } from "./account-object.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
@@ -57,7 +57,7 @@ export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCr
 export async function revokeInspected(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null): Promise<void> {
   if (!token) return;
   if (token.account.accountId !== client.accountId && !isPlatformRootAccount(client)) {
-    throw new ApiError("permission_denied", "A client may revoke only its own tokens");
+    throw new DomainError("permission_denied", "A client may revoke only its own tokens");
   }
   const accountId = token.account.accountId;
   if (token.kind === "access_token") {

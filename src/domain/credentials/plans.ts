@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { accessTokens, invitations, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../../db/schema.ts";
-import type { ErrorCode } from "../../http/problem.ts";
+import type { ErrorCode } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { generateAccessToken, hashToken, tokenHint } from "./access-token.ts";
 import { auditInsert, type AuditInput } from "../audit/audit-log.ts";

@@ -1,7 +1,7 @@
 import { calculateJwkThumbprint } from "jose";
 import { and, eq } from "drizzle-orm";
 import { publicKeys, type PublicKey, type PublicKeyAlg } from "../../db/schema.ts";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { toHex } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
 import { accountObject } from "./account-object.ts";
@@ -17,7 +17,7 @@ const IMPORT: Record<PublicKeyAlg, SubtleCryptoImportKeyAlgorithm> = {
   EdDSA: { name: "Ed25519" },
 };
 
-const invalid = (detail: string) => new ApiError("invalid_key", detail, { errors: [{ path: "body.publicKey", message: detail }] });
+const invalid = (detail: string) => new DomainError("invalid_key", detail, { errors: [{ path: "body.publicKey", message: detail }] });
 
 function algOfJwk(jwk: Record<string, unknown>): PublicKeyAlg | undefined {
   if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
@@ -100,7 +100,7 @@ export async function parsePublicKey(input: string | Record<string, unknown>, al
   } else {
     if ("d" in input || "p" in input || "k" in input) throw invalid("Send the public key only; never a private or symmetric key");
     if (input.kid !== undefined && (typeof input.kid !== "string" || !KID_PATTERN.test(input.kid))) {
-      throw new ApiError("validation_failed", "The JWK's kid must be 1-128 printable ASCII characters", { errors: [{ path: "body.publicKey.kid", message: "1-128 printable ASCII characters" }] });
+      throw new DomainError("validation_failed", "The JWK's kid must be 1-128 printable ASCII characters", { errors: [{ path: "body.publicKey.kid", message: "1-128 printable ASCII characters" }] });
     }
     alg = algOfJwk(input);
     if (!alg) throw invalid("Supported keys: EC P-256 (ES256), RSA >= 2048 bits (RS256), Ed25519 (EdDSA)");
@@ -142,7 +142,7 @@ export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, 
 export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
   const row = await keyRow(ctx, accountId, orgId, input);
   const outcome = await accountObject(ctx, accountId).addKey(row, ctx.meta);
-  if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+  if (!outcome.ok) throw new DomainError(outcome.code, outcome.detail);
   return row;
 }
 
@@ -168,9 +168,9 @@ export const removeKey = withPermission(
     const { account } = await accountFor(gate, orgRef, accountId, "removes");
     const ctx = gate.ctx;
     const key = await ctx.db.select({ id: publicKeys.id }).from(publicKeys).where(and(eq(publicKeys.id, keyId), eq(publicKeys.accountId, account.id))).get();
-    if (!key) throw new ApiError("not_found", "Public key not found");
+    if (!key) throw new DomainError("not_found", "Public key not found");
     const outcome = await accountObject(ctx, account.id).removeKey(account.id, keyId, ctx.meta);
-    if (!outcome.ok) throw new ApiError(outcome.code, outcome.detail);
+    if (!outcome.ok) throw new DomainError(outcome.code, outcome.detail);
   },
   { guard: "covers" },
 );

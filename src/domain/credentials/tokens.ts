@@ -1,6 +1,6 @@
 import { and, eq, gt, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { accessTokens, type AccessToken, type Org, type OrgPolicy } from "../../db/schema.ts";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { accountObject, unwrap } from "./account-object.ts";
 import { accountFor } from "../registry/accounts.ts";
@@ -33,7 +33,7 @@ const isoOf = (ms: number) => new Date(ms).toISOString();
  */
 export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: number, accountExpiresAt: number | null = null): number | null {
   if (input.expiresAt !== undefined && input.expiresInSeconds !== undefined) {
-    throw new ApiError("validation_failed", "Give expiresAt or expiresInSeconds, not both", {
+    throw new DomainError("validation_failed", "Give expiresAt or expiresInSeconds, not both", {
       errors: [{ path: "body.expiresAt", message: "Mutually exclusive with expiresInSeconds" }],
     });
   }
@@ -42,13 +42,13 @@ export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: numb
   if (input.expiresAt !== undefined) {
     expiresAt = Date.parse(input.expiresAt);
     if (expiresAt <= now) {
-      throw new ApiError("validation_failed", "expiresAt must be in the future", { errors: [{ path: "body.expiresAt", message: "In the past" }] });
+      throw new DomainError("validation_failed", "expiresAt must be in the future", { errors: [{ path: "body.expiresAt", message: "In the past" }] });
     }
   }
   const maxDays = policy.maxTokenLifetimeDays;
   const policyCap = maxDays === null ? null : now + maxDays * DAY_MS;
   if (expiresAt !== null && policyCap !== null && expiresAt > policyCap) {
-    throw new ApiError(
+    throw new DomainError(
       "token_lifetime_exceeded",
       `The org's policy allows tokens of at most ${maxDays} days (until ${isoOf(policyCap)}); ask for that or less, or give no expiry to get the longest allowed`,
     );
@@ -56,7 +56,7 @@ export function tokenExpiry(input: IssueTokenInput, policy: OrgPolicy, now: numb
   // An account already past its validity is refused when the token is issued (account_not_active).
   const accountCap = accountExpiresAt !== null && accountExpiresAt > now ? accountExpiresAt : null;
   if (expiresAt !== null && accountCap !== null && expiresAt > accountCap) {
-    throw new ApiError(
+    throw new DomainError(
       "token_lifetime_exceeded",
       `The service account expires at ${isoOf(accountCap)}; ask for a token expiring then or sooner (or extend the account's validity first), or give no expiry to get the account's`,
     );

@@ -1,4 +1,4 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import type { MaybePromise } from "../../lib/maybe-promise.ts";
 import { accountDeadReason, type AccountClaims } from "../credentials/kv-records.ts";
 import { claimsOf, loadAccountState } from "../access/claims.ts";
@@ -9,7 +9,7 @@ import { authorizeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { findOrg } from "../registry/orgs.ts";
 import type { Principal } from "../shared/principal.ts";
 
-const noRole = () => new ApiError("permission_denied", "The account holds no accepted role in that org", { missing: ["a role in the org"] });
+const noRole = () => new DomainError("permission_denied", "The account holds no accepted role in that org", { missing: ["a role in the org"] });
 
 /**
  * The account's claims in another org (where an accepted invitation gave it a role), read from D1:
@@ -52,7 +52,7 @@ export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: st
     now: ctx.now(),
   });
   // The new JWT dies with the caller's credential (and the JWTs it came from).
-  if (!principal.source) throw new ApiError("bad_request", "This JWT was exchanged too many times to derive another: authorize with the access token");
+  if (!principal.source) throw new DomainError("bad_request", "This JWT was exchanged too many times to derive another: authorize with the access token");
   const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds, source: principal.source });
   return { jwt: jwsText(jws), orgId: claims.orgId!, expiresAt: exp * 1000, scope };
 }

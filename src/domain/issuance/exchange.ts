@@ -1,4 +1,4 @@
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { isUnauthenticated, unauthenticated } from "../credentials/bearer.ts";
 import { claimsFor } from "./cross-org.ts";
 import type { Ctx } from "../shared/context.ts";
@@ -22,10 +22,10 @@ import { recordUse } from "../credentials/usage.ts";
 export function grantScope(requested: string | undefined, allowed: string[]): string[] {
   if (requested === undefined) return allowed;
   const asked = requested.split(" ").filter(Boolean);
-  if (asked.length === 0) throw new ApiError("invalid_scope", "scope is empty: omit scope to get every scope this account may request");
+  if (asked.length === 0) throw new DomainError("invalid_scope", "scope is empty: omit scope to get every scope this account may request");
   const allowedSet = new Set(allowed);
   const unknown = asked.filter((s) => !allowedSet.has(s));
-  if (unknown.length > 0) throw new ApiError("invalid_scope", `Not within what this account may request: ${unknown.join(" ")}`);
+  if (unknown.length > 0) throw new DomainError("invalid_scope", `Not within what this account may request: ${unknown.join(" ")}`);
   return [...new Set(asked)];
 }
 
@@ -34,7 +34,7 @@ export function resolveAudience(ctx: Ctx, requested: string[]): string | string[
   if (requested.length === 0) return ctx.config.ISSUER;
   const allowed = new Set([ctx.config.ISSUER, ...ctx.config.ALLOWED_AUDIENCES]);
   const bad = requested.filter((a) => !allowed.has(a));
-  if (bad.length > 0) throw new ApiError("invalid_target", `Audience not allowed: ${bad.join(" ")}`);
+  if (bad.length > 0) throw new DomainError("invalid_target", `Audience not allowed: ${bad.join(" ")}`);
   return requested.length === 1 ? requested[0]! : requested;
 }
 

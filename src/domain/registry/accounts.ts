@@ -1,6 +1,6 @@
 import { and, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { invitations, serviceAccounts, type Org, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { randomBase62 } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
@@ -34,7 +34,7 @@ export interface Validity {
 /** `daysValid` (1..730) or `expiresAt` (future, within 730 days); null for no expiry; undefined when not given. */
 export function resolveValidity(input: Validity, now: number): number | null | undefined {
   if (input.daysValid !== undefined && input.expiresAt !== undefined) {
-    throw new ApiError("validation_failed", "Give daysValid or expiresAt, not both", {
+    throw new DomainError("validation_failed", "Give daysValid or expiresAt, not both", {
       errors: [{ path: "body.expiresAt", message: "Mutually exclusive with daysValid" }],
     });
   }
@@ -42,7 +42,7 @@ export function resolveValidity(input: Validity, now: number): number | null | u
   if (input.expiresAt === null || input.expiresAt === undefined) return input.expiresAt;
   const at = Date.parse(input.expiresAt);
   if (at <= now || at > now + MAX_VALIDITY_DAYS * DAY_MS) {
-    throw new ApiError("validation_failed", `expiresAt must be in the future and within ${MAX_VALIDITY_DAYS} days`, {
+    throw new DomainError("validation_failed", `expiresAt must be in the future and within ${MAX_VALIDITY_DAYS} days`, {
       errors: [{ path: "body.expiresAt", message: "Out of range" }],
     });
   }
@@ -105,9 +105,9 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
     await ctx.db.batch([ctx.db.insert(serviceAccounts).values(account), audit, ...extra, ...bind]);
     return account;
   } catch (err) {
-    if (isUniqueViolation(err, "name_key")) throw new ApiError("name_taken", `A service account named '${account.name}' already exists here`);
+    if (isUniqueViolation(err, "name_key")) throw new DomainError("name_taken", `A service account named '${account.name}' already exists here`);
     if (isUniqueViolation(err, "email")) {
-      if (emailGiven) throw new ApiError("email_taken", `The email ${account.email} is already in use`);
+      if (emailGiven) throw new DomainError("email_taken", `The email ${account.email} is already in use`);
       const [local, domain] = account.email.split("@");
       return insertAccount(ctx, { ...account, email: `${local}-${randomBase62(4).toLowerCase()}@${domain}` }, extra, true);
     }
@@ -125,7 +125,7 @@ function assertOwnEmail(ctx: Ctx, org: Org, email: string): void {
   const host = email.slice(email.lastIndexOf("@") + 1).toLowerCase();
   if ((host === domain || host.endsWith(`.${domain}`)) && host !== `${org.slug}.${domain}`) {
     const message = `Addresses under ${domain} belong to the org they name; use @${org.slug}.${domain}, or an address of your own domain`;
-    throw new ApiError("validation_failed", message, { errors: [{ path: "body.email", message }] });
+    throw new DomainError("validation_failed", message, { errors: [{ path: "body.email", message }] });
   }
 }
 
@@ -299,7 +299,7 @@ export const deleteAccount = withPermission(
   async (gate, orgRef: string, accountId: string): Promise<void> => {
     const { account } = await accountFor(gate, orgRef, accountId, "removes");
     if (account.id === gate.principal.accountId) {
-      throw new ApiError("bad_request", "A service account cannot delete itself");
+      throw new DomainError("bad_request", "A service account cannot delete itself");
     }
     unwrap(await accountObject(gate.ctx, account.id).deleteAccount(account.id, gate.ctx.meta));
   },

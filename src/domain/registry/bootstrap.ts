@@ -1,5 +1,5 @@
 import { serviceAccounts, systemState } from "../../db/schema.ts";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { timingSafeEqualString } from "../../lib/crypto.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import { isUnauthenticated } from "../credentials/bearer.ts";
@@ -15,10 +15,10 @@ import { issueFor } from "../credentials/tokens.ts";
  */
 export async function bootstrap(ctx: Ctx, presented: string) {
   const secret = ctx.config.bootstrapSecret;
-  if (!secret) throw new ApiError("bootstrap_not_configured", "Set the BOOTSTRAP_SECRET secret to enable bootstrap");
+  if (!secret) throw new DomainError("bootstrap_not_configured", "Set the BOOTSTRAP_SECRET secret to enable bootstrap");
   await guarded(ctx, () => failureKeys(ctx, "bootstrap"), isUnauthenticated, async () => {
     if (!(await timingSafeEqualString(presented, secret))) {
-      throw new ApiError("unauthenticated", "The bootstrap secret does not match", { headers: { "www-authenticate": 'Bearer realm="keyward"' } });
+      throw new DomainError("unauthenticated", "The bootstrap secret does not match");
     }
   });
   const now = ctx.now();
@@ -39,7 +39,7 @@ export async function bootstrap(ctx: Ctx, presented: string) {
     ]);
   } catch (err) {
     if (isUniqueViolation(err, "system_state") || isUniqueViolation(err, "name_key")) {
-      throw new ApiError("already_bootstrapped", "Bootstrap has already been done; use the root token it returned");
+      throw new DomainError("already_bootstrapped", "Bootstrap has already been done; use the root token it returned");
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import { and, eq, exists, inArray, sql } from "drizzle-orm";
 import { environments, invitations, orgs, projects, roleAssignments, roles, serviceAccounts, type Invitation, type InvitationState } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { syncAccounts } from "../credentials/account-object.ts";
 import { accountFor } from "./accounts.ts";
@@ -32,7 +32,7 @@ export const invite = withPermission("invitations.edit", async (gate, orgRef: st
   const email = input.email.toLowerCase();
   const account = await ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.email, email)).get();
   // The org sees its own accounts anyway: saying so reveals nothing.
-  if (account && account.orgId === org.id) throw new ApiError("bad_request", "The account belongs to this org; assign it a role instead");
+  if (account && account.orgId === org.id) throw new DomainError("bad_request", "The account belongs to this org; assign it a role instead");
   const invitee = account && account.orgId !== null ? account : undefined;
   // Validates the role, the scope and that the inviter holds every operation it grants.
   const [planned] = await planAssignments(ctx, principal, org, invitee?.id ?? "", [input]);
@@ -41,9 +41,9 @@ export const invite = withPermission("invitations.edit", async (gate, orgRef: st
     .from(invitations)
     .where(and(eq(invitations.orgId, org.id), eq(invitations.email, email), eq(invitations.roleId, planned!.roleId), eq(invitations.scopeId, planned!.scopeId), eq(invitations.state, "pending")))
     .get();
-  if (pending) throw new ApiError("conflict", "The same invitation is already pending");
+  if (pending) throw new DomainError("conflict", "The same invitation is already pending");
   // Only an accepted invitation of this org can have given the role here, and the org's list shows it.
-  if (invitee && (await holds(ctx, invitee.id, planned!))) throw new ApiError("already_assigned", "The account already holds this role at this scope here");
+  if (invitee && (await holds(ctx, invitee.id, planned!))) throw new DomainError("already_assigned", "The account already holds this role at this scope here");
   const row: Invitation = {
     id: newId("invitation"),
     orgId: org.id,
@@ -68,14 +68,6 @@ export const invite = withPermission("invitations.edit", async (gate, orgRef: st
   return row;
 });
 
-/** Cancels the pending invitations to a role, or at scopes, that are being deleted (in the deleting batch). */
-export function withdrawPending(ctx: Ctx, principal: Principal, target: { roleId: string } | { scopeIds: string[] }) {
-  const which = "roleId" in target ? eq(invitations.roleId, target.roleId) : inArray(invitations.scopeId, target.scopeIds);
-  return ctx.db
-    .update(invitations)
-    .set({ state: "cancelled", respondedAt: ctx.now(), respondedBy: principal.accountId })
-    .where(and(which, eq(invitations.state, "pending")));
-}
 
 /** SQL: the invitation's role (unless built in) and its scope still exist. */
 function stillGrantable(ctx: Ctx, inv: Invitation) {
@@ -130,8 +122,8 @@ async function answerFor(gate: Gate, orgRef: string, accountId: string, invitati
   const { account } = await accountFor(gate, orgRef, accountId);
   const inv = await ctx.db.select().from(invitations).where(and(eq(invitations.id, invitationId), eq(invitations.accountId, account.id))).get();
   if (!inv) throw notFound("Invitation");
-  if (inv.state !== "pending") throw new ApiError("conflict", `The invitation is already ${inv.state}`);
-  if (state === "accepted" && (await holds(ctx, account.id, inv))) throw new ApiError("already_assigned", "The account already holds this role at this scope there");
+  if (inv.state !== "pending") throw new DomainError("conflict", `The invitation is already ${inv.state}`);
+  if (state === "accepted" && (await holds(ctx, account.id, inv))) throw new DomainError("already_assigned", "The account already holds this role at this scope there");
   const now = ctx.now();
   const assignmentId = state === "accepted" ? newId("roleAssignment") : null;
   const set = { state, respondedAt: now, respondedBy: principal.accountId, assignmentId };
@@ -163,7 +155,7 @@ async function answerFor(gate: Gate, orgRef: string, accountId: string, invitati
   if (assignmentId) {
     const after = await ctx.db.select({ assignmentId: invitations.assignmentId }).from(invitations).where(eq(invitations.id, inv.id)).get();
     if (after?.assignmentId !== assignmentId) {
-      throw new ApiError("conflict", "The invitation's role or scope no longer exists, or it was answered meanwhile");
+      throw new DomainError("conflict", "The invitation's role or scope no longer exists, or it was answered meanwhile");
     }
     await syncAccounts(ctx, [account.id]);
   }

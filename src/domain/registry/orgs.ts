@@ -1,6 +1,6 @@
 import { and, eq, inArray, or, sql } from "drizzle-orm";
 import { orgs, roleAssignments, serviceAccounts, type Org, type OrgPolicy } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
@@ -40,7 +40,7 @@ export async function orgFor(gate: Gate, ref: string): Promise<Org> {
 
 export const readOrg = withPermission("orgs.read", (gate, ref: string) => orgFor(gate, ref));
 
-const scopeError = (detail: string) => new ApiError("invalid_scope", detail, { errors: [{ path: "body.policy.scopes", message: detail }] });
+const scopeError = (detail: string) => new DomainError("invalid_scope", detail, { errors: [{ path: "body.policy.scopes", message: detail }] });
 
 /**
  * The scopes an org declares for its downstream APIs (`policy.scopes`): the only scopes its
@@ -61,13 +61,13 @@ export function assertDeclaredScopes(org: Org, scopes: string[]): void {
   const keyward = scopes.filter((s) => s in OPERATIONS);
   if (keyward.length > 0) {
     const detail = `allowedScopes may not name Keyward operations (${keyward.join(", ")}): Keyward's permissions come from roles; assign a role instead`;
-    throw new ApiError("invalid_scope", detail, { errors: [{ path, message: detail }] });
+    throw new DomainError("invalid_scope", detail, { errors: [{ path, message: detail }] });
   }
   const declared = new Set(policyOf(org).scopes);
   const unknown = scopes.filter((s) => !declared.has(s));
   if (unknown.length > 0) {
     const detail = `Not declared in the org's policy.scopes: ${unknown.join(", ")}; an org admin declares downstream scopes first (PATCH /api/v1/orgs/${org.slug} {"policy": {"scopes": [...]}})`;
-    throw new ApiError("invalid_scope", detail, { errors: [{ path, message: detail }] });
+    throw new DomainError("invalid_scope", detail, { errors: [{ path, message: detail }] });
   }
 }
 
@@ -106,7 +106,7 @@ export const createOrg = withPermission("platform.root", async (gate, input: Cre
       auditInsert(ctx, { action: "org.created", orgId: org.id, targetType: "org", targetId: org.id, details: { slug: org.slug } }),
     ]);
   } catch (err) {
-    if (isUniqueViolation(err, "slug")) throw new ApiError("slug_taken", `An org with slug '${org.slug}' already exists`);
+    if (isUniqueViolation(err, "slug")) throw new DomainError("slug_taken", `An org with slug '${org.slug}' already exists`);
     throw err;
   }
   return org;
@@ -145,7 +145,7 @@ export const patchOrg = withPermission("orgs.admin", async (gate, ref: string, i
     const removed = current.scopes.filter((s) => !policy.scopes.includes(s));
     const inUse = await scopesInUse(ctx, org.id, removed);
     if (inUse.length > 0) {
-      throw new ApiError("conflict", `Accounts of the org still carry ${inUse.join(", ")} in their allowedScopes; remove it from them first (PATCH .../service-accounts/{sa} {"allowedScopes": [...]})`);
+      throw new DomainError("conflict", `Accounts of the org still carry ${inUse.join(", ")} in their allowedScopes; remove it from them first (PATCH .../service-accounts/{sa} {"allowedScopes": [...]})`);
     }
   }
   const next: Org = { ...org, name: input.name ?? org.name, policy, updatedAt: ctx.now() };

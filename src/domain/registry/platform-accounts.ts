@@ -1,6 +1,6 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { serviceAccounts, type ServiceAccount, type TokenEndpointAuthMethod } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { randomBase62 } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
 import { accountObject, unwrap } from "../credentials/account-object.ts";
@@ -60,11 +60,11 @@ export const createPlatformAccount = withPermission("platform.root", async (gate
   const { ctx, principal } = gate;
   const unknown = input.permissions.filter((p) => !(p in OPERATIONS));
   if (unknown.length > 0) {
-    throw new ApiError("validation_failed", `Unknown permissions: ${unknown.join(", ")}`, { errors: [{ path: "body.permissions", message: "Not in the catalogue (GET /api/v1/permissions)" }] });
+    throw new DomainError("validation_failed", `Unknown permissions: ${unknown.join(", ")}`, { errors: [{ path: "body.permissions", message: "Not in the catalogue (GET /api/v1/permissions)" }] });
   }
   const keyBased = input.tokenEndpointAuthMethod === "private_key_jwt";
   if (keyBased !== (input.publicKey !== undefined)) {
-    throw new ApiError("validation_failed", "private_key_jwt needs publicKey; client_secret_basic takes none", { errors: [{ path: "body.publicKey", message: "Required exactly with private_key_jwt" }] });
+    throw new DomainError("validation_failed", "private_key_jwt needs publicKey; client_secret_basic takes none", { errors: [{ path: "body.publicKey", message: "Required exactly with private_key_jwt" }] });
   }
   if (input.publicKey !== undefined) await parsePublicKey(input.publicKey); // refuse a bad key before creating anything
   const slug = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "client";

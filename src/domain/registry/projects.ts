@@ -1,13 +1,13 @@
 import { and, eq, inArray, or } from "drizzle-orm";
 import { environments, projects, roleAssignments, type Environment, type Project } from "../../db/schema.ts";
-import { ApiError, notFound } from "../../http/problem.ts";
+import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { chunks } from "../../lib/chunks.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { syncAccounts } from "../credentials/account-object.ts";
 import { auditInsert } from "../audit/audit-log.ts";
-import { withdrawPending } from "./invitations.ts";
+import { withdrawPending } from "./invitation-cascade.ts";
 import type { Ctx } from "../shared/context.ts";
 import { orgFor, visibleOrg } from "./orgs.ts";
 import { withPermission, type Gate } from "../access/permissions.ts";
@@ -21,7 +21,7 @@ export interface NodeInput {
 }
 
 const slugTaken = (err: unknown, what: string, slug: string) =>
-  isUniqueViolation(err, "slug") ? new ApiError("slug_taken", `A ${what} with slug '${slug}' already exists here`) : err;
+  isUniqueViolation(err, "slug") ? new DomainError("slug_taken", `A ${what} with slug '${slug}' already exists here`) : err;
 
 async function findProject(ctx: Ctx, principal: Principal, orgRef: string, projectRef: string): Promise<Project> {
   const org = await visibleOrg(ctx, principal, orgRef);

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, or, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "./errors.ts";
 
 export interface PageQuery {
   limit: number;
@@ -24,7 +24,7 @@ export function decodeCursor(cursor: string): CursorValue {
   } catch {
     // fall through
   }
-  throw new ApiError("validation_failed", "The cursor is not one this API returned", {
+  throw new DomainError("validation_failed", "The cursor is not one this API returned", {
     errors: [{ path: "query.cursor", message: "Invalid cursor" }],
   });
 }

@@ -1,4 +1,4 @@
-import type { ErrorCode } from "../../http/problem.ts";
+import type { ErrorCode } from "./errors.ts";
 
 const message = (err: unknown) => String((err as { message?: string })?.message ?? err);
 

@@ -1,13 +1,13 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Bindings } from "../../env.ts";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 import { JsonBytes } from "../../lib/json-bytes.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
 import type { Ctx } from "../shared/context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "../credentials/kv-records.ts";
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
-import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./keyset.ts";
+import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey, type SigningKeysRpc } from "./keyset.ts";
 
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
@@ -37,7 +37,10 @@ interface KeyCache {
 const signingKeys: KeyCache = { loading: new Map(), ready: new Map() };
 const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
 
-const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
+const keysObject = (env: Bindings): SigningKeysRpc => {
+  const namespace: DurableObjectNamespace = env.SIGNING_KEYS;
+  return namespace.get(namespace.idFromName("global")) as unknown as SigningKeysRpc;
+};
 
 export function keyPolicy(ctx: Pick<Ctx, "config">) {
   return { alg: ctx.config.JWT_SIGNING_ALG, retentionMs: longestJwtLifetimeSeconds(ctx.config) * 1000 + RETENTION_SLACK_MS };
@@ -58,7 +61,7 @@ export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Key
   const fresh = freshKeyset(ctx, maxAgeMs);
   if (fresh) return fresh;
   const now = ctx.now();
-  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  if (!ctx.config.signingSecret) throw new DomainError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
   let keyset = await ctx.env.TOKENS.get<Keyset>(KEYSET_KEY, "json");
   if (!keyset || !activeKey(keyset, now)) keyset = await keysObject(ctx.env).keyset(keyPolicy(ctx));
   useKeyset(ctx.env, keyset, now);
@@ -66,7 +69,7 @@ export async function getKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Promise<Key
 }
 
 export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
-  if (!ctx.config.signingSecret) throw new ApiError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
+  if (!ctx.config.signingSecret) throw new DomainError("signing_not_configured", "Set the SIGNING_KEY_ENCRYPTION_KEY secret to issue JWTs");
   const { keyset, kid } = await keysObject(ctx.env).rotate(keyPolicy(ctx), activateInSeconds, ctx.now());
   useKeyset(ctx.env, keyset, ctx.now());
   await auditInsert(ctx, { action: "signing_key.rotated", orgId: null, targetType: "signing_key", targetId: kid, details: { activateInSeconds } });

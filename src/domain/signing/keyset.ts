@@ -20,6 +20,19 @@ export interface SigningKey {
   retiredAt: number | null;
 }
 
+export interface KeyPolicy {
+  alg: SigningAlg;
+  retentionMs: number;
+}
+
+/** What the domain asks of the SigningKeys Durable Object (src/durable-objects/signing-keys.ts implements it). */
+export interface SigningKeysRpc {
+  /** The current keyset, creating the first key if there is none. */
+  keyset(policy: KeyPolicy): Promise<Keyset>;
+  /** Adds a key that signs from `activateInSeconds` on; the older keys retire then. */
+  rotate(policy: KeyPolicy, activateInSeconds: number, now?: number): Promise<{ keyset: Keyset; kid: string }>;
+}
+
 export interface Keyset {
   keys: SigningKey[];
   /** How long a retired key stays published: the longest lifetime of any JWT it may have signed. */

@@ -1,5 +1,5 @@
 import type { Config } from "../../env.ts";
-import { ApiError } from "../../http/problem.ts";
+import { DomainError } from "../shared/errors.ts";
 
 /**
  * The one lifetime policy of every JWT Keyward mints. A JWT lives the requested time (or the
@@ -63,15 +63,15 @@ export interface LifetimeRequest {
 /** The lifetime (seconds) of a JWT to mint, or an error that names the limit and how to stay within it. */
 export function jwtLifetime(r: LifetimeRequest): number {
   const left = remainingSeconds(r.source.expiresAt, r.now);
-  if (left < 1) throw new ApiError("unauthenticated", `${capitalized(r.source.name)} has expired`);
+  if (left < 1) throw new DomainError("unauthenticated", `${capitalized(r.source.name)} has expired`);
   const asked = r.requested ?? r.limits.default.seconds;
   if (r.mode === "clip") return Math.min(asked, r.limits.max.seconds, left);
   const what = r.requested === undefined ? `The default lifetime ${r.limits.default.name} (${asked} s)` : `duration_seconds ${asked}`;
   if (asked > r.limits.max.seconds) {
-    throw new ApiError("invalid_duration", `${what} is over ${r.limits.max.name} (${r.limits.max.seconds}): ask for ${r.limits.max.seconds} or less`);
+    throw new DomainError("invalid_duration", `${what} is over ${r.limits.max.name} (${r.limits.max.seconds}): ask for ${r.limits.max.seconds} or less`);
   }
   if (asked > left) {
-    throw new ApiError("invalid_duration", `${what} is more than ${r.source.name} has left (${left} s): ask for at most ${left} with duration_seconds`);
+    throw new DomainError("invalid_duration", `${what} is more than ${r.source.name} has left (${left} s): ask for at most ${left} with duration_seconds`);
   }
   return asked;
 }

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { authenticate } from "../../domain/credentials/bearer.ts";
-import type { AppEnv } from "../../env.ts";
+import type { AppEnv } from "../app-env.ts";
 import { ctxOf } from "../routes/common.ts";
 
 /** Authenticates the bearer credential and puts the principal on the context. */

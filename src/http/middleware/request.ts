@@ -1,8 +1,9 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { getConfig, type AppEnv, type Config } from "../../env.ts";
-import { ApiError } from "../problem.ts";
+import { getConfig, type Config } from "../../env.ts";
+import type { AppEnv } from "../app-env.ts";
+import { DomainError } from "../../domain/shared/errors.ts";
 import { mediaType, requestIdFor, withSecurityHeaders } from "../../lib/http.ts";
 
 /** Whether the configuration turns CORS on. */
@@ -55,7 +56,7 @@ const isJsonType = (type: string) => type === "application/json" || type.endsWit
 
 /** A JSON body or none (415 otherwise). */
 export function assertJsonBody(contentType: string | null | undefined, hasBody: boolean): void {
-  if (hasBody && !isJsonType(mediaType(contentType))) throw new ApiError("unsupported_media_type", "Send the body as application/json");
+  if (hasBody && !isJsonType(mediaType(contentType))) throw new DomainError("unsupported_media_type", "Send the body as application/json");
 }
 
 /** Bodies of the management API are JSON, at most MAX_BODY_BYTES and well-formed UTF-8. */
@@ -87,16 +88,16 @@ async function requireUtf8Body(c: Context<AppEnv>): Promise<void> {
   try {
     strictUtf8.decode(bytes);
   } catch {
-    throw new ApiError("malformed_json", "The request body is not well-formed UTF-8; send JSON encoded as UTF-8 (RFC 8259 section 8.1)");
+    throw new DomainError("malformed_json", "The request body is not well-formed UTF-8; send JSON encoded as UTF-8 (RFC 8259 section 8.1)");
   }
   c.req.raw = new Request(c.req.raw, { body: bytes });
 }
 
-const tooLarge = (limit: number) => new ApiError("payload_too_large", `The body is over the limit of ${limit} bytes`);
+const tooLarge = (limit: number) => new DomainError("payload_too_large", `The body is over the limit of ${limit} bytes`);
 
 /** A declared Content-Length must be a number within `limit` (bad_request or payload_too_large otherwise). */
 export function assertDeclaredLength(length: string, limit: number): void {
-  if (!/^\d{1,15}$/.test(length)) throw new ApiError("bad_request", "Malformed Content-Length");
+  if (!/^\d{1,15}$/.test(length)) throw new DomainError("bad_request", "Malformed Content-Length");
   if (Number(length) > limit) throw tooLarge(limit);
 }
 

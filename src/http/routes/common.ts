@@ -2,8 +2,11 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createCtx, type Ctx } from "../../domain/shared/context.ts";
 import type { PermissionedOperation } from "../../domain/access/permissions.ts";
-import type { AppEnv, Bindings } from "../../env.ts";
-import { ApiError, problemSchema, validationError } from "../problem.ts";
+import type { Bindings } from "../../env.ts";
+import type { AppEnv } from "../app-env.ts";
+import { problemSchema } from "../problem.ts";
+import { validationError } from "../validation.ts";
+import { DomainError } from "../../domain/shared/errors.ts";
 
 /** A router whose validation failures all become the same problem+json (one shared hook). */
 export function router() {
@@ -67,7 +70,7 @@ export function validJson<T extends z.ZodType>(text: string, schema: T, plain?: 
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new ApiError("malformed_json", "The request body could not be parsed as JSON");
+    throw new DomainError("malformed_json", "The request body could not be parsed as JSON");
   }
   const checked = plain?.(raw);
   if (checked !== undefined) return checked;

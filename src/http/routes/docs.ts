@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { html, raw } from "hono/html";
-import type { AppEnv } from "../../env.ts";
+import type { AppEnv } from "../app-env.ts";
 
 type MediaType = { schema?: { $ref?: string; example?: unknown }; example?: unknown; examples?: Record<string, { summary?: string; value?: unknown }> };
 type Operation = {

@@ -1,24 +1,26 @@
 import type { Context } from "hono";
-import { getConfig, type AppEnv } from "../env.ts";
-import { ApiError, onError, problem } from "./problem.ts";
-import { requireAuth } from "./middleware/auth.ts";
-import { jsonBodies, requestContext } from "./middleware/request.ts";
-import { wellKnownRoutes } from "../oauth/metadata.ts";
-import { registerOAuthDocs } from "../oauth/openapi.ts";
-import { m2mRoutes, oauthRoutes } from "../oauth/routes.ts";
-import { adminRoutes } from "./routes/admin.ts";
-import { exchangeRoutes } from "./routes/exchange.ts";
-import { keyRoutes } from "./routes/keys.ts";
-import { roleRoutes } from "./routes/roles.ts";
-import { orgAuditRoutes, platformAuditRoutes } from "./routes/audit.ts";
-import { authorizeRoutes, invitationRoutes } from "./routes/invitations.ts";
-import { platformAccountRoutes } from "./routes/platform-accounts.ts";
-import { router } from "./routes/common.ts";
-import { docsRoutes } from "./routes/docs.ts";
-import { permissionRoutes, publicRoutes } from "./routes/meta.ts";
-import { orgRoutes } from "./routes/orgs.ts";
-import { serviceAccountRoutes } from "./routes/service-accounts.ts";
-import { tokenRoutes } from "./routes/tokens.ts";
+import { getConfig } from "./env.ts";
+import type { AppEnv } from "./http/app-env.ts";
+import { onError, problem } from "./http/problem.ts";
+import { DomainError } from "./domain/shared/errors.ts";
+import { requireAuth } from "./http/middleware/auth.ts";
+import { jsonBodies, requestContext } from "./http/middleware/request.ts";
+import { wellKnownRoutes } from "./oauth/metadata.ts";
+import { registerOAuthDocs } from "./oauth/openapi.ts";
+import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
+import { adminRoutes } from "./http/routes/admin.ts";
+import { exchangeRoutes } from "./http/routes/exchange.ts";
+import { keyRoutes } from "./http/routes/keys.ts";
+import { roleRoutes } from "./http/routes/roles.ts";
+import { orgAuditRoutes, platformAuditRoutes } from "./http/routes/audit.ts";
+import { authorizeRoutes, invitationRoutes } from "./http/routes/invitations.ts";
+import { platformAccountRoutes } from "./http/routes/platform-accounts.ts";
+import { router } from "./http/routes/common.ts";
+import { docsRoutes } from "./http/routes/docs.ts";
+import { permissionRoutes, publicRoutes } from "./http/routes/meta.ts";
+import { orgRoutes } from "./http/routes/orgs.ts";
+import { serviceAccountRoutes } from "./http/routes/service-accounts.ts";
+import { tokenRoutes } from "./http/routes/tokens.ts";
 
 const API_INFO = {
   title: "Keyward",
@@ -35,9 +37,9 @@ function methodNotAllowed(routes: { method: string; path: string }[]) {
       .map((r) => ({ method: r.method, re: new RegExp(`^${r.path.replace(/:[A-Za-z0-9_]+/g, "[^/]+")}/?$`) }));
     const allowed = [...new Set(table.filter((r) => r.re.test(c.req.path)).map((r) => r.method))];
     if (allowed.length > 0) {
-      return problem(c, new ApiError("method_not_allowed", `Use ${allowed.join(", ")} on this path`, { headers: { allow: allowed.join(", ") } }));
+      return problem(c, new DomainError("method_not_allowed", `Use ${allowed.join(", ")} on this path`, { allow: allowed }));
     }
-    return problem(c, new ApiError("route_not_found", `No route for ${c.req.method} ${c.req.path}`));
+    return problem(c, new DomainError("route_not_found", `No route for ${c.req.method} ${c.req.path}`));
   };
 }
 

@@ -1,12 +1,12 @@
-import type { Ctx } from "../domain/shared/context.ts";
-import { getConfig, type Bindings } from "../env.ts";
-import { errorResponse } from "./problem.ts";
-import { requestIdFor } from "../lib/http.ts";
-import { assertDeclaredLength, assertJsonBody, corsEnabled } from "./middleware/request.ts";
-import { oauthErrorResponse } from "../oauth/errors.ts";
-import { assertFormBody, tokenEndpoint } from "../oauth/routes.ts";
-import { requestCtx } from "./routes/common.ts";
-import { exchangeEndpoint } from "./routes/exchange.ts";
+import type { Ctx } from "./domain/shared/context.ts";
+import { getConfig, type Bindings } from "./env.ts";
+import { errorResponse } from "./http/problem.ts";
+import { requestIdFor } from "./lib/http.ts";
+import { assertDeclaredLength, assertJsonBody, corsEnabled } from "./http/middleware/request.ts";
+import { oauthErrorResponse } from "./oauth/errors.ts";
+import { assertFormBody, tokenEndpoint } from "./oauth/routes.ts";
+import { requestCtx } from "./http/routes/common.ts";
+import { exchangeEndpoint } from "./http/routes/exchange.ts";
 
 interface HotRoute {
   /** The checks the app's middleware makes of the route's body type (its length is checked here). */

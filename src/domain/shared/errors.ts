@@ -1,0 +1,72 @@
+/**
+ * The domain's one error type: a stable code, a detail for the caller, and data (field errors,
+ * missing permissions, a retry delay). No status, no header: the management API
+ * (src/http/problem.ts) and the OAuth surface (src/oauth/errors.ts) each map codes to what their
+ * protocol says, in one table each.
+ */
+
+/** Every stable error code, with its one-line meaning (the problem+json `title`). */
+export const ERROR_TITLES = {
+  validation_failed: "The request did not validate",
+  malformed_json: "The request body is not valid JSON",
+  bad_request: "Bad request",
+  token_lifetime_exceeded: "The requested lifetime exceeds what is allowed",
+  invalid_key: "The public key is not usable",
+  invalid_scope: "The requested scope is not allowed",
+  invalid_duration: "The requested duration is not allowed",
+  invalid_target: "The requested audience is not allowed",
+  unauthenticated: "Authentication required",
+  permission_denied: "Permission denied",
+  not_found: "Not found",
+  route_not_found: "No such route",
+  method_not_allowed: "Method not allowed",
+  name_taken: "The name is already taken",
+  email_taken: "The email is already taken",
+  slug_taken: "The slug is already taken",
+  already_assigned: "The account already holds this role at this scope",
+  token_limit_reached: "The account already holds its maximum of active tokens",
+  token_not_active: "The token is not active",
+  key_exists: "A key with this kid is already registered",
+  key_limit_reached: "The account holds its maximum of public keys",
+  conflict: "Conflict with the current state",
+  account_not_active: "The service account is not active",
+  already_bootstrapped: "The platform is already bootstrapped",
+  role_not_assignable: "The role cannot be assigned to a service account",
+  payload_too_large: "The request body is too large",
+  rate_limited: "Too many requests",
+  unsupported_media_type: "Unsupported media type",
+  internal_error: "Internal error",
+  bootstrap_not_configured: "Bootstrap is not configured",
+  signing_not_configured: "JWT signing is not configured",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_TITLES;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export interface ErrorData {
+  /** Which fields failed, for validation errors. */
+  errors?: FieldError[];
+  /** The permissions the caller lacks. */
+  missing?: string[];
+  /** How long to wait before trying again. */
+  retryAfterSeconds?: number;
+  /** The methods a path takes (method_not_allowed). */
+  allow?: string[];
+}
+
+/** What services throw; each surface renders it in its own protocol. */
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly data: ErrorData = {},
+  ) {
+    super(detail);
+  }
+}
+
+export const notFound = (what: string) => new DomainError("not_found", `${what} not found`);
