@@ -539,7 +539,7 @@ describe("discovery (RFC 8414)", () => {
     expectStatus(openid, 200);
     expect(openid.json, openid.text).toEqual(oauth.json);
     // Nothing of OpenID Connect is claimed: no authorization endpoint, no id_token, no userinfo.
-    expect(openid.json.response_types_supported, openid.text).toEqual([]);
+    expect(openid.json.response_types_supported, openid.text).toEqual(["none"]);
     for (const member of ["authorization_endpoint", "userinfo_endpoint", "id_token_signing_alg_values_supported", "subject_types_supported"]) {
       expect(openid.json, openid.text).not.toHaveProperty(member);
     }
