@@ -16,7 +16,7 @@ export interface SqlStatement {
 }
 
 /**
- * A credential change, applied in this order (documented in the README):
+ * A credential change, applied in this order (docs/architecture.md, "The credential write path: plan → journal → apply"):
  *   1. `kvBefore`: KV writes that take access away (deletes, shortened records);
  *   2. `d1`: one D1 batch (a transaction) with the change and its audit event;
  *   3. `kvAfter`: KV writes that grant access (new secrets, re-enabled records).

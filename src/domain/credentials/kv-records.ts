@@ -1,7 +1,7 @@
 import type { PublicKeyAlg } from "../../db/schema.ts";
 
 /**
- * The KV side of credentials (the layout is documented in the README). KV only ever holds hashes
+ * The KV side of credentials (the layout is documented in docs/architecture.md, "KV layout"). KV only ever holds hashes
  * and public material. D1 is the source of truth; the account's Durable Object writes both.
  *
  *   tok:<sha256 hex of an access token>  -> TokenRecord   (expires with the secret)

@@ -13,7 +13,7 @@ import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord
 /**
  * Token records seen by this isolate, for TOKEN_CACHE_TTL_MS. A change made through this isolate
  * evicts them at once (forgetCredentials); a change made elsewhere reaches this isolate within the
- * TTL on top of KV's own propagation (README, "Consistency guarantees"). Unknown tokens are not
+ * TTL on top of KV's own propagation (docs/architecture.md, "Consistency bounds"). Unknown tokens are not
  * cached, so a token issued elsewhere works here at once.
  */
 export const TOKEN_CACHE_TTL_MS = 10_000;

@@ -97,7 +97,7 @@ export interface TokenReview extends PageQuery {
   unusedForDays?: number | undefined;
 }
 
-/** Filters for credential review (the Whaly practice: review, rotate, least privilege). */
+/** Filters for credential review: what is about to expire, what nobody uses (candidates to rotate or revoke). */
 export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number): SQL | undefined {
   const t = accessTokens;
   const live = and(eq(t.status, "active"), or(isNull(t.expiresAt), gt(t.expiresAt, now)));

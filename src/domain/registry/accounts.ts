@@ -67,7 +67,7 @@ export interface CreateAccountInput extends Validity {
   allowedCidrs?: string[] | undefined;
   externalId?: string | undefined;
   roles?: AssignmentInput[] | undefined;
-  /** "caller": copy the caller's role assignments in this org (the Dfns default); otherwise none. */
+  /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
   permissionsFrom?: "caller" | undefined;
 }
 
@@ -166,7 +166,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
   return insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined);
 }
 
-/** The caller's own assignments in the org, as inputs (the Dfns "same permissions as the caller"). */
+/** The caller's own assignments in the org, as inputs ("the same permissions as the caller"). */
 async function callerAssignments(ctx: Ctx, principal: Principal, orgId: string): Promise<AssignmentInput[]> {
   const mine = await listAssignments(ctx, principal.accountId);
   return mine
