@@ -84,7 +84,9 @@ async function declaredOperations(): Promise<{ declared: DeclaredOperation[]; un
   const undeclared: string[] = [];
   for (const [template, item] of Object.entries(res.json.paths as Record<string, Record<string, Record<string, unknown>>>)) {
     for (const [method, op] of Object.entries(item)) {
-      if (!["get", "post", "put", "patch", "delete"].includes(method) || !op.security) continue;
+      // The management API's routes take a bearer credential; the OAuth endpoints authenticate clients (RFC 6749) and hold no permission.
+      const bearer = (op.security as Record<string, unknown>[] | undefined)?.some((s) => "bearer" in s);
+      if (!["get", "post", "put", "patch", "delete"].includes(method) || !bearer) continue;
       const params = [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
       const permission = op["x-required-permission"];
       if (typeof permission === "string") declared.push({ method: method.toUpperCase(), template, params, permission });
