@@ -1,14 +1,14 @@
-import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
-import { JsonBytes } from "../lib/json-bytes.ts";
 import { auditInsert } from "./audit.ts";
-import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
 import type { Ctx } from "./context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "./kv-records.ts";
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
 
+/** `typ` of RFC 9068 access tokens. */
+export const ACCESS_TOKEN_TYP = "at+jwt";
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
 /** How stale the keyset may be when a JWT names a kid the isolate does not know. */
@@ -29,13 +29,9 @@ export const MAX_EXCHANGE_DEPTH = 4;
 const RETENTION_SLACK_MS = 5 * 60_000;
 
 let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
-/** Imported keys by kid: the import under way, and once done the key itself (no await per request). */
-interface KeyCache {
-  loading: Map<string, Promise<CryptoKey>>;
-  ready: Map<string, CryptoKey>;
-}
-const signingKeys: KeyCache = { loading: new Map(), ready: new Map() };
-const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
+/** Imported keys by kid (a failed import is forgotten, and tried again next time). */
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
 
 const keysObject = (env: Bindings) => env.SIGNING_KEYS.get(env.SIGNING_KEYS.idFromName("global"));
 
@@ -73,17 +69,12 @@ export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
   return { keyset, kid };
 }
 
-function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoKey>): CryptoKey | Promise<CryptoKey> {
-  const ready = cache.ready.get(key.kid);
-  if (ready) return ready;
-  let k = cache.loading.get(key.kid);
+function cachedKey(cache: Map<string, Promise<CryptoKey>>, key: SigningKey, load: () => Promise<CryptoKey>): Promise<CryptoKey> {
+  let k = cache.get(key.kid);
   if (!k) {
     k = load();
-    cache.loading.set(key.kid, k);
-    k.then(
-      (imported) => cache.ready.set(key.kid, imported),
-      () => cache.loading.delete(key.kid),
-    );
+    cache.set(key.kid, k);
+    k.catch(() => cache.delete(key.kid));
   }
   return k;
 }
@@ -112,37 +103,24 @@ export interface MintInput {
 }
 
 export interface MintedJwt {
-  jws: Uint8Array;
+  /** The JWT, a compact JWS. */
+  jws: string;
   jti: string;
   exp: number;
   iat: number;
 }
 
 /** Signs an RFC 9068 access token with the active key. */
-export function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
-  // Without a promise while the keyset and the key are cached: an async frame and an await cost
-  // every exchange a few hundred bytes (src/lib/maybe-promise.ts).
-  const keyset = freshKeyset(ctx);
-  const key = keyset && activeKey(keyset, ctx.now());
-  const privateKey = key && signingKeys.ready.get(key.kid);
-  return privateKey ? signClaims(ctx, key, privateKey, input) : mintSlowly(ctx, input);
-}
-
-async function mintSlowly(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
   const keyset = await getKeyset(ctx);
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
   const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
-  return signClaims(ctx, key, privateKey, input);
-}
-
-function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: MintInput): Promise<MintedJwt> {
   const iat = Math.floor(ctx.now() / 1000);
   const exp = iat + input.ttlSeconds;
-  // The runtime's UUID: 122 random bits, one string and no buffers per JWT.
   const jti = crypto.randomUUID();
   const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
-  const payload = accessTokenPayload({
+  const claims = accessTokenClaims({
     iss: ctx.config.ISSUER,
     sub: input.account.accountId,
     aud: input.audience,
@@ -157,7 +135,8 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
   });
-  return signJws(key, privateKey, payload).then((jws) => ({ jws, jti, exp, iat }));
+  const jws = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP }).sign(privateKey);
+  return { jws, jti, exp, iat };
 }
 
 /**
@@ -180,23 +159,27 @@ export interface AccessTokenClaims {
   source_jtis?: readonly string[] | undefined;
 }
 
-const payloadWriter = new JsonBytes();
-
 /**
- * The JSON of an access token's claims as UTF-8, in a buffer the next call reuses (signJws reads it
- * at once): per request, no claims string, no scope string and no UTF-8 copy of either.
+ * The JWT payload of an access token's claims, in this order: `scope` as one space-separated
+ * string (RFC 9068 2.2.3), `org_id` left out when there is none, the source claims left out when
+ * there is no source token and no ancestor JWT.
  */
-export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
-  const json = payloadWriter.begin().raw('{"iss":').string(c.iss).raw(',"sub":').string(c.sub).raw(',"aud":');
-  if (typeof c.aud === "string") json.string(c.aud);
-  else json.strings(c.aud);
-  json.raw(',"iat":').number(c.iat).raw(',"exp":').number(c.exp).raw(',"jti":').string(c.jti);
-  json.raw(',"client_id":').string(c.client_id).raw(',"scope":').joined(c.scope, " ");
-  if (c.org_id) json.raw(',"org_id":').string(c.org_id);
-  json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles);
-  if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
-  if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
-  return json.raw("}").bytes();
+export function accessTokenClaims(c: AccessTokenClaims): JWTPayload {
+  return {
+    iss: c.iss,
+    sub: c.sub,
+    aud: c.aud,
+    iat: c.iat,
+    exp: c.exp,
+    jti: c.jti,
+    client_id: c.client_id,
+    scope: c.scope.join(" "),
+    ...(c.org_id ? { org_id: c.org_id } : {}),
+    groups: c.groups,
+    roles: c.roles,
+    ...(c.source_token_id ? { source_token_id: c.source_token_id } : {}),
+    ...(c.source_jtis && c.source_jtis.length > 0 ? { source_jtis: c.source_jtis } : {}),
+  };
 }
 
 export interface VerifiedJwt extends JWTPayload {
