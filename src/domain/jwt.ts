@@ -1,14 +1,15 @@
-import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Bindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
+import { JsonBytes } from "../lib/json-bytes.ts";
 import { auditInsert } from "./audit.ts";
+import { ACCESS_TOKEN_TYP, jwsText, signJws } from "./jws.ts";
 import type { Ctx } from "./context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "./kv-records.ts";
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey } from "./signing-keys.ts";
 
-/** `typ` of RFC 9068 access tokens. */
-export const ACCESS_TOKEN_TYP = "at+jwt";
+export { ACCESS_TOKEN_TYP };
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
 /** How stale the keyset may be when a JWT names a kid the isolate does not know. */
@@ -120,7 +121,7 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
   const exp = iat + input.ttlSeconds;
   const jti = crypto.randomUUID();
   const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
-  const claims = accessTokenClaims({
+  const payload = accessTokenPayload({
     iss: ctx.config.ISSUER,
     sub: input.account.accountId,
     aud: input.audience,
@@ -135,7 +136,7 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
   });
-  const jws = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP }).sign(privateKey);
+  const jws = jwsText(await signJws(key, privateKey, payload));
   return { jws, jti, exp, iat };
 }
 
@@ -159,27 +160,23 @@ export interface AccessTokenClaims {
   source_jtis?: readonly string[] | undefined;
 }
 
+const payloadWriter = new JsonBytes();
+
 /**
- * The JWT payload of an access token's claims, in this order: `scope` as one space-separated
- * string (RFC 9068 2.2.3), `org_id` left out when there is none, the source claims left out when
- * there is no source token and no ancestor JWT.
+ * The JSON of an access token's claims as UTF-8, in a buffer the next call reuses (signJws reads it
+ * at once): per request, no claims string, no scope string and no UTF-8 copy of either.
  */
-export function accessTokenClaims(c: AccessTokenClaims): JWTPayload {
-  return {
-    iss: c.iss,
-    sub: c.sub,
-    aud: c.aud,
-    iat: c.iat,
-    exp: c.exp,
-    jti: c.jti,
-    client_id: c.client_id,
-    scope: c.scope.join(" "),
-    ...(c.org_id ? { org_id: c.org_id } : {}),
-    groups: c.groups,
-    roles: c.roles,
-    ...(c.source_token_id ? { source_token_id: c.source_token_id } : {}),
-    ...(c.source_jtis && c.source_jtis.length > 0 ? { source_jtis: c.source_jtis } : {}),
-  };
+export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
+  const json = payloadWriter.begin().raw('{"iss":').string(c.iss).raw(',"sub":').string(c.sub).raw(',"aud":');
+  if (typeof c.aud === "string") json.string(c.aud);
+  else json.strings(c.aud);
+  json.raw(',"iat":').number(c.iat).raw(',"exp":').number(c.exp).raw(',"jti":').string(c.jti);
+  json.raw(',"client_id":').string(c.client_id).raw(',"scope":').joined(c.scope, " ");
+  if (c.org_id) json.raw(',"org_id":').string(c.org_id);
+  json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles);
+  if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
+  if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
+  return json.raw("}").bytes();
 }
 
 export interface VerifiedJwt extends JWTPayload {

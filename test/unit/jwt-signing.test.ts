@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { compactVerify, decodeProtectedHeader, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import { createCtx } from "../../src/domain/context.ts";
-import { ACCESS_TOKEN_TYP, accessTokenClaims, getKeyset, mintJwt, NO_SOURCE } from "../../src/domain/jwt.ts";
+import { ACCESS_TOKEN_TYP, accessTokenPayload, getKeyset, mintJwt, NO_SOURCE } from "../../src/domain/jwt.ts";
 import type { AccountClaims } from "../../src/domain/kv-records.ts";
 import { activeKey, importVerifyKey } from "../../src/domain/signing-keys.ts";
 
@@ -38,15 +38,17 @@ const claims = {
   source_jtis: ["j0"],
 };
 
-describe("accessTokenClaims", () => {
+const payloadOf = (c: Parameters<typeof accessTokenPayload>[0]) => JSON.parse(new TextDecoder().decode(accessTokenPayload(c)));
+
+describe("accessTokenPayload", () => {
   it("writes the claims in their order, scope as one string (RFC 9068 2.2.3)", () => {
-    const payload = accessTokenClaims(claims);
+    const payload = payloadOf(claims);
     expect(Object.keys(payload)).toEqual(["iss", "sub", "aud", "iat", "exp", "jti", "client_id", "scope", "org_id", "groups", "roles", "source_token_id", "source_jtis"]);
     expect(payload.scope).toBe("a.read b.write");
   });
 
   it("leaves out org_id when there is none, and the source claims when there is no source", () => {
-    const payload = accessTokenClaims({ ...claims, org_id: null, source_token_id: null, source_jtis: [] });
+    const payload = payloadOf({ ...claims, org_id: null, source_token_id: null, source_jtis: [] });
     expect(Object.keys(payload)).toEqual(["iss", "sub", "aud", "iat", "exp", "jti", "client_id", "scope", "groups", "roles"]);
   });
 });
