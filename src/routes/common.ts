@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { createCtx, type Ctx } from "../domain/context.ts";
 import type { PermissionedOperation } from "../domain/permissions.ts";
 import type { AppEnv, Bindings } from "../env.ts";
-import { problemSchema, validationError } from "../errors.ts";
+import { ApiError, problemSchema, validationError } from "../errors.ts";
 
 /** A router whose validation failures all become the same problem+json (one shared hook). */
 export function router() {
@@ -14,8 +14,8 @@ export function router() {
   });
 }
 
-/** The service context of a request: `actorId` is the audit actor. */
-function requestCtx(env: Bindings, headers: Headers, requestId: string, waitUntil: (p: Promise<unknown>) => void, actorId = "anonymous"): Ctx {
+/** The service context of a request (the hot path has no Hono context): `actorId` is the audit actor. */
+export function requestCtx(env: Bindings, headers: Headers, requestId: string, waitUntil: (p: Promise<unknown>) => void, actorId = "anonymous"): Ctx {
   return createCtx(env, { actorId, requestId, ip: headers.get("cf-connecting-ip"), userAgent: headers.get("user-agent") }, waitUntil);
 }
 
@@ -53,6 +53,28 @@ export function errors(...statuses: number[]) {
 export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { "application/json": { schema } } },
 });
+
+/**
+ * A request's JSON body (its text) checked against a route's schema, for the routes the hot path serves
+ * (src/hot-path.ts), which skip the OpenAPI validator middleware (they are still documented from
+ * the same schema, with `openAPIRegistry.registerPath`): the same errors. `plain`, if given, checks
+ * the usual bodies without zod (its parse runs an interpreted path in workerd, which cannot
+ * generate code): what it returns must be what the schema would, and for anything it is unsure
+ * of it returns undefined, and the schema decides and words the errors.
+ */
+export function validJson<T extends z.ZodType>(text: string, schema: T, plain?: (raw: unknown) => z.infer<T> | undefined): z.infer<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ApiError("malformed_json", "The request body could not be parsed as JSON");
+  }
+  const checked = plain?.(raw);
+  if (checked !== undefined) return checked;
+  const result = schema.safeParse(raw);
+  if (!result.success) throw validationError(result.error, "json");
+  return result.data;
+}
 
 export const jsonResponse = <T extends z.ZodType>(description: string, schema: T) => ({
   description,

@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { exchangeAccessToken } from "../domain/exchange.ts";
-import { ctxOf, errors, jsonBody, jsonResponse, router } from "./common.ts";
+import type { Ctx } from "../domain/context.ts";
+import { withSecurityHeaders } from "../lib/http.ts";
+import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./common.ts";
 
 export const exchangeBody = z
   .object({
@@ -21,6 +23,20 @@ export const exchangeBody = z
   .strict()
   .openapi("AccessTokenExchange", { example: { access_token: "sat_<your access token>", duration_seconds: 300, scope: "service-accounts.read" } });
 
+type ExchangeBody = z.infer<typeof exchangeBody>;
+const EXCHANGE_FIELDS = new Set(["access_token", "duration_seconds", "scope", "org"]);
+const optionalText = (v: unknown, min: number, max: number) => v === undefined || (typeof v === "string" && v.length >= min && v.length <= max);
+
+/** What `exchangeBody` accepts, checked by hand (validJson's `plain`; tested against the schema), else undefined. */
+export function plainExchangeBody(raw: unknown): ExchangeBody | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  for (const key in raw) if (!EXCHANGE_FIELDS.has(key)) return undefined;
+  const { access_token, duration_seconds, scope, org } = raw as Record<string, unknown>;
+  if (typeof access_token !== "string" || !optionalText(access_token, 1, 256) || !optionalText(scope, 0, 2048) || !optionalText(org, 1, 100)) return undefined;
+  if (duration_seconds !== undefined && !(Number.isSafeInteger(duration_seconds) && (duration_seconds as number) >= 1)) return undefined;
+  return raw as ExchangeBody;
+}
+
 const exchangeRoute = createRoute({
   method: "post",
   path: "/jwt",
@@ -30,11 +46,13 @@ const exchangeRoute = createRoute({
   responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 403, 415) },
 });
 
-export const exchangeRoutes = router();
+/** The token exchange endpoint: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
+export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
+  const body = validJson(await request.text(), exchangeBody, plainExchangeBody);
+  const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
+  return new Response(JSON.stringify({ jwt: jws }), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
+}
 
-/** The token exchange endpoint: an access token for a short-lived JWT. */
-exchangeRoutes.openapi(exchangeRoute, async (c) => {
-  const body = c.req.valid("json");
-  const { jws } = await exchangeAccessToken(ctxOf(c), { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
-  return c.json({ jwt: jws }, 200, { "cache-control": "no-store" });
-});
+export const exchangeRoutes = router();
+exchangeRoutes.openAPIRegistry.registerPath(exchangeRoute);
+exchangeRoutes.post("/jwt", (c) => exchangeEndpoint(c.req.raw, ctxOf(c), c.get("requestId")));
