@@ -4,9 +4,10 @@ import type { SigningAlg, SigningKey } from "./signing-keys.ts";
 /**
  * The compact JWS of every JWT Keyward issues: the protected header encoded once per key, the
  * payload base64url-encoded, WebCrypto's signature. The bytes are the ones jose's CompactSign
- * produces for the same header and payload (tested, test/unit/jws.test.ts); jose's per-call
- * header serialization, key checks and buffers cost about a tenth of an exchange under load
- * (README, "Performance"), and our keys are imported by us for exactly their algorithm.
+ * produces for the same header and payload (tested, test/unit/jws.test.ts), without jose's per-call
+ * header serialization, key checks and buffers (their cost was measured with `bench:compare`,
+ * docs/performance.md, "Hand-rolled code: measured"); our keys are imported by us for exactly
+ * their algorithm.
  */
 const SIGN_PARAMS: Record<SigningAlg, SubtleCryptoSignAlgorithm> = {
   ES256: { name: "ECDSA", hash: "SHA-256" },
