@@ -3,8 +3,6 @@ import { getConfig, type Bindings } from "./env.ts";
 import { errorResponse } from "./http/problem.ts";
 import { requestIdFor } from "./lib/http.ts";
 import { assertDeclaredLength, assertJsonBody, corsEnabled } from "./http/middleware/request.ts";
-import { oauthErrorResponse } from "./oauth/errors.ts";
-import { assertFormBody, tokenEndpoint } from "./oauth/routes.ts";
 import { requestCtx } from "./http/routes/common.ts";
 import { exchangeEndpoint } from "./http/routes/exchange.ts";
 
@@ -16,18 +14,18 @@ interface HotRoute {
   renderError: (err: unknown, requestId: string) => Response;
 }
 
-const tokenRoute: HotRoute = { assertBodyType: assertFormBody, handle: tokenEndpoint, renderError: oauthErrorResponse };
-
-/** POST only; the app mounts the same endpoints at the same paths. */
+/**
+ * POST only; the app mounts the same endpoint at the same path. Only the token exchange: the
+ * token endpoints measured no gain from this path and go through the app (docs/performance.md,
+ * "Hand-rolled code: measured").
+ */
 const HOT_ROUTES = new Map<string, HotRoute>([
   ["/api/auth/access-tokens/jwt", { assertBodyType: (type, length) => assertJsonBody(type, length !== "0"), handle: exchangeEndpoint, renderError: errorResponse }],
-  ["/oauth/token", tokenRoute],
-  ["/api/m2m/oauth/token", tokenRoute],
 ]);
 
 /**
- * The hot route a request takes, if any: a POST to the exact path of the token exchange or a token
- * endpoint, with a declared Content-Length, and CORS off. Anything else (a query string, a chunked
+ * The hot route a request takes, if any: a POST to the exact path of the token exchange, with a
+ * declared Content-Length, and CORS off. Anything else (a query string, a chunked
  * body, CORS) goes through the app, which serves the same endpoints with the same answers.
  */
 export function hotRoute(request: Request, env: Bindings): HotRoute | undefined {
@@ -42,9 +40,10 @@ export function hotRoute(request: Request, env: Bindings): HotRoute | undefined 
 /**
  * Serves a hot route straight from the Worker's fetch, with what the app's middleware does for it:
  * the request id, the body's type and length, the error rendering and the response headers (the
- * endpoints build their responses with them). Hono's context, router and middleware chain cost
- * about a third of these requests' allocations, and so of the garbage collections that set their
- * p99 (README, "Performance").
+ * endpoint builds its response with them). The exchange's body is parsed once and checked by
+ * `plainExchangeBody` instead of the app's UTF-8 body copy and zod-openapi's validator, which
+ * `bench:compare` measured as the exchange's largest cost (docs/performance.md, "Hand-rolled code:
+ * measured").
  */
 export function serveHot(route: HotRoute, request: Request, env: Bindings, executionCtx: ExecutionContext): Response | Promise<Response> {
   const headers = request.headers;
@@ -53,7 +52,6 @@ export function serveHot(route: HotRoute, request: Request, env: Bindings, execu
   try {
     route.assertBodyType(headers.get("content-type"), headers.get("content-length")!);
     assertDeclaredLength(headers.get("content-length")!, getConfig(env).MAX_BODY_BYTES);
-    // .catch rather than an async frame and an await (src/lib/maybe-promise.ts).
     return route.handle(request, requestCtx(env, headers, requestId, (p) => executionCtx.waitUntil(p)), requestId).catch(failed);
   } catch (err) {
     return failed(err);

@@ -1,4 +1,4 @@
-/** What every response of Keyward shares, whether the Hono app or the hot path (src/hot-path.ts) serves it. */
+/** What every response of Keyward shares. */
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 

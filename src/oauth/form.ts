@@ -1,4 +1,3 @@
-import { eachFormPair } from "../lib/form.ts";
 import { OAuthError } from "./errors.ts";
 
 /**
@@ -35,9 +34,9 @@ function decodeBody(body: ArrayBuffer): string {
 export function formOf<S extends FormSpec>(body: ArrayBuffer, spec: S): FormOf<S> {
   // Only the spec's names are stored (never `__proto__`).
   const fields: Record<string, string | string[]> = {};
-  eachFormPair(decodeBody(body), (key, value) => {
+  for (const [key, value] of new URLSearchParams(decodeBody(body))) {
     const kind = Object.hasOwn(spec, key) ? spec[key] : undefined;
-    if (kind === undefined) return;
+    if (kind === undefined) continue;
     const prev = fields[key];
     if (kind === "one") {
       if (prev !== undefined) throw new OAuthError("invalid_request", "A parameter is repeated or not a string");
@@ -50,7 +49,7 @@ export function formOf<S extends FormSpec>(body: ArrayBuffer, spec: S): FormOf<S
       else if (prev.length < MAX_REPEATS) prev.push(value);
       else throw new OAuthError("invalid_request", "Malformed parameters");
     }
-  });
+  }
   return fields as FormOf<S>;
 }
 

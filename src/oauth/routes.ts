@@ -5,8 +5,7 @@ import type { IssuedJwt } from "../domain/issuance/exchange.ts";
 import { failureKeys, guarded } from "../domain/credentials/failure-limits.ts";
 import { introspection, revokeInspected } from "../domain/credentials/inspection.ts";
 import type { AppEnv } from "../http/app-env.ts";
-import { mediaType, withSecurityHeaders } from "../lib/http.ts";
-import { framed } from "../lib/text.ts";
+import { mediaType } from "../lib/http.ts";
 import { limitBody } from "../http/middleware/request.ts";
 import { ctxOf } from "../http/routes/common.ts";
 import { authenticateClient, claimedClientId, presentsClientCredentials, type AuthenticatedClient, type ClientForm, type ClientPurpose } from "./client-auth.ts";
@@ -20,7 +19,7 @@ const tokenQueryForm = { token: "one", token_type_hint: "one", ...CLIENT_FIELDS 
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
 
 /** The OAuth endpoints take form bodies only. */
-export function assertFormBody(contentType: string | null | undefined): void {
+function assertFormBody(contentType: string | null | undefined): void {
   if (mediaType(contentType) !== "application/x-www-form-urlencoded") throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded");
 }
 
@@ -42,33 +41,34 @@ function authenticated(ctx: Ctx, request: Request, form: ClientForm, purpose: Cl
 }
 
 /** The client of a grant: authenticated when the grant requires it, or when client credentials were sent at all. */
-function clientFor(ctx: Ctx, request: Request, form: ClientForm, grant: Grant): Promise<AuthenticatedClient | null> | null {
+async function clientFor(ctx: Ctx, request: Request, form: ClientForm, grant: Grant): Promise<AuthenticatedClient | null> {
   const presented = presentsClientCredentials(request.headers.get("authorization") ?? undefined, form);
   return grant.clientAuthentication === "required" || presented ? authenticated(ctx, request, form, "exchange") : null;
 }
 
-/** RFC 6749 5.1: the token response. The JWT's bytes go in as they are (base64url and dots: nothing to escape). */
-function tokenResponse(issued: IssuedJwt, grant: Grant, requestId: string): Response {
-  const issuedType = grant.issuedTokenType ? `,"issued_token_type":${JSON.stringify(grant.issuedTokenType)}` : "";
-  const rest = `","token_type":"Bearer","expires_in":${issued.expiresIn},"scope":${JSON.stringify(issued.scope.join(" "))}${issuedType}}`;
-  return new Response(framed('{"access_token":"', issued.jws, rest), {
-    status: 200,
-    headers: withSecurityHeaders(requestId, { "content-type": "application/json", ...noStore }),
-  });
+/** RFC 6749 5.1: the token response's body. */
+function tokenResponse(issued: IssuedJwt, grant: Grant) {
+  return {
+    access_token: issued.jws,
+    token_type: "Bearer",
+    expires_in: issued.expiresIn,
+    scope: issued.scope.join(" "),
+    ...(grant.issuedTokenType ? { issued_token_type: grant.issuedTokenType } : {}),
+  };
 }
 
-/** The token endpoint: dispatch over the grant registry. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
-export async function tokenEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
+/** The token endpoint: dispatch over the grant registry. */
+const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const ctx = ctxOf(c);
+  const request = c.req.raw;
   const form = formOf(await request.arrayBuffer(), TOKEN_FORM);
   const grant = grantFor(form.grant_type);
   const client = await clientFor(ctx, request, form, grant);
   const audiences = [...asList(form.resource), ...asList(form.audience)];
   const keys = () => failureKeys(ctx, client?.clientId ?? null, "token");
   const issued = await guarded(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences }));
-  return tokenResponse(issued, grant, requestId);
-}
-
-const token = new Hono<AppEnv>().post("/", requireForm, (c) => tokenEndpoint(c.req.raw, ctxOf(c), c.get("requestId")));
+  return c.json(tokenResponse(issued, grant), 200, noStore);
+});
 
 /** A token asked about by a third party: an access token or any of our JWTs, whatever its audience. */
 const INSPECTED: CredentialQuery = { purpose: "inspect", accessToken: true, jwtAudience: null };

@@ -8,9 +8,9 @@ import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
 
 /**
- * The token exchange and /oauth/token are served by the hot path (src/hot-path.ts), before the
- * Hono app; with CORS on (or a query string, or a chunked body) the app serves them through the
- * same endpoints. Every request here is sent both ways and the two answers must be the same:
+ * The token exchange is served by the hot path (src/hot-path.ts), before the Hono app; with CORS
+ * on (or a query string, or a chunked body) the app serves it through the same endpoint. The
+ * token endpoints always go through the app. Every request here is sent both ways and the two answers must be the same:
  * status, headers, body.
  */
 
@@ -93,10 +93,10 @@ const cases = (): Case[] => [
 ];
 
 describe("the hot path", () => {
-  it("takes exactly a POST to the exchange or a token endpoint, and only with CORS off", () => {
+  it("takes exactly a POST to the exchange, and only with CORS off", () => {
     const req = (method: string, path: string, headers: Record<string, string> = { "content-length": "0" }) =>
       new Request(BASE + path, { method, headers, ...(method === "POST" ? { body: "" } : {}) });
-    for (const path of ["/api/auth/access-tokens/jwt", "/oauth/token", "/api/m2m/oauth/token"]) {
+    for (const path of ["/api/auth/access-tokens/jwt"]) {
       expect(hotRoute(req("POST", path), env), path).toBeDefined();
       expect(hotRoute(req("POST", path), corsEnv()), `${path} with CORS on`).toBeUndefined();
       expect(hotRoute(req("GET", path), env), `GET ${path}`).toBeUndefined();
@@ -105,7 +105,7 @@ describe("the hot path", () => {
       expect(hotRoute(req("POST", path, {}), env), `${path} without a Content-Length`).toBeUndefined();
       expect(hotRoute(req("POST", path, { "content-length": "0", "transfer-encoding": "chunked" }), env), `${path} chunked`).toBeUndefined();
     }
-    for (const path of ["/oauth/introspect", "/oauth/revoke", "/api/v1/orgs", "/healthz", "/oauth/token2", "/x/oauth/token"]) {
+    for (const path of ["/oauth/token", "/api/m2m/oauth/token", "/oauth/introspect", "/oauth/revoke", "/api/v1/orgs", "/healthz", "/oauth/token2", "/x/oauth/token"]) {
       expect(hotRoute(req("POST", path), env), path).toBeUndefined();
     }
   });
@@ -113,7 +113,8 @@ describe("the hot path", () => {
   it("answers every request exactly as the app does (status, headers, body)", async () => {
     for (const [what, make] of cases()) {
       const request = make();
-      expect(hotRoute(request, env) !== undefined, `${what}: hot path taken`).toBe(request.headers.has("content-length"));
+      const exchange = new URL(request.url).pathname === "/api/auth/access-tokens/jwt";
+      expect(hotRoute(request, env) !== undefined, `${what}: hot path taken`).toBe(exchange && request.headers.has("content-length"));
       const hot = await send(request, env);
       const app = await send(make(), corsEnv());
       const msg = `${what}: hot ${hot.status} ${hot.text.slice(0, 200)} / app ${app.status} ${app.text.slice(0, 200)}`;
@@ -142,10 +143,10 @@ describe("the hot path", () => {
     expect(res.json.requestId).toBe(res.headers.get("x-request-id"));
   });
 
-  it("serves the routes through the app when a query string keeps them off the hot path", async () => {
-    const res = await send(post("/oauth/token?via=app", formBody({ grant_type: "client_credentials" }), { ...form, authorization: basic(sa.id, secret) }), env);
+  it("serves the exchange through the app when a query string keeps it off the hot path", async () => {
+    const res = await send(post("/api/auth/access-tokens/jwt?via=app", JSON.stringify({ access_token: secret }), json), env);
     expect(res.status, res.text).toBe(200);
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-    await verifyAgainstJwks(res.json.access_token);
+    await verifyAgainstJwks(res.json.jwt);
   });
 });

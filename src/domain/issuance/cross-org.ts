@@ -1,9 +1,7 @@
 import { DomainError } from "../shared/errors.ts";
-import type { MaybePromise } from "../../lib/maybe-promise.ts";
 import { accountDeadReason, type AccountClaims } from "../credentials/kv-records.ts";
 import { claimsOf, loadAccountState } from "../access/claims.ts";
 import type { Ctx } from "../shared/context.ts";
-import { jwsText } from "../signing/jws.ts";
 import { mintJwt } from "../signing/jwt.ts";
 import { authorizeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { findOrg } from "../registry/orgs.ts";
@@ -25,13 +23,8 @@ export async function claimsInOrg(ctx: Ctx, accountId: string, orgRef: string): 
 }
 
 /** The claims to put in a JWT for `orgRef` (the account's own, unless another org is named). */
-export function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): MaybePromise<AccountClaims> {
-  // Synchronous for the account's own org, as nearly every exchange is: no promise per request.
+export async function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | undefined): Promise<AccountClaims> {
   if (!orgRef || orgRef === account.orgId) return account;
-  return claimsInNamedOrg(ctx, account, orgRef);
-}
-
-async function claimsInNamedOrg(ctx: Ctx, account: AccountClaims, orgRef: string): Promise<AccountClaims> {
   const org = await findOrg(ctx, orgRef);
   if (org && org.id === account.orgId) return account;
   return claimsInOrg(ctx, account.accountId, orgRef);
@@ -54,5 +47,5 @@ export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: st
   // The new JWT dies with the caller's credential (and the JWTs it came from).
   if (!principal.source) throw new DomainError("bad_request", "This JWT was exchanged too many times to derive another: authorize with the access token");
   const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds, source: principal.source });
-  return { jwt: jwsText(jws), orgId: claims.orgId!, expiresAt: exp * 1000, scope };
+  return { jwt: jws, orgId: claims.orgId!, expiresAt: exp * 1000, scope };
 }

@@ -39,8 +39,8 @@ export function resolveAudience(ctx: Ctx, requested: string[]): string | string[
 }
 
 export interface IssuedJwt {
-  /** The JWT as ASCII bytes (`framed` writes it into a response body as it is). */
-  jws: Uint8Array;
+  /** The JWT, a compact JWS. */
+  jws: string;
   expiresIn: number;
   scope: string[];
 }

@@ -4,9 +4,10 @@ import type { SigningAlg, SigningKey } from "./keyset.ts";
 /**
  * The compact JWS of every JWT Keyward issues: the protected header encoded once per key, the
  * payload base64url-encoded, WebCrypto's signature. The bytes are the ones jose's CompactSign
- * produces for the same header and payload (tested, test/unit/jws.test.ts); jose's per-call
- * header serialization, key checks and buffers cost about a tenth of an exchange under load
- * (README, "Performance"), and our keys are imported by us for exactly their algorithm.
+ * produces for the same header and payload (tested, test/unit/jws.test.ts), without jose's per-call
+ * header serialization, key checks and buffers (their cost was measured with `bench:compare`,
+ * docs/performance.md, "Hand-rolled code: measured"); our keys are imported by us for exactly
+ * their algorithm.
  */
 const SIGN_PARAMS: Record<SigningAlg, SubtleCryptoSignAlgorithm> = {
   ES256: { name: "ECDSA", hash: "SHA-256" },
@@ -73,7 +74,7 @@ const DOT = 46;
  * half), as ASCII bytes. `payload` is read before this returns (callers reuse its buffer). The
  * whole token is written into one buffer (the signing input, then the dot and the signature): no
  * intermediate strings, as a JWT is made per request, and the endpoints send the bytes as they
- * are (src/lib/text.ts, `framed`).
+ * are.
  */
 export function signJws(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: Uint8Array): Promise<Uint8Array> {
   const header = headerOf(key, privateKey);

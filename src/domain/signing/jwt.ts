@@ -3,12 +3,13 @@ import type { Bindings } from "../../env.ts";
 import { DomainError } from "../shared/errors.ts";
 import { JsonBytes } from "../../lib/json-bytes.ts";
 import { auditInsert } from "../audit/audit-log.ts";
-import { ACCESS_TOKEN_TYP, signJws } from "./jws.ts";
+import { ACCESS_TOKEN_TYP, jwsText, signJws } from "./jws.ts";
 import type { Ctx } from "../shared/context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "../credentials/kv-records.ts";
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey, type SigningKeysRpc } from "./keyset.ts";
 
+export { ACCESS_TOKEN_TYP };
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
 const KEYSET_TTL_MS = 30_000;
 /** How stale the keyset may be when a JWT names a kid the isolate does not know. */
@@ -29,13 +30,9 @@ export const MAX_EXCHANGE_DEPTH = 4;
 const RETENTION_SLACK_MS = 5 * 60_000;
 
 let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
-/** Imported keys by kid: the import under way, and once done the key itself (no await per request). */
-interface KeyCache {
-  loading: Map<string, Promise<CryptoKey>>;
-  ready: Map<string, CryptoKey>;
-}
-const signingKeys: KeyCache = { loading: new Map(), ready: new Map() };
-const verifyKeys: KeyCache = { loading: new Map(), ready: new Map() };
+/** Imported keys by kid (a failed import is forgotten, and tried again next time). */
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
 
 const keysObject = (env: Bindings): SigningKeysRpc => {
   const namespace: DurableObjectNamespace = env.SIGNING_KEYS;
@@ -76,17 +73,12 @@ export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
   return { keyset, kid };
 }
 
-function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoKey>): CryptoKey | Promise<CryptoKey> {
-  const ready = cache.ready.get(key.kid);
-  if (ready) return ready;
-  let k = cache.loading.get(key.kid);
+function cachedKey(cache: Map<string, Promise<CryptoKey>>, key: SigningKey, load: () => Promise<CryptoKey>): Promise<CryptoKey> {
+  let k = cache.get(key.kid);
   if (!k) {
     k = load();
-    cache.loading.set(key.kid, k);
-    k.then(
-      (imported) => cache.ready.set(key.kid, imported),
-      () => cache.loading.delete(key.kid),
-    );
+    cache.set(key.kid, k);
+    k.catch(() => cache.delete(key.kid));
   }
   return k;
 }
@@ -115,34 +107,21 @@ export interface MintInput {
 }
 
 export interface MintedJwt {
-  jws: Uint8Array;
+  /** The JWT, a compact JWS. */
+  jws: string;
   jti: string;
   exp: number;
   iat: number;
 }
 
 /** Signs an RFC 9068 access token with the active key. */
-export function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
-  // Without a promise while the keyset and the key are cached: an async frame and an await cost
-  // every exchange a few hundred bytes (src/lib/maybe-promise.ts).
-  const keyset = freshKeyset(ctx);
-  const key = keyset && activeKey(keyset, ctx.now());
-  const privateKey = key && signingKeys.ready.get(key.kid);
-  return privateKey ? signClaims(ctx, key, privateKey, input) : mintSlowly(ctx, input);
-}
-
-async function mintSlowly(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
   const keyset = await getKeyset(ctx);
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
   const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
-  return signClaims(ctx, key, privateKey, input);
-}
-
-function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: MintInput): Promise<MintedJwt> {
   const iat = Math.floor(ctx.now() / 1000);
   const exp = iat + input.ttlSeconds;
-  // The runtime's UUID: 122 random bits, one string and no buffers per JWT.
   const jti = crypto.randomUUID();
   const orgId = input.orgId === undefined ? input.account.orgId : input.orgId;
   const payload = accessTokenPayload({
@@ -160,7 +139,8 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
   });
-  return signJws(key, privateKey, payload).then((jws) => ({ jws, jti, exp, iat }));
+  const jws = jwsText(await signJws(key, privateKey, payload));
+  return { jws, jti, exp, iat };
 }
 
 /**

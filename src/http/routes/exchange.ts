@@ -2,7 +2,6 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { exchangeAccessToken } from "../../domain/issuance/exchange.ts";
 import type { Ctx } from "../../domain/shared/context.ts";
 import { withSecurityHeaders } from "../../lib/http.ts";
-import { framed } from "../../lib/text.ts";
 import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./common.ts";
 
 export const exchangeBody = z
@@ -51,8 +50,7 @@ const exchangeRoute = createRoute({
 export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
   const body = validJson(await request.text(), exchangeBody, plainExchangeBody);
   const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
-  // A compact JWS is base64url and dots: nothing to escape.
-  return new Response(framed('{"jwt":"', jws, '"}'), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
+  return new Response(JSON.stringify({ jwt: jws }), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
 }
 
 export const exchangeRoutes = router();
