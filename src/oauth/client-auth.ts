@@ -6,6 +6,7 @@ import { resolveAccount, resolveCredential } from "../domain/credentials/resolve
 import { NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
 import type { AccountClaims, AccountKey } from "../domain/credentials/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
+import { isolateState } from "../domain/shared/isolate-state.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /**
@@ -39,16 +40,17 @@ export interface AuthenticatedClient {
  */
 export type ClientPurpose = "act" | "exchange";
 
-const verifyKeys = new Map<string, Promise<CryptoKey>>();
+/** Clients' registered public keys, imported (at most 1,000 at a time). */
+const clientKeys = isolateState("client-keys", () => ({ byJwk: new Map<string, Promise<CryptoKey>>() }));
 
 function verifyKey(key: AccountKey): Promise<CryptoKey> {
   const id = JSON.stringify(key.jwk);
-  let k = verifyKeys.get(id);
+  let k = clientKeys.byJwk.get(id);
   if (!k) {
-    if (verifyKeys.size > 1000) verifyKeys.clear();
+    if (clientKeys.byJwk.size > 1000) clientKeys.byJwk.clear();
     k = importJWK({ ...key.jwk, alg: key.alg } as never, key.alg) as Promise<CryptoKey>;
-    verifyKeys.set(id, k);
-    k.catch(() => verifyKeys.delete(id));
+    clientKeys.byJwk.set(id, k);
+    k.catch(() => clientKeys.byJwk.delete(id));
   }
   return k;
 }

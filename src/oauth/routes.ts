@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import type { Ctx } from "../domain/shared/context.ts";
 import { resolveCredential, type CredentialQuery } from "../domain/credentials/resolver.ts";
 import type { IssuedJwt } from "../domain/issuance/exchange.ts";
-import { failureKeys, guarded } from "../domain/credentials/failure-limits.ts";
+import { failureKeys, limitFailedAttempts } from "../domain/credentials/failure-limits.ts";
 import { introspection, revokeInspected } from "../domain/credentials/inspection.ts";
 import type { AppEnv } from "../http/app-env.ts";
 import { mediaType } from "../lib/http.ts";
@@ -37,7 +37,7 @@ const isInvalidGrant = isFailure("invalid_grant");
 function authenticated(ctx: Ctx, request: Request, form: ClientForm, purpose: ClientPurpose): Promise<AuthenticatedClient> {
   const authorization = request.headers.get("authorization") ?? undefined;
   const keys = () => failureKeys(ctx, claimedClientId(authorization, form), "token");
-  return guarded(ctx, keys, isInvalidClient, () => authenticateClient(ctx, { authorization, form, url: request.url }, purpose));
+  return limitFailedAttempts(ctx, keys, isInvalidClient, () => authenticateClient(ctx, { authorization, form, url: request.url }, purpose));
 }
 
 /** The client of a grant: authenticated when the grant requires it, or when client credentials were sent at all. */
@@ -66,7 +66,7 @@ const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const client = await clientFor(ctx, request, form, grant);
   const audiences = [...asList(form.resource), ...asList(form.audience)];
   const keys = () => failureKeys(ctx, client?.clientId ?? null, "token");
-  const issued = await guarded(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences }));
+  const issued = await limitFailedAttempts(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences }));
   return c.json(tokenResponse(issued, grant), 200, noStore);
 });
 

@@ -10,7 +10,7 @@ import { clockAhead, DAY_MS, eventually, HOUR_MS, jobResult, kvRecordOf, listTok
 import { servedJwks } from "./oauth-helpers.ts";
 import { expectDenied, expectProblem, expectUnauthenticated, newAccount, newOrg } from "./registry-helpers.ts";
 import { auditOf, expectDead, expectWorks, freshOrg, issueOk, kvKeyOf, readSelf, regenerate, setPolicy, tokenRow, tokensPath, viewerAccount } from "./token-helpers.ts";
-import { resetUsageBuffer } from "../../src/domain/credentials/usage.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
 
 /**
  * The scheduled jobs one by one: each job's effect, and its idempotence (a second run at the same
@@ -202,7 +202,7 @@ describe("revokeUnused", () => {
     await setColumns("access_tokens", usedLongAgo.account.token.id, { created_at: old, last_used_at: Date.now() - 31 * DAY_MS });
     await setColumns("access_tokens", usedNow.account.token.id, { created_at: old });
     // A real use records lastUsedAt (off the response path); as in a fresh isolate, it is flushed at once.
-    resetUsageBuffer();
+    resetIsolateState("usage-buffer");
     expectStatus(await readSelf(usedNow.token, org.id, usedNow.account.id), 200);
     await eventually(() => tokenLastUsed(usedNow.account.token.id), "lastUsedAt of the used token");
 

@@ -2,7 +2,6 @@ import fc from "fast-check";
 import * as jose from "jose";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
-import { resetBlocks } from "../../src/domain/credentials/failure-limits.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import {
   checkOAuthError,
@@ -30,6 +29,7 @@ import {
   type FuzzResponse,
 } from "./fuzz-helpers.ts";
 import { ACCESS_TOKEN_TYPE, API_AUDIENCE, clientAssertion, formBody, ISSUER, JWT_BEARER, JWT_TOKEN_TYPE, jwtFor, newClient, newKeyClient, TOKEN_EXCHANGE, type AssertionOptions } from "./oauth-helpers.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
 
 /**
  * Property-based hardening of the OAuth endpoints ("Hardening", bad input): POST /oauth/token and
@@ -100,7 +100,7 @@ beforeAll(async () => {
 });
 
 // Forget rate-limit blocks between cases (see the header comment).
-beforeEach(() => resetBlocks());
+beforeEach(() => resetIsolateState("failure-blocks"));
 
 // ---------------------------------------------------------------------------------------------
 // Client authentication
@@ -440,7 +440,7 @@ describe("the token endpoint", () => {
       const arb = fc.record({ params: tokenParamsArb(), auth: clientAuthArb(), shape: shapeArb, headers: extraHeaders, query: weighted([5, fc.constant("")], [1, junkQuery]) });
       await fc.assert(
         fc.asyncProperty(arb, async ({ params, auth, shape, headers, query }) => {
-          resetBlocks();
+          resetIsolateState("failure-blocks");
           const req = formRequest(path, params, await materializeAuth(auth, path), shape, headers, query, "token");
           checkTokenSuccess(req, await expectNoStateChangeOrOk(tracker, req));
         }),
@@ -459,7 +459,7 @@ describe("introspection and revocation", () => {
     const arb = fc.record({ params: tokenQueryParamsArb(false), auth: clientAuthArb(), shape: shapeArb, headers: extraHeaders });
     await fc.assert(
       fc.asyncProperty(arb, async ({ params, auth, shape, headers }) => {
-        resetBlocks();
+        resetIsolateState("failure-blocks");
         const req = formRequest("/oauth/introspect", params, await materializeAuth(auth, "/oauth/introspect"), shape, headers, "", "introspect");
         const res = await expectNoStateChangeOrOk(tracker, req);
         // RFC 7662 §2.2: an inactive token is exactly {active: false}.
@@ -478,7 +478,7 @@ describe("introspection and revocation", () => {
     const arb = fc.record({ params: tokenQueryParamsArb(true), auth: clientAuthArb(), shape: shapeArb, headers: extraHeaders });
     await fc.assert(
       fc.asyncProperty(arb, async ({ params, auth, shape, headers }) => {
-        resetBlocks();
+        resetIsolateState("failure-blocks");
         const req = formRequest("/oauth/revoke", params, await materializeAuth(auth, "/oauth/revoke"), shape, headers, "", "revoke");
         const res = await expectNoStateChangeOrOk(tracker, req);
         if (res.status === 200 && res.text !== "") throw new PropertyViolation("RFC 7009: a revocation answers 200 with an empty body", req, res);
@@ -534,7 +534,7 @@ describe("the token exchange (management API, problem+json)", () => {
     });
     await fc.assert(
       fc.asyncProperty(bodyArb, async ({ fields, whole, headers, query, bearer }) => {
-        resetBlocks();
+        resetIsolateState("failure-blocks");
         const members = Object.entries(fields)
           .filter(([, v]) => v !== undefined)
           .map(([k, v]) => `${JSON.stringify(k)}:${v}`);
@@ -584,7 +584,7 @@ describe("regressions found by these properties", () => {
    * quotes the refused scope or audience; what the client sent is now reduced to that set.
    */
   const viaBasic = async (params: Params, error: string) => {
-    resetBlocks();
+    resetIsolateState("failure-blocks");
     const auth = await materializeAuth({ kind: "header", value: `Basic ${btoa(`${C.id}:${C.secret}`)}`, label: "valid Basic" }, "/oauth/token");
     const req = formRequest("/oauth/token", { grant_type: "client_credentials", ...params }, auth, { kind: "form" }, [], "", "regression");
     const res = await send(req);

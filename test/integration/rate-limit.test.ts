@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCtx } from "../../src/domain/shared/context.ts";
-import { assertNotBlocked, countFailure, resetBlocks } from "../../src/domain/credentials/failure-limits.ts";
+import { assertNotBlocked, countFailure } from "../../src/domain/credentials/failure-limits.ts";
 import { DomainError } from "../../src/domain/shared/errors.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import { expectOAuthError, postForm, type Res } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
 
 /**
  * Limits on failed authentications (src/domain/rate-limit.ts). The credential is checked first: a
@@ -33,7 +34,7 @@ beforeAll(async () => {
   setup = { ...o, sa, secret: (await issueOk(o.adminToken, o.org.id, sa.id)).token, other, otherSecret: (await issueOk(o.adminToken, o.org.id, other.id)).token };
 });
 
-beforeEach(() => resetBlocks());
+beforeEach(() => resetIsolateState("failure-blocks"));
 
 /** A fresh documentation-range IPv6 address per use, so tests never share a counter. */
 const freshIp = () => `2001:db8::${crypto.randomUUID().slice(0, 4)}:${crypto.randomUUID().slice(0, 4)}`;

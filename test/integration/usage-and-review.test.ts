@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createCtx } from "../../src/domain/shared/context.ts";
-import { hourOf, recordUse, resetUsageBuffer } from "../../src/domain/credentials/usage.ts";
+import { hourOf, recordUse } from "../../src/domain/credentials/usage.ts";
 import { call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
   accountRow,
@@ -22,9 +22,10 @@ import {
 import { exchange } from "./oauth-helpers.ts";
 import { expectDenied, expectProblem, expectUnauthenticated, listAll, newAccount } from "./registry-helpers.ts";
 import { accountPath, freshOrg, issueOk, readSelf, revoke, setPolicy, tokensPath, viewerAccount } from "./token-helpers.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
 
 // Each test starts like a fresh isolate: its first use flushes (the isolate then buffers for a minute).
-beforeEach(() => resetUsageBuffer());
+beforeEach(() => resetIsolateState("usage-buffer"));
 
 /** lastUsedAt and exchange counts (coalesced), the review filters, and the audit log. */
 
@@ -57,7 +58,7 @@ describe("lastUsedAt and exchange counts", () => {
     const t = await issueOk(o.adminToken, o.org.id, sa.id);
     expect(await usage(sa.id)).toEqual({ accountId: sa.id, lastUsedAt: null, exchanges24h: 0, exchanges30d: 0 });
     const before = Date.now();
-    resetUsageBuffer(); // the admin calls above were this isolate's flush; start the minute afresh
+    resetIsolateState("usage-buffer"); // the admin calls above were this isolate's flush; start the minute afresh
     expectStatus(await readSelf(t.token, o.org.id, sa.id), 200);
     const after = Date.now();
 
@@ -76,7 +77,7 @@ describe("lastUsedAt and exchange counts", () => {
   it("an exchange sets lastUsedAt and counts in exchanges24h and exchanges30d", async () => {
     const sa = await viewerAccount(o.adminToken, o.org.id);
     const t = await issueOk(o.adminToken, o.org.id, sa.id);
-    resetUsageBuffer(); // the admin calls above were this isolate's flush; start the minute afresh
+    resetIsolateState("usage-buffer"); // the admin calls above were this isolate's flush; start the minute afresh
     expectStatus(await exchange(t.token), 200);
     const at = await eventually(() => tokenLastUsed(t.id), "lastUsedAt after the exchange");
     expect((await accountRow(sa.id))?.last_used_at).toBe(at);
@@ -86,7 +87,7 @@ describe("lastUsedAt and exchange counts", () => {
   it("several uses within a minute cause one D1 write; the buffered ones are written with the next use after the minute", async () => {
     const sa = await viewerAccount(o.adminToken, o.org.id);
     const t = await issueOk(o.adminToken, o.org.id, sa.id);
-    resetUsageBuffer(); // the admin calls above were this isolate's flush; start the minute afresh
+    resetIsolateState("usage-buffer"); // the admin calls above were this isolate's flush; start the minute afresh
     for (let i = 0; i < 5; i++) expectStatus(await exchange(t.token), 200);
     await eventually(async () => ((await usageRows(sa.id)).length > 0 ? true : null), "the usage row");
     await sleep(200);

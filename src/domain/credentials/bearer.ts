@@ -2,7 +2,7 @@ import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import { resolveCredential } from "./resolver.ts";
 import type { Principal } from "../shared/principal.ts";
-import { failureKeys, guarded } from "./failure-limits.ts";
+import { failureKeys, limitFailedAttempts } from "./failure-limits.ts";
 
 // The record caches moved to credential-records.ts; re-exported for the tests that reach them here.
 export { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "./record-cache.ts";
@@ -25,7 +25,7 @@ export const isUnauthenticated = (err: unknown) => err instanceof DomainError &&
  * count under the management API's own limits.
  */
 export function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
-  return guarded(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, header));
+  return limitFailedAttempts(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, header));
 }
 
 async function authenticateOnce(ctx: Ctx, header: string | undefined): Promise<Principal> {

@@ -1,5 +1,6 @@
 import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 
 /**
  * Limits on failed authentications, for cost and noise: an access token carries 178 random bits
@@ -22,7 +23,7 @@ import type { Ctx } from "../shared/context.ts";
  * isolate learns of it at the key's next failure there (the binding answers "over" at once).
  */
 
-const blocked = new Map<string, number>();
+const failures = isolateState("failure-blocks", () => ({ blocked: new Map<string, number>() }));
 const MAX_BLOCKED = 10_000;
 
 /** Which limits a failure counts under: the management API's, or the token endpoints'. */
@@ -43,13 +44,13 @@ export const rateLimited = (retryAfterSeconds: number) =>
 
 /** Throws 429 when a key is blocked in this isolate. `keys` is only built when something is. */
 export function assertNotBlocked(ctx: Ctx, keys: () => string[]): void {
-  if (blocked.size === 0) return;
+  if (failures.blocked.size === 0) return;
   const now = ctx.now();
   for (const key of keys()) {
-    const until = blocked.get(key);
+    const until = failures.blocked.get(key);
     if (until === undefined) continue;
     if (until > now) throw rateLimited(Math.ceil((until - now) / 1000));
-    blocked.delete(key);
+    failures.blocked.delete(key);
   }
 }
 
@@ -61,8 +62,8 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
   const over = keys.filter((_, i) => !outcomes[i]!.success);
   if (over.length === 0) return;
   const seconds = ctx.config.RATE_LIMIT_BLOCK_SECONDS;
-  if (blocked.size >= MAX_BLOCKED) blocked.clear();
-  for (const key of over) blocked.set(key, ctx.now() + seconds * 1000);
+  if (failures.blocked.size >= MAX_BLOCKED) failures.blocked.clear();
+  for (const key of over) failures.blocked.set(key, ctx.now() + seconds * 1000);
   throw rateLimited(seconds);
 }
 
@@ -71,7 +72,7 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
  * refused with 429 while the key is blocked, else counted (a 429 once over the limit), else
  * rethrown as it was.
  */
-export async function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
+export async function limitFailedAttempts<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
   try {
     return await attempt();
   } catch (err) {
@@ -81,9 +82,4 @@ export async function guarded<T>(ctx: Ctx, keys: () => string[], isFailure: (err
     await countFailure(ctx, failedKeys);
     throw err;
   }
-}
-
-/** Test hook: forget every block of this isolate. */
-export function resetBlocks(): void {
-  blocked.clear();
 }

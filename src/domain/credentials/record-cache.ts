@@ -2,6 +2,7 @@ import type { Bindings } from "../../env.ts";
 import { TtlCache } from "../../lib/ttl-cache.ts";
 import { hashToken, isWellFormedAccessToken } from "./access-token.ts";
 import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 
 /**
  * The KV records that make credentials valid, as this isolate reads them: token records by secret
@@ -16,21 +17,22 @@ import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord
  * cached, so a token issued elsewhere works here at once.
  */
 export const TOKEN_CACHE_TTL_MS = 10_000;
-const records = new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000);
-const accounts = new TtlCache<AccountRecord>(TOKEN_CACHE_TTL_MS, 10_000);
-
-/**
- * Bumped by every eviction. A KV read that was in flight when a change evicted records may return
- * the record from before the change: it is cached only if no eviction happened meanwhile, so a
- * stale record never comes back into the cache after its eviction.
- */
-let evictions = 0;
+const cache = isolateState("credential-records", () => ({
+  tokens: new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000),
+  accounts: new TtlCache<AccountRecord>(TOKEN_CACHE_TTL_MS, 10_000),
+  /**
+   * Bumped by every eviction. A KV read that was in flight when a change evicted records may return
+   * the record from before the change: it is cached only if no eviction happened meanwhile, so a
+   * stale record never comes back into the cache after its eviction.
+   */
+  evictions: 0,
+}));
 
 /** Evicts the cached records of a token, or of every token of an account. */
 export function forgetCredentials(match: { tokenId?: string; accountId?: string }): void {
-  evictions++;
-  records.evictWhere((r) => r.tokenId === match.tokenId || r.account.accountId === match.accountId);
-  if (match.accountId) accounts.delete(match.accountId);
+  cache.evictions++;
+  cache.tokens.evictWhere((r) => r.tokenId === match.tokenId || r.account.accountId === match.accountId);
+  if (match.accountId) cache.accounts.delete(match.accountId);
 }
 
 /**
@@ -40,25 +42,25 @@ export function forgetCredentials(match: { tokenId?: string; accountId?: string 
 export async function verifyAccessToken(env: Bindings, token: string, now: number): Promise<TokenRecord | null> {
   if (!isWellFormedAccessToken(token)) return null;
   const hash = await hashToken(token);
-  const cached = records.get(hash, now);
+  const cached = cache.tokens.get(hash, now);
   if (cached) return liveToken(cached, now);
-  const generation = evictions;
+  const generation = cache.evictions;
   const record = await env.TOKENS.get<TokenRecord>(tokenKey(hash), "json");
   if (!record) return null;
-  if (generation === evictions) records.set(hash, record, now);
+  if (generation === cache.evictions) cache.tokens.set(hash, record, now);
   return liveToken(record, now);
 }
 
 const liveToken = (record: TokenRecord, now: number) => (deadReason(record, now) === null ? record : null);
 
-/** The KV record of a live account (claims and public keys), or null; cached like token records. */
+/** The KV record of a live account (claims and public keys), or null; cached like token cache.tokens. */
 export async function liveAccountRecord(env: Bindings, accountId: string, now: number): Promise<AccountRecord | null> {
   if (!/^sa_[0-9A-Za-z]{1,64}$/.test(accountId)) return null;
-  let record = accounts.get(accountId, now);
+  let record = cache.accounts.get(accountId, now);
   if (!record) {
-    const generation = evictions;
+    const generation = cache.evictions;
     record = (await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json")) ?? undefined;
-    if (record && generation === evictions) accounts.set(accountId, record, now);
+    if (record && generation === cache.evictions) cache.accounts.set(accountId, record, now);
   }
   return record && accountDeadReason(record.account, now) === null ? record : null;
 }

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { accessTokens, serviceAccounts, usageCounters } from "../../db/schema.ts";
 import type { Ctx } from "../shared/context.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 
 /**
  * lastUsedAt and exchange counts without a D1 write per request: each isolate buffers every use
@@ -19,8 +20,7 @@ interface Pending {
   exchanges: number;
 }
 
-const buffer = new Map<string, Pending>();
-let lastFlush = 0;
+const usage = isolateState("usage-buffer", () => ({ buffer: new Map<string, Pending>(), lastFlush: 0 }));
 
 export interface Use {
   accountId: string;
@@ -33,14 +33,14 @@ export const hourOf = (ms: number) => Math.floor(ms / 3_600_000);
 
 export function recordUse(ctx: Ctx, use: Use): void {
   const now = ctx.now();
-  let pending = buffer.get(use.accountId);
-  if (!pending && buffer.size < MAX_BUFFERED) buffer.set(use.accountId, (pending = { tokenIds: new Set(), exchanges: 0 }));
+  let pending = usage.buffer.get(use.accountId);
+  if (!pending && usage.buffer.size < MAX_BUFFERED) usage.buffer.set(use.accountId, (pending = { tokenIds: new Set(), exchanges: 0 }));
   if (pending && use.tokenId) pending.tokenIds.add(use.tokenId);
   if (pending && use.exchange) pending.exchanges += 1;
-  if (now - lastFlush < FLUSH_EVERY_MS) return;
-  lastFlush = now;
-  const uses = [...buffer];
-  buffer.clear();
+  if (now - usage.lastFlush < FLUSH_EVERY_MS) return;
+  usage.lastFlush = now;
+  const uses = [...usage.buffer];
+  usage.buffer.clear();
   ctx.waitUntil(flush(ctx, uses, now).catch((err) => console.error(JSON.stringify({ level: "warn", event: "usage_flush_failed", error: String(err) }))));
 }
 
@@ -84,10 +84,4 @@ export async function exchangeCounts(ctx: Ctx, accountId: string): Promise<{ exc
     .where(sql`${usageCounters.accountId} = ${accountId} and ${usageCounters.hour} > ${hour - 720}`)
     .get();
   return { exchanges24h: Number(row?.day ?? 0), exchanges30d: Number(row?.month ?? 0) };
-}
-
-/** Test hook: forget what this isolate buffered, and flush at the next use. */
-export function resetUsageBuffer(): void {
-  buffer.clear();
-  lastFlush = 0;
 }

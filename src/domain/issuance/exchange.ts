@@ -6,7 +6,7 @@ import { resolveCredential } from "../credentials/resolver.ts";
 import { mintJwt, type JwtSource } from "../signing/jwt.ts";
 import type { AccountClaims } from "../credentials/kv-records.ts";
 import { exchangeLimits, jwtLifetime } from "../signing/lifetime.ts";
-import { failureKeys, guarded } from "../credentials/failure-limits.ts";
+import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
 import { recordUse } from "../credentials/usage.ts";
 
 /**
@@ -66,7 +66,7 @@ export async function exchangeAccessToken(
   ctx: Ctx,
   input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
 ): Promise<IssuedJwt> {
-  const token = await guarded(ctx, () => failureKeys(ctx, null, "token"), isUnauthenticated, async () => {
+  const token = await limitFailedAttempts(ctx, () => failureKeys(ctx, null, "token"), isUnauthenticated, async () => {
     const found = await resolveCredential(ctx, input.accessToken, { purpose: "exchange", accessToken: true, jwtAudience: false });
     if (!found) throw unauthenticated("The access token is invalid, expired or revoked");
     return found;

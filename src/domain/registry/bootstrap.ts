@@ -3,7 +3,7 @@ import { DomainError } from "../shared/errors.ts";
 import { timingSafeEqualString } from "../../lib/crypto.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import { isUnauthenticated } from "../credentials/bearer.ts";
-import { failureKeys, guarded } from "../credentials/failure-limits.ts";
+import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
 import type { Ctx } from "../shared/context.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { platformAccount } from "./platform-accounts.ts";
@@ -16,7 +16,7 @@ import { issueFor } from "../credentials/tokens.ts";
 export async function bootstrap(ctx: Ctx, presented: string) {
   const secret = ctx.config.bootstrapSecret;
   if (!secret) throw new DomainError("bootstrap_not_configured", "Set the BOOTSTRAP_SECRET secret to enable bootstrap");
-  await guarded(ctx, () => failureKeys(ctx, "bootstrap"), isUnauthenticated, async () => {
+  await limitFailedAttempts(ctx, () => failureKeys(ctx, "bootstrap"), isUnauthenticated, async () => {
     if (!(await timingSafeEqualString(presented, secret))) {
       throw new DomainError("unauthenticated", "The bootstrap secret does not match");
     }

@@ -1,5 +1,6 @@
 import { base64url } from "jose";
 import type { SigningAlg, SigningKey } from "./keyset.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 
 /**
  * The compact JWS of every JWT Keyward issues: the protected header encoded once per key, the
@@ -28,21 +29,21 @@ interface EncodedHeader {
   /** The length of the key's signatures in base64url. */
   signatureChars: number;
 }
-const encodedHeaders = new Map<string, EncodedHeader>();
+const headers = isolateState("jws-headers", () => ({ byKid: new Map<string, EncodedHeader>() }));
 
 const base64urlLength = (bytes: number) => Math.ceil((bytes * 4) / 3);
 
 function headerOf(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey): EncodedHeader {
-  let header = encodedHeaders.get(key.kid);
+  let header = headers.byKid.get(key.kid);
   if (header === undefined) {
     // Keys come and go with rotations: a few per isolate lifetime.
-    if (encodedHeaders.size >= 64) encodedHeaders.clear();
+    if (headers.byKid.size >= 64) headers.byKid.clear();
     const signatureBytes = key.alg === "RS256" ? (privateKey.algorithm as CryptoKeyRsaKeyAlgorithm).modulusLength / 8 : 64;
     header = {
       bytes: encoder.encode(`${base64url.encode(JSON.stringify({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP }))}.`),
       signatureChars: base64urlLength(signatureBytes),
     };
-    encodedHeaders.set(key.kid, header);
+    headers.byKid.set(key.kid, header);
   }
   return header;
 }

@@ -8,6 +8,7 @@ import type { Ctx } from "../shared/context.ts";
 import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountClaims } from "../credentials/kv-records.ts";
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey, type SigningKeysRpc } from "./keyset.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 
 export { ACCESS_TOKEN_TYP };
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
@@ -29,10 +30,12 @@ export const MAX_EXCHANGE_DEPTH = 4;
 /** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
 const RETENTION_SLACK_MS = 5 * 60_000;
 
-let cached: { keyset: Keyset; at: number; source: KVNamespace } | undefined;
-/** Imported keys by kid (a failed import is forgotten, and tried again next time). */
-const signingKeys = new Map<string, Promise<CryptoKey>>();
-const verifyKeys = new Map<string, Promise<CryptoKey>>();
+/** The keyset (fresh for KEYSET_TTL_MS) and the keys imported from it by kid (a failed import is forgotten, and tried again). */
+const signing = isolateState("signing-keys", () => ({
+  keyset: undefined as { keyset: Keyset; at: number; source: KVNamespace } | undefined,
+  privateKeys: new Map<string, Promise<CryptoKey>>(),
+  publicKeys: new Map<string, Promise<CryptoKey>>(),
+}));
 
 const keysObject = (env: Bindings): SigningKeysRpc => {
   const namespace: DurableObjectNamespace = env.SIGNING_KEYS;
@@ -45,11 +48,12 @@ export function keyPolicy(ctx: Pick<Ctx, "config">) {
 
 /** Replaces the isolate's keyset (after a rotation through this isolate it applies at once). */
 export function useKeyset(env: Bindings, keyset: Keyset, now: number) {
-  cached = { keyset, at: now, source: env.TOKENS };
+  signing.keyset = { keyset, at: now, source: env.TOKENS };
 }
 
 /** The isolate's keyset while it is fresh, else undefined. */
 function freshKeyset(ctx: Ctx, maxAgeMs = KEYSET_TTL_MS): Keyset | undefined {
+  const cached = signing.keyset;
   return cached && cached.source === ctx.env.TOKENS && ctx.now() - cached.at < maxAgeMs ? cached.keyset : undefined;
 }
 
@@ -119,7 +123,7 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
   const keyset = await getKeyset(ctx);
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
-  const privateKey = await cachedKey(signingKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  const privateKey = await cachedKey(signing.privateKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
   const iat = Math.floor(ctx.now() / 1000);
   const exp = iat + input.ttlSeconds;
   const jti = crypto.randomUUID();
@@ -220,7 +224,7 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
   if (!key) key = publishedKeys(await getKeyset(ctx, UNKNOWN_KID_REFRESH_MS), ctx.now()).find((k) => k.kid === kid);
   if (!key) return null;
   try {
-    const { payload } = await jwtVerify(token, await cachedKey(verifyKeys, key, () => importVerifyKey(key)), {
+    const { payload } = await jwtVerify(token, await cachedKey(signing.publicKeys, key, () => importVerifyKey(key)), {
       algorithms: [key.alg],
       issuer: ctx.config.ISSUER,
       ...(audience ? { audience } : {}),

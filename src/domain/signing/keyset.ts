@@ -1,4 +1,5 @@
 import { base64url } from "jose";
+import { isolateState } from "../shared/isolate-state.ts";
 
 /**
  * Signing keys of the JWTs Keyward issues. A key is published (in the JWKS) from its creation,
@@ -51,16 +52,16 @@ const IMPORT_PARAMS: Record<SigningAlg, SubtleCryptoImportKeyAlgorithm> = {
 };
 
 const encoder = new TextEncoder();
-const kekCache = new Map<string, Promise<CryptoKey>>();
+const keks = isolateState("key-encryption-keys", () => ({ bySecret: new Map<string, Promise<CryptoKey>>() }));
 
 /** The key-encryption key: SHA-256 of the secret, as an AES-256-GCM key. */
 function kek(secret: string): Promise<CryptoKey> {
-  let key = kekCache.get(secret);
+  let key = keks.bySecret.get(secret);
   if (!key) {
     key = crypto.subtle
       .digest("SHA-256", encoder.encode(secret))
       .then((raw) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
-    kekCache.set(secret, key);
+    keks.bySecret.set(secret, key);
   }
   return key;
 }
