@@ -562,7 +562,7 @@ describe("privilege escalation", () => {
     expectStatus(await byAssertion(target), 200);
     expect((await assignmentsOf(A.adminToken, A.org.id, target.id)).map((r) => r.role)).toEqual(["org-admin"]);
     expect(stable({ tokens: (await call("GET", `${path}/tokens`, { token: A.adminToken })).json, keys: (await call("GET", `${path}/keys`, { token: A.adminToken })).json })).toEqual(before);
-    // Putting credentials out stays limitFailedAttempts as before.
+    // Putting credentials out stays guarded as before.
     expectMissing(await call("POST", `${path}/tokens`, { token: caller.token, body: {} }), lacks);
     expectMissing(await call("POST", `${path}/keys`, { token: caller.token, body: { publicKey: material.pem } }), lacks);
   });
@@ -573,7 +573,7 @@ describe("privilege escalation", () => {
     const target = await furnished(A, [{ role: "org-admin" }]);
     const path = sa(A.org.id, target.id);
     const lacks = ["orgs.admin", "invitations.edit", "audit.read"];
-    // Handing out stays limitFailedAttempts: no token, no regenerate, no key, no edit that could widen.
+    // Handing out stays guarded: no token, no regenerate, no key, no edit that could widen.
     expectMissing(await call("POST", `${path}/tokens/${target.tokenId}/regenerate`, { token: responder.token, body: {} }), lacks);
     expectMissing(await call("POST", `${path}/keys`, { token: responder.token, body: { publicKey: material.pem } }), lacks);
     expectMissing(await call("PATCH", path, { token: responder.token, body: { status: "disabled", description: "and more" } }), lacks);

@@ -199,7 +199,7 @@ export type PermissionedOperation<A extends unknown[], R> = ((ctx: Ctx, principa
 interface GateState {
   ctx: Ctx;
   checked: boolean;
-  limitFailedAttempts: boolean;
+  guarded: boolean;
 }
 
 const gates = new WeakMap<Gate, GateState>();
@@ -213,7 +213,7 @@ function gateState(gate: Gate): GateState {
 /** Records that the escalation guard ran for the operation's target, with the context it hands on. */
 export function noteGuarded(gate: Gate, ctx: Ctx = gate.ctx): void {
   const state = gateState(gate);
-  state.limitFailedAttempts = true;
+  state.guarded = true;
   state.ctx = ctx;
 }
 
@@ -230,7 +230,7 @@ export function withPermission<A extends unknown[], R>(
 ): PermissionedOperation<A, R> {
   const guard = options.guard ?? "none";
   const run = async (ctx: Ctx, principal: Principal, ...args: A): Promise<R> => {
-    const state: GateState = { ctx, checked: false, limitFailedAttempts: false };
+    const state: GateState = { ctx, checked: false, guarded: false };
     const gate: Gate = {
       get ctx() {
         return state.ctx;
@@ -249,7 +249,7 @@ export function withPermission<A extends unknown[], R>(
     gates.set(gate, state);
     const result = await body(gate, ...args);
     if (!state.checked) throw new Error(`An operation needing ${permission} returned without checking it`);
-    if (guard === "covers" && !state.limitFailedAttempts) throw new Error(`An operation needing ${permission} returned without running the escalation guard`);
+    if (guard === "covers" && !state.guarded) throw new Error(`An operation needing ${permission} returned without running the escalation guard`);
     return result;
   };
   return Object.assign(run, { permission, guard });

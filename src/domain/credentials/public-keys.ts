@@ -146,7 +146,7 @@ export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null
   return row;
 }
 
-/** A key authenticates the account with everything it holds: adding one hands a credential out, fully limitFailedAttempts. */
+/** A key authenticates the account with everything it holds: adding one hands a credential out, fully guarded. */
 export const addKey = withPermission(
   "service-accounts.access-tokens.edit",
   async (gate, orgRef: string, accountId: string, input: AddKeyInput) => {

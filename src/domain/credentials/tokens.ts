@@ -146,7 +146,7 @@ export const revokeToken = withPermission(
   { guard: "covers" },
 );
 
-/** A new secret, same expiry (so never past the account's): it hands a credential out, fully limitFailedAttempts. */
+/** A new secret, same expiry (so never past the account's): it hands a credential out, fully guarded. */
 export const regenerateToken = withPermission(
   "service-accounts.access-tokens.edit",
   async (gate, orgRef: string, accountId: string, tokenId: string, graceSeconds: number) => {
