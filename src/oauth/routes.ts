@@ -57,18 +57,18 @@ function tokenResponse(issued: IssuedJwt, grant: Grant) {
   };
 }
 
-/** The token endpoint: dispatch over the grant registry. */
-const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
-  const ctx = ctxOf(c);
-  const request = c.req.raw;
+/** The token endpoint (RFC 6749 section 3.2): dispatch over the grant registry. */
+async function tokenEndpoint(ctx: Ctx, request: Request) {
   const form = formOf(await request.arrayBuffer(), TOKEN_FORM);
   const grant = grantFor(form.grant_type);
   const client = await clientFor(ctx, request, form, grant);
   const audiences = [...asList(form.resource), ...asList(form.audience)];
   const keys = () => failureKeys(ctx, client?.clientId ?? null, "token");
   const issued = await limitFailedAttempts(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences }));
-  return c.json(tokenResponse(issued, grant), 200, noStore);
-});
+  return tokenResponse(issued, grant);
+}
+
+const token = new Hono<AppEnv>().post("/", requireForm, async (c) => c.json(await tokenEndpoint(ctxOf(c), c.req.raw), 200, noStore));
 
 /** A token asked about by a third party: an access token or any of our JWTs, whatever its audience. */
 const INSPECTED: CredentialQuery = { purpose: "inspect", accessToken: true, jwtAudience: null };
