@@ -24,7 +24,7 @@ describe("withPermission", () => {
       return gate.permission;
     });
     await expect(op(ctx, root)).resolves.toBe("platform.root");
-    await expect(op(ctx, nobody)).rejects.toMatchObject({ code: "permission_denied", extra: { missing: ["platform.root"] } });
+    await expect(op(ctx, nobody)).rejects.toMatchObject({ code: "permission_denied", data: { missing: ["platform.root"] } });
   });
 
   it("an operation that returns without checking its permission fails loudly instead of answering", async () => {
