@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { exportJWK, type JWK } from "jose";
 import { expect } from "vitest";
 import { accountObject } from "../../src/domain/credentials/account-object.ts";
-import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/record-cache.ts";
 import { createCtx } from "../../src/domain/shared/context.ts";
 import type { Change } from "../../src/domain/credentials/change.ts";
 import { accountDeadReason, deadReason, type AccountRecord, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";

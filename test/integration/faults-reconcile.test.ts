@@ -1,7 +1,7 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials } from "../../src/domain/credentials/record-cache.ts";
 import type { AccountRecord, TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { runJob } from "./lifecycle-helpers.ts";
 import { call, expectStatus } from "../helpers.ts";

@@ -5,7 +5,7 @@ import { createCtx } from "../../src/domain/shared/context.ts";
 import { runChange, type Change } from "../../src/domain/credentials/change.ts";
 import { planIssue, planRegenerate } from "../../src/domain/credentials/plans.ts";
 import type { AccountCredentials } from "../../src/durable-objects/account-credentials.ts";
-import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials } from "../../src/domain/credentials/record-cache.ts";
 import {
   CHANGES,
   cellsFor,

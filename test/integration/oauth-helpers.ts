@@ -1,4 +1,4 @@
-import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials } from "../../src/domain/credentials/record-cache.ts";
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { expect } from "vitest";

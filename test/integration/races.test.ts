@@ -1,7 +1,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/record-cache.ts";
 import type { TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import worker from "../../src/index.ts";
 import { BASE, call, expectStatus, platformRoot, unique } from "../helpers.ts";

@@ -1,4 +1,4 @@
-import { forgetCredentials } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials } from "../../src/domain/credentials/record-cache.ts";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenKey, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";

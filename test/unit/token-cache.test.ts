@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { generateAccessToken, hashToken } from "../../src/domain/credentials/access-token.ts";
-import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/bearer.ts";
+import { forgetCredentials, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "../../src/domain/credentials/record-cache.ts";
 import { tokenKey, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { TtlCache } from "../../src/lib/ttl-cache.ts";
 

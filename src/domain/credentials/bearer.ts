@@ -4,32 +4,26 @@ import { resolveCredential } from "./resolver.ts";
 import type { Principal } from "../shared/principal.ts";
 import { failureKeys, limitFailedAttempts } from "./failure-limits.ts";
 
-// The record caches moved to credential-records.ts; re-exported for the tests that reach them here.
-export { forgetCredentials, liveAccountRecord, TOKEN_CACHE_TTL_MS, verifyAccessToken } from "./record-cache.ts";
-
 export const unauthenticated = (detail: string) =>
   new DomainError("unauthenticated", detail);
 
-/** The credential of an `Authorization: Bearer` header, or a 401. */
-export function bearerCredential(header: string | undefined): string {
-  const match = /^Bearer[ ]+([\x21-\x7e]{1,8192})[ ]*$/i.exec(header ?? "");
-  if (!match) throw unauthenticated("Send Authorization: Bearer <access token or JWT>");
-  return match[1]!;
-}
+/** What a request must present when it presented no bearer credential in the expected form. */
+export const noBearerCredential = () => unauthenticated("Send Authorization: Bearer <access token or JWT>");
 
 export const isUnauthenticated = (err: unknown) => err instanceof DomainError && err.code === "unauthenticated";
 
 /**
- * Authenticates a bearer credential of the management API (an access token, or a JWT we issued
- * for our own audience) into a principal, or throws 401 (one message for every failure). Failures
- * count under the management API's own limits.
+ * Authenticates the bearer credential of a management API request (an access token, or a JWT we
+ * issued for our own audience; null when none was presented in the bearer form) into a principal,
+ * or throws unauthenticated (one message for every failure). Failures count under the management
+ * API's own limits.
  */
-export function authenticate(ctx: Ctx, header: string | undefined): Promise<Principal> {
-  return limitFailedAttempts(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, header));
+export function authenticate(ctx: Ctx, presented: string | null): Promise<Principal> {
+  return limitFailedAttempts(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, presented));
 }
 
-async function authenticateOnce(ctx: Ctx, header: string | undefined): Promise<Principal> {
-  const presented = bearerCredential(header);
+async function authenticateOnce(ctx: Ctx, presented: string | null): Promise<Principal> {
+  if (presented === null) throw noBearerCredential();
   const credential = await resolveCredential(ctx, presented, { purpose: "act", accessToken: true, jwtAudience: ctx.config.ISSUER });
   if (!credential) throw unauthenticated("The credential is invalid, expired or revoked");
   return {

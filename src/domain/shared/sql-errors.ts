@@ -8,7 +8,7 @@ export function isUniqueViolation(err: unknown, column: string): boolean {
   return /UNIQUE constraint failed/i.test(m) && m.includes(column);
 }
 
-/** The 409 a constraint violation stands for, or null when the error is not one (then D1 is at fault). */
+/** The conflict code a constraint violation stands for, or null when the error is not one (then D1 is at fault). */
 export function conflictCode(err: unknown): ErrorCode | null {
   const m = message(err);
   if (!/constraint failed/i.test(m)) return null;

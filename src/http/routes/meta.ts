@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bootstrap } from "../../domain/registry/bootstrap.ts";
-import { bearerCredential } from "../../domain/credentials/bearer.ts";
+import { noBearerCredential } from "../../domain/credentials/bearer.ts";
+import { bearerToken } from "../middleware/auth.ts";
 import { BUILTIN_ROLES, OPERATIONS } from "../../domain/access/permissions.ts";
 import { ctxOf, errors, jsonResponse, router, security } from "./common.ts";
 import { accountSchema, issuedTokenSchema, toAccountDto, toIssuedTokenDto } from "./dto.ts";
@@ -24,7 +25,9 @@ export const publicRoutes = router()
       responses: { 201: jsonResponse("The root account and its token (shown once)", bootstrapSchema), ...errors(401, 409) },
     }),
     async (c) => {
-      const { account, token, secret } = await bootstrap(ctxOf(c, "bootstrap"), bearerCredential(c.req.header("authorization")));
+      const presented = bearerToken(c.req.header("authorization"));
+      if (presented === null) throw noBearerCredential();
+      const { account, token, secret } = await bootstrap(ctxOf(c, "bootstrap"), presented);
       return c.json({ account: toAccountDto(account), token: toIssuedTokenDto(token, secret) }, 201);
     },
   );
