@@ -14,7 +14,6 @@ export type OAuthErrorCode =
   | "unsupported_grant_type"
   | "invalid_scope"
   | "invalid_target"
-  | "unsupported_token_type"
   | "server_error"
   | "temporarily_unavailable"
   /** RFC 8628 (IANA OAuth Extensions Error registry): the client must wait `Retry-After` seconds. */

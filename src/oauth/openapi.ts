@@ -52,8 +52,8 @@ const tokenResponse = z
 const oauthError = z
   .object({
     error: z
-      .enum(["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type", "slow_down", "temporarily_unavailable", "server_error"])
-      .openapi({ description: "RFC 6749 section 5.2 (RFC 8707 invalid_target, RFC 7009 unsupported_token_type, slow_down with a Retry-After when rate limited)" }),
+      .enum(["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target", "slow_down", "temporarily_unavailable", "server_error"])
+      .openapi({ description: "RFC 6749 section 5.2 (RFC 8707 invalid_target, slow_down with a Retry-After when rate limited)" }),
     error_description: z.string().optional().openapi({ description: "Printable ASCII; for people, not for programs" }),
   })
   .openapi("OAuthError", { example: { error: "invalid_client", error_description: "Client authentication failed" } });
