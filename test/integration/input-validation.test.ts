@@ -183,6 +183,11 @@ describe("bodies that are not well-formed UTF-8 (issue 23)", () => {
     expect(res.json.name).toBe(name);
   });
 
+  it("the token exchange refuses a body that is not UTF-8 too, before looking at the token", async () => {
+    const res = await sendBytes("POST", "/api/auth/access-tokens/jwt", bytes('{"access_token":"sat_', [0xc3, 0x28], '"}'));
+    expectProblem(res, 400, "malformed_json");
+  });
+
   it("a chunked body over the size limit is still 413 payload_too_large", async () => {
     const big = utf8(JSON.stringify({ name: "x", description: "d".repeat(70_000) }));
     const chunks = [big.subarray(0, 30_000), big.subarray(30_000, 60_000), big.subarray(60_000)];

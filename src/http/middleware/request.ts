@@ -85,12 +85,17 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 async function requireUtf8Body(c: Context<AppEnv>): Promise<void> {
   if (c.req.raw.body === null) return;
   const bytes = await c.req.raw.arrayBuffer();
+  jsonText(bytes);
+  c.req.raw = new Request(c.req.raw, { body: bytes });
+}
+
+/** A JSON body's bytes as text, refused (malformed_json) when they are not well-formed UTF-8. */
+export function jsonText(bytes: ArrayBuffer): string {
   try {
-    strictUtf8.decode(bytes);
+    return strictUtf8.decode(bytes);
   } catch {
     throw new DomainError("malformed_json", "The request body is not well-formed UTF-8; send JSON encoded as UTF-8 (RFC 8259 section 8.1)");
   }
-  c.req.raw = new Request(c.req.raw, { body: bytes });
 }
 
 const tooLarge = (limit: number) => new DomainError("payload_too_large", `The body is over the limit of ${limit} bytes`);

@@ -3,6 +3,7 @@ import { exchangeAccessToken } from "../../domain/issuance/exchange.ts";
 import type { Ctx } from "../../domain/shared/context.ts";
 import { withSecurityHeaders } from "../../lib/http.ts";
 import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./common.ts";
+import { jsonText } from "../middleware/request.ts";
 
 export const exchangeBody = z
   .object({
@@ -48,7 +49,7 @@ const exchangeRoute = createRoute({
 
 /** The token exchange endpoint: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
 export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
-  const body = validJson(await request.text(), exchangeBody, plainExchangeBody);
+  const body = validJson(jsonText(await request.arrayBuffer()), exchangeBody, plainExchangeBody);
   const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
   return new Response(JSON.stringify({ jwt: jws }), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
 }
