@@ -1,3 +1,5 @@
+import { utf8ByteString } from "./text.ts";
+
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const encoder = new TextEncoder();
 const ascii = new TextDecoder();
@@ -42,17 +44,15 @@ export function crc32(input: string): number {
     }
   }
   let crc = 0xffffffff;
-  for (const byte of encoder.encode(input)) crc = crcTable[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  const bytes = utf8ByteString(input);
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
 /** Lowercase hex of bytes (the runtime's Uint8Array.prototype.toHex, ES2026, not yet in TypeScript's lib). */
 export const toHex = (bytes: Uint8Array): string => (bytes as Uint8Array & { toHex(): string }).toHex();
 
-/** Lowercase hex of the SHA-256 of a string's UTF-8 bytes. */
-export async function sha256Hex(input: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(input))));
-}
+export { sha256Hex } from "./sha256.ts";
 
 /**
  * Constant-time string comparison for secrets compared directly (e.g. the bootstrap secret).

@@ -1,6 +1,7 @@
 import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import { isolateState } from "../shared/isolate-state.ts";
+import type { MaybePromise } from "../../lib/maybe-promise.ts";
 
 /**
  * Limits on failed authentications, for cost and noise: an access token carries 178 random bits
@@ -72,7 +73,7 @@ export async function countFailure(ctx: Ctx, keys: string[]): Promise<void> {
  * refused with 429 while the key is blocked, else counted (a 429 once over the limit), else
  * rethrown as it was.
  */
-export async function limitFailedAttempts<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
+export async function limitFailedAttempts<T>(ctx: Ctx, keys: () => string[], isFailure: (err: unknown) => boolean, attempt: () => MaybePromise<T>): Promise<T> {
   try {
     return await attempt();
   } catch (err) {

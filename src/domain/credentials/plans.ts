@@ -113,7 +113,7 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
     accountId: account.id,
     orgId: account.orgId,
     name: input.name,
-    secretHash: await hashToken(secret),
+    secretHash: hashToken(secret),
     hint: tokenHint(secret),
     status: "active",
     expiresAt: input.expiresAt,
@@ -189,7 +189,7 @@ export async function planRegenerate(
   const graceEnd = graceSeconds > 0 ? Math.min(now + graceSeconds * 1000, token.expiresAt ?? Infinity) : null;
   const next: AccessToken = {
     ...token,
-    secretHash: await hashToken(secret),
+    secretHash: hashToken(secret),
     hint: tokenHint(secret),
     regeneratedAt: now,
     previousSecretHash: graceEnd ? token.secretHash : null,

@@ -1,4 +1,5 @@
 import type { Bindings } from "../../env.ts";
+import type { MaybePromise } from "../../lib/maybe-promise.ts";
 import { TtlCache } from "../../lib/ttl-cache.ts";
 import { hashToken, isWellFormedAccessToken } from "./access-token.ts";
 import { accountDeadReason, accountKey, deadReason, tokenKey, type AccountRecord, type TokenRecord } from "./kv-records.ts";
@@ -39,16 +40,18 @@ export function forgetCredentials(match: { tokenId?: string; accountId?: string 
  * Resolves an access token to the record that makes it valid. Garbage and typos fail the
  * checksum before any lookup; a valid-looking token costs one KV read at most (no D1 on this path).
  */
-export async function verifyAccessToken(env: Bindings, token: string, now: number): Promise<TokenRecord | null> {
+export function verifyAccessToken(env: Bindings, token: string, now: number): MaybePromise<TokenRecord | null> {
   if (!isWellFormedAccessToken(token)) return null;
-  const hash = await hashToken(token);
+  const hash = hashToken(token);
   const cached = cache.tokens.get(hash, now);
+  // A cached record answers at once, without a promise.
   if (cached) return liveToken(cached, now);
   const generation = cache.evictions;
-  const record = await env.TOKENS.get<TokenRecord>(tokenKey(hash), "json");
-  if (!record) return null;
-  if (generation === cache.evictions) cache.tokens.set(hash, record, now);
-  return liveToken(record, now);
+  return env.TOKENS.get<TokenRecord>(tokenKey(hash), "json").then((record) => {
+    if (!record) return null;
+    if (generation === cache.evictions) cache.tokens.set(hash, record, now);
+    return liveToken(record, now);
+  });
 }
 
 const liveToken = (record: TokenRecord, now: number) => (deadReason(record, now) === null ? record : null);

@@ -30,11 +30,20 @@ export const MAX_EXCHANGE_DEPTH = 4;
 /** How long a retired key stays in the JWKS beyond the longest JWT lifetime (clock skew, caches). */
 const RETENTION_SLACK_MS = 5 * 60_000;
 
+/** Imported keys by kid: the import under way, and once done the key itself (no await per request). */
+interface KeyCache {
+  loading: Map<string, Promise<CryptoKey>>;
+  ready: Map<string, CryptoKey>;
+}
+function newKeyCache(): KeyCache {
+  return { loading: new Map(), ready: new Map() };
+}
+
 /** The keyset (fresh for KEYSET_TTL_MS) and the keys imported from it by kid (a failed import is forgotten, and tried again). */
 const signing = isolateState("signing-keys", () => ({
   keyset: undefined as { keyset: Keyset; at: number; source: KVNamespace } | undefined,
-  privateKeys: new Map<string, Promise<CryptoKey>>(),
-  publicKeys: new Map<string, Promise<CryptoKey>>(),
+  privateKeys: newKeyCache(),
+  publicKeys: newKeyCache(),
 }));
 
 const keysObject = (env: Bindings): SigningKeysRpc => {
@@ -77,12 +86,17 @@ export async function rotateSigningKey(ctx: Ctx, activateInSeconds: number) {
   return { keyset, kid };
 }
 
-function cachedKey(cache: Map<string, Promise<CryptoKey>>, key: SigningKey, load: () => Promise<CryptoKey>): Promise<CryptoKey> {
-  let k = cache.get(key.kid);
+function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoKey>): CryptoKey | Promise<CryptoKey> {
+  const ready = cache.ready.get(key.kid);
+  if (ready) return ready;
+  let k = cache.loading.get(key.kid);
   if (!k) {
     k = load();
-    cache.set(key.kid, k);
-    k.catch(() => cache.delete(key.kid));
+    cache.loading.set(key.kid, k);
+    k.then(
+      (imported) => cache.ready.set(key.kid, imported),
+      () => cache.loading.delete(key.kid),
+    );
   }
   return k;
 }
@@ -119,11 +133,24 @@ export interface MintedJwt {
 }
 
 /** Signs an RFC 9068 access token with the active key. */
-export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+export function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+  // Without an async frame while the keyset and the key are cached: an await per exchange costs
+  // promises and closures (src/lib/maybe-promise.ts).
+  const keyset = freshKeyset(ctx);
+  const key = keyset && activeKey(keyset, ctx.now());
+  const privateKey = key && signing.privateKeys.ready.get(key.kid);
+  return privateKey ? signClaims(ctx, key, privateKey, input) : mintSlowly(ctx, input);
+}
+
+async function mintSlowly(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
   const keyset = await getKeyset(ctx);
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
   const privateKey = await cachedKey(signing.privateKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
+  return signClaims(ctx, key, privateKey, input);
+}
+
+function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: MintInput): Promise<MintedJwt> {
   const iat = Math.floor(ctx.now() / 1000);
   const exp = iat + input.ttlSeconds;
   const jti = crypto.randomUUID();
@@ -143,8 +170,7 @@ export async function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
   });
-  const jws = jwsText(await signJws(key, privateKey, payload));
-  return { jws, jti, exp, iat };
+  return signJws(key, privateKey, payload).then((jws) => ({ jws: jwsText(jws), jti, exp, iat }));
 }
 
 /**
