@@ -66,3 +66,24 @@ export async function orgWithAdmin(rootToken: string) {
   expectStatus(admin, 201);
   return { org: org.json, admin: admin.json, adminToken: admin.json.token.token as string };
 }
+
+/** A POST as over HTTP: a string body declares its Content-Length (the hot path takes only those), a stream is chunked. */
+export const rawPost = (path: string, body: string | ReadableStream, headers: Record<string, string>, requestId: string) =>
+  new Request(BASE + path, {
+    method: "POST",
+    body,
+    headers: { "x-request-id": requestId, ...(typeof body === "string" ? { "content-length": String(new TextEncoder().encode(body).byteLength) } : {}), ...headers },
+    ...(typeof body === "string" ? {} : { duplex: "half" }),
+  } as RequestInit);
+
+/** A response's status, headers, text and JSON (undefined when the text is not JSON). */
+export async function readResponse(res: Response) {
+  const text = await res.text();
+  let json: any;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import * as jose from "jose";
 import { ERROR_STATUS } from "../../src/http/problem.ts";
-import { BASE } from "../helpers.ts";
+import { BASE, readResponse } from "../helpers.ts";
 
 /**
  * Shared pieces of the property-based hardening tests (fuzz-api, fuzz-oauth): raw requests, the
@@ -37,15 +37,7 @@ export interface FuzzResponse {
 export async function send(req: FuzzRequest): Promise<FuzzResponse> {
   const headers = new Headers();
   for (const [k, v] of req.headers) headers.append(k, v);
-  const res = await exports.default.fetch(new Request(BASE + req.path, { method: req.method, headers, body: req.body ?? null }));
-  const text = await res.text();
-  let json: any;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
+  return readResponse(await exports.default.fetch(new Request(BASE + req.path, { method: req.method, headers, body: req.body ?? null })));
 }
 
 /** A short, printable description of a request for assertion messages (bodies truncated). */

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { hotRoute } from "../../src/hot-path.ts";
 import worker from "../../src/index.ts";
-import { BASE, platformRoot } from "../helpers.ts";
+import { BASE, platformRoot, rawPost } from "../helpers.ts";
 import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
 
@@ -51,14 +51,7 @@ function stream(text: string): ReadableStream<Uint8Array> {
 
 type Case = [string, () => Request];
 
-/** As over HTTP: a body of known size declares its Content-Length (the hot path takes only those), a stream is chunked. */
-const post = (path: string, body: string | ReadableStream, headers: Record<string, string>) =>
-  new Request(BASE + path, {
-    method: "POST",
-    body,
-    headers: { "x-request-id": "hot-path-test-0001", ...(typeof body === "string" ? { "content-length": String(new TextEncoder().encode(body).byteLength) } : {}), ...headers },
-    ...(typeof body === "string" ? {} : { duplex: "half" }),
-  } as RequestInit);
+const post = (path: string, body: string | ReadableStream, headers: Record<string, string>) => rawPost(path, body, headers, "hot-path-test-0001");
 const json = { "content-type": "application/json" };
 const form = { "content-type": "application/x-www-form-urlencoded" };
 const cases = (): Case[] => [

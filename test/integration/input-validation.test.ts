@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { BASE, call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
+import { BASE, call, expectStatus, orgWithAdmin, platformRoot, readResponse, unique } from "../helpers.ts";
 import { expectFieldError, expectProblem, listAll, type Res } from "./registry-helpers.ts";
 
 /**
@@ -39,15 +39,7 @@ async function sendBytes(method: string, path: string, body: Uint8Array | Uint8A
       : body,
     ...(chunked ? { duplex: "half" } : {}),
   };
-  const res = await exports.default.fetch(new Request(BASE + path, init));
-  const text = await res.text();
-  let json: any;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, json, text };
+  return readResponse(await exports.default.fetch(new Request(BASE + path, init)));
 }
 
 const utf8 = (s: string) => new TextEncoder().encode(s);

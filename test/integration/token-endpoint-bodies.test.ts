@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
-import { BASE, platformRoot } from "../helpers.ts";
+import { platformRoot, rawPost } from "../helpers.ts";
 import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";
 import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
 
@@ -42,14 +42,7 @@ function stream(text: string): ReadableStream<Uint8Array> {
   });
 }
 
-/** As over HTTP: a body of known size declares its Content-Length, a stream is chunked. */
-const post = (path: string, body: string | ReadableStream, headers: Record<string, string>) =>
-  new Request(BASE + path, {
-    method: "POST",
-    body,
-    headers: { "x-request-id": "endpoint-bodies-0001", ...(typeof body === "string" ? { "content-length": String(new TextEncoder().encode(body).byteLength) } : {}), ...headers },
-    ...(typeof body === "string" ? {} : { duplex: "half" }),
-  } as RequestInit);
+const post = (path: string, body: string | ReadableStream, headers: Record<string, string>) => rawPost(path, body, headers, "endpoint-bodies-0001");
 const json = { "content-type": "application/json" };
 const form = { "content-type": "application/x-www-form-urlencoded" };
 const EXCHANGE = "/api/auth/access-tokens/jwt";
