@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { hotRoute } from "../../src/hot-path.ts";
 import worker from "../../src/index.ts";
-import { BASE, platformRoot, rawPost } from "../helpers.ts";
+import { BASE, rawPost } from "../helpers.ts";
 import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";
-import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
+import { viewerWithToken } from "./token-helpers.ts";
 
 /**
  * The token exchange is served by the hot path (src/hot-path.ts), before the Hono app; with CORS
@@ -18,10 +18,7 @@ let sa: { id: string };
 let secret: string;
 
 beforeAll(async () => {
-  const root = await platformRoot();
-  const o = await freshOrg(root.token);
-  sa = await viewerAccount(o.adminToken, o.org.id);
-  secret = (await issueOk(o.adminToken, o.org.id, sa.id)).token;
+  ({ sa, secret } = await viewerWithToken());
 });
 
 /** The same bindings with CORS on: the app, not the hot path, serves every request. */

@@ -1,6 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BASE, call, expectStatus, orgWithAdmin, platformRoot, readResponse, unique } from "../helpers.ts";
+import { concatBytes } from "./fuzz-helpers.ts";
 import { expectFieldError, expectProblem, listAll, type Res } from "./registry-helpers.ts";
 
 /**
@@ -43,16 +44,7 @@ async function sendBytes(method: string, path: string, body: Uint8Array | Uint8A
 }
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const bytes = (...parts: (string | number[])[]) => {
-  const arrays = parts.map((p) => (typeof p === "string" ? utf8(p) : Uint8Array.from(p)));
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    out.set(a, at);
-    at += a.length;
-  }
-  return out;
-};
+const bytes = (...parts: (string | number[])[]) => concatBytes(...parts.map((p) => (typeof p === "string" ? p : Uint8Array.from(p))));
 
 describe("look-alike names (issue 16)", () => {
   const invisible: [string, string][] = [

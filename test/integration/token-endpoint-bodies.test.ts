@@ -2,9 +2,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
-import { platformRoot, rawPost } from "../helpers.ts";
+import { rawPost } from "../helpers.ts";
 import { basic, formBody, verifyAgainstJwks } from "./oauth-helpers.ts";
-import { freshOrg, issueOk, viewerAccount } from "./token-helpers.ts";
+import { viewerWithToken } from "./token-helpers.ts";
 
 /**
  * The token exchange and the token endpoints through the Worker's fetch, with the bodies and
@@ -16,10 +16,7 @@ let sa: { id: string };
 let secret: string;
 
 beforeAll(async () => {
-  const root = await platformRoot();
-  const o = await freshOrg(root.token);
-  sa = await viewerAccount(o.adminToken, o.org.id);
-  secret = (await issueOk(o.adminToken, o.org.id, sa.id)).token;
+  ({ sa, secret } = await viewerWithToken());
 });
 
 async function send(request: Request) {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Change } from "../../src/domain/credentials/change.ts";
-import { call, expectStatus, orgWithAdmin, unique } from "../helpers.ts";
+import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 
 /** Shared helpers of the access-token tests (issue, revoke, regenerate, concurrency, the DO journal). */
 
@@ -165,4 +165,12 @@ export async function journaledRevoke(tokenId: string, secret: string, orgId: st
     ],
     kvAfter: [],
   };
+}
+
+/** A viewer account in a fresh org, with one access token: the caller of the endpoint-level tests. */
+export async function viewerWithToken(): Promise<{ sa: { id: string }; secret: string }> {
+  const root = await platformRoot();
+  const o = await freshOrg(root.token);
+  const sa = await viewerAccount(o.adminToken, o.org.id);
+  return { sa, secret: (await issueOk(o.adminToken, o.org.id, sa.id)).token };
 }
