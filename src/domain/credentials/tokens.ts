@@ -95,6 +95,8 @@ export interface TokenReview extends PageQuery {
   expiringWithinDays?: number | undefined;
   /** Tokens not used (or never used and created) for this many days. */
   unusedForDays?: number | undefined;
+  /** Tokens that have never authenticated anything. */
+  neverUsed?: boolean | undefined;
 }
 
 /** Filters for credential review: what is about to expire, what nobody uses (candidates to rotate or revoke). */
@@ -111,6 +113,7 @@ export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number
           : undefined,
     q.expiringWithinDays !== undefined ? and(live, lte(t.expiresAt, now + q.expiringWithinDays * DAY_MS)) : undefined,
     q.unusedForDays !== undefined ? lte(sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`, now - q.unusedForDays * DAY_MS) : undefined,
+    q.neverUsed ? isNull(t.lastUsedAt) : undefined,
   );
 }
 

@@ -116,6 +116,12 @@ export const listAccountInvitations = withPermission("service-accounts.read", as
   return gate.ctx.db.select().from(invitations).where(and(eq(invitations.accountId, account.id), stateFilter(state))).orderBy(invitations.createdAt);
 });
 
+/** Invitations any account of this org received (the home org's view, for answering them). */
+export const listReceivedInvitations = withPermission("service-accounts.read", async (gate, orgRef: string, state?: InvitationState) => {
+  const org = await orgFor(gate, orgRef);
+  return gate.ctx.db.select().from(invitations).where(and(eq(invitations.accountOrgId, org.id), stateFilter(state))).orderBy(invitations.createdAt);
+});
+
 /** The account's home org accepts or declines on its behalf; accepting creates the role assignment in the inviting org. */
 async function answerFor(gate: Gate, orgRef: string, accountId: string, invitationId: string, state: "accepted" | "declined"): Promise<Invitation> {
   const { ctx, principal } = gate;

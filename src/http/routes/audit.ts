@@ -3,7 +3,7 @@ import type { AuditEvent } from "../../db/schema.ts";
 import { orgAuditEvents, platformAuditEvents } from "../../domain/audit/audit-query.ts";
 import { ctxOf, errors, iso, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 
-const auditQuery = pageQuery.extend({
+export const auditQuery = pageQuery.extend({
   actor: z.string().max(100).optional().openapi({ description: "Actor account id" }),
   action: z.string().max(100).optional().openapi({ description: "An action, or a family such as access_token.*" }),
   target: z.string().max(100).optional().openapi({ description: "Target id" }),

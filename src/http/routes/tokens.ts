@@ -23,6 +23,7 @@ export const reviewQuery = pageQuery.extend({
   status: z.enum(["active", "revoked", "expired"]).optional(),
   expiringWithinDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Active tokens expiring within N days" }),
   unusedForDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Tokens not used for N days (never used: counted from creation)" }),
+  neverUsed: z.stringbool().optional().openapi({ description: "true: only tokens that have never been used" }),
 });
 
 const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
