@@ -10,7 +10,8 @@ import { page, Pager, Table, When, type PageOrg } from "./layout.tsx";
 
 /** The audit log: an org's (audit.read) and, for the platform root, the platform-level one. */
 
-const FILTERS = ["actor", "action", "target", "from", "to"] as const;
+/** The filters, and the page size (not in the form; a link may carry it). */
+const FILTERS = ["actor", "action", "target", "from", "to", "limit"] as const;
 type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
 
 /** A time field of the form: `datetime-local` gives no zone; the console's times are UTC. */
@@ -27,8 +28,8 @@ function filtersOf(c: ConsoleContext): Filters {
 
 /** The filters as the API's audit query (the same schema checks both). */
 function queryOf(c: ConsoleContext, f: Filters): AuditQuery {
-  const { limit, cursor } = pageOf(c, 50);
-  return parseWith(auditQuery, { limit, cursor, actor: f.actor, action: f.action, target: f.target, since: utc(f.from), until: utc(f.to) });
+  const { cursor } = pageOf(c);
+  return parseWith(auditQuery, { limit: f.limit ?? 50, cursor, actor: f.actor, action: f.action, target: f.target, since: utc(f.from), until: utc(f.to) });
 }
 
 const hrefOf = (base: string, f: Filters, cursor?: string | null) => {
@@ -83,6 +84,7 @@ function FilterForm(p: { base: string; f: Filters; errors: FormErrors }) {
       <button type="submit" class="secondary">
         Filter
       </button>
+      {p.f.limit && <input type="hidden" name="limit" value={p.f.limit} />}
       {Object.keys(p.f).length > 0 && <a href={p.base}>Clear filters</a>}
     </form>
   );
