@@ -100,7 +100,8 @@ async function auditPage(c: ConsoleContext, o: { title: string; base: string; or
     result = await o.load(queryOf(c, f));
   } catch (err) {
     if (!(err instanceof DomainError) || err.code !== "validation_failed") throw err;
-    errors = formErrors(err, { since: "from", until: "to" });
+    // A filter form: the detail names the bad filter also when it has no field (cursor, limit).
+    errors = { ...formErrors(err, { since: "from", until: "to" }), message: err.detail };
     status = 400;
   }
   return page(

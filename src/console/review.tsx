@@ -24,9 +24,11 @@ const VIEWS: { key: View; label: string; days: number | null; about: (days: numb
   { key: "unused", label: "Unused tokens", days: 30, about: (d) => `Active tokens not used for ${d} days or more (never used: counted from creation).` },
 ];
 
-const reviewHref = (org: string, view: View, days?: string, cursor?: string | null) => {
+/** A list's link: its view, days and (when a link set it) page size, and the cursor of a page. */
+const reviewHref = (org: string, view: View, days?: string, cursor?: string | null, limit?: string) => {
   const q = new URLSearchParams({ view });
   if (days) q.set("days", days);
+  if (limit) q.set("limit", limit);
   if (cursor) q.set("cursor", cursor);
   return `${paths.review(org)}?${q}`;
 };
@@ -87,7 +89,8 @@ const AccountRows = (p: { org: string; items: ServiceAccount[]; now: number }) =
 async function reviewList(c: ConsoleContext, orgId: string, view: View, days: string | undefined) {
   const ctx = consoleCtx(c);
   const principal = principalOf(c);
-  const { limit, cursor } = pageOf(c);
+  const { cursor } = pageOf(c);
+  const limit = c.req.query("limit") || 25;
   const def = VIEWS.find((v) => v.key === view)!;
   const n = days ?? (def.days === null ? undefined : String(def.days));
   const field = view === "expiring" ? "expiringWithinDays" : "unusedForDays";
@@ -107,6 +110,7 @@ async function reviewPage(c: ConsoleContext) {
   const view = VIEWS.find((v) => v.key === c.req.query("view"))?.key ?? "stale";
   const def = VIEWS.find((v) => v.key === view)!;
   const days = c.req.query("days") || undefined;
+  const limit = c.req.query("limit") || undefined;
   let errors: FormErrors = noErrors;
   let status: ContentfulStatusCode = 200;
   let list: Awaited<ReturnType<typeof reviewList>> | null = null;
@@ -114,7 +118,7 @@ async function reviewPage(c: ConsoleContext) {
     list = await reviewList(c, org.id, view, days);
   } catch (err) {
     if (!(err instanceof DomainError) || err.code !== "validation_failed") throw err;
-    errors = formErrors(err, { expiringWithinDays: "days", unusedForDays: "days" });
+    errors = { ...formErrors(err, { expiringWithinDays: "days", unusedForDays: "days" }), message: err.detail };
     status = 400;
   }
   const now = Date.now();
@@ -141,6 +145,7 @@ async function reviewPage(c: ConsoleContext) {
           {def.days !== null && (
             <form method="get" action={paths.review(org.slug)} class="filters" aria-label="Review period">
               <input type="hidden" name="view" value={view} />
+              {limit && <input type="hidden" name="limit" value={limit} />}
               <ErrorSummary errors={errors} />
               <Field name="days" label="Days" type="number" min={0} max={3650} value={days ?? String(def.days)} errors={errors} />
               <button type="submit" class="secondary">
@@ -159,7 +164,7 @@ async function reviewPage(c: ConsoleContext) {
               <TokenRows org={org.slug} items={list.tokens} now={now} />
             </Table>
           )}
-          {list && <Pager nextHref={list.nextCursor ? reviewHref(org.slug, view, days, list.nextCursor) : null} firstHref={c.req.query("cursor") ? reviewHref(org.slug, view, days) : null} />}
+          {list && <Pager nextHref={list.nextCursor ? reviewHref(org.slug, view, days, list.nextCursor, limit) : null} firstHref={c.req.query("cursor") ? reviewHref(org.slug, view, days, null, limit) : null} />}
         </>
       ),
     },
