@@ -2,7 +2,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ORG_OPERATIONS } from "../../src/domain/access/permissions.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { accountWithRole, auditRows, newAccount, newEnvironment, newProject } from "./registry-helpers.ts";
-import { getPage, postForm, signIn, type Page } from "./console-helpers.ts";
+import { consoleGet, consoleLogin, consolePost, type PageRes as Page } from "./console-helpers.ts";
+
+const signIn = consoleLogin;
+const getPage = (cookie: string, path: string) => consoleGet(path, cookie);
+const postForm = (cookie: string, path: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}) => consolePost(path, cookie, fields, headers);
 
 /** The console's roles, access (role assignments) and invitations pages: happy paths, errors, permissions, other orgs, CSRF. */
 
@@ -151,7 +155,7 @@ describe("roles", () => {
 
   it("a cross-site form post is refused (403) and creates nothing", async () => {
     const name = unique("csrf");
-    expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }, { origin: "https://evil.example" }), 403);
+    expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }, { origin: "https://evil.example", "sec-fetch-site": "cross-site" }), 403);
     expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }, { "sec-fetch-site": "cross-site" }), 403);
     expect((await apiRoles(home.org, root.token)).some((r) => r.name === name)).toBe(false);
   });

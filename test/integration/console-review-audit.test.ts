@@ -2,7 +2,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { DAY_MS, setColumns } from "./lifecycle-helpers.ts";
 import { accountWithRole, newAccount } from "./registry-helpers.ts";
-import { getPage, postForm, signIn, type Page } from "./console-helpers.ts";
+import { consoleGet, consoleLogin, consolePost, type PageRes as Page } from "./console-helpers.ts";
+
+const signIn = consoleLogin;
+const getPage = (cookie: string, path: string) => consoleGet(path, cookie);
+const postForm = (cookie: string, path: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}) => consolePost(path, cookie, fields, headers);
 
 /** The console's review lists and audit log: what each shows, bad filters inline, permissions, other orgs, the platform log. */
 
