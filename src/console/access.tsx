@@ -3,8 +3,10 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { accountPermissions, assignRole, listAccountAssignments, unassignRole } from "../domain/access/account-roles.ts";
 import { listRoles } from "../domain/access/roles.ts";
 import { readAccount } from "../domain/registry/accounts.ts";
+import { DomainError } from "../domain/shared/errors.ts";
 import { assignmentBody } from "../http/routes/service-accounts.ts";
 import { consoleCtx, consoleRouter, operationsAt, pageOrg, paths, principalOf, type ConsoleContext } from "./context.ts";
+import { buttonAction } from "./actions.ts";
 import { redirectWith } from "./flash.ts";
 import { Confirm, ErrorSummary, handleForm, noErrors, parseWith, PostForm, Select, type FormErrors } from "./forms.tsx";
 import { Heading, page, Table, When } from "./layout.tsx";
@@ -15,6 +17,8 @@ import { roleText, scopeInput, scopeOptions, scopeText } from "./scopes.tsx";
  * chosen scope. `accessSection` is the part the account page shows; `/access` is the same on a page
  * of its own (where the forms post back to).
  */
+
+const isDenied = (err: unknown) => err instanceof DomainError && err.code === "permission_denied";
 
 export const accessPath = (org: string, sa: string) => `${paths.account(org, sa)}/access`;
 
@@ -37,7 +41,7 @@ export async function accessSection(c: ConsoleContext, p: SectionInput) {
     listAccountAssignments(ctx, principal, org.id, accountId),
     scopeOptions(c, org),
     operationsAt(c, org.id),
-    listRoles(ctx, principal, org.id).catch(() => []),
+    listRoles(ctx, principal, org.id).catch((err) => (isDenied(err) ? [] : Promise.reject(err))),
   ]);
   const scope = options.some((o) => o.value === p.scope) ? p.scope : "org";
   const effective = await accountPermissions(ctx, principal, org.id, accountId, scope);
@@ -138,8 +142,10 @@ export const accessPages = consoleRouter()
       (errors, values, status) => accessPage(c, errors, values, status),
     ),
   )
-  .post("/orgs/:org/service-accounts/:sa/access/assignments/:ra/delete", async (c) => {
+  .post("/orgs/:org/service-accounts/:sa/access/assignments/:ra/delete", (c) => {
     const { org, sa, ra } = c.req.param();
-    await unassignRole(consoleCtx(c), principalOf(c), org, sa, ra);
-    return redirectWith(c, accessPath(org, sa), "Role unassigned.");
+    return buttonAction(c, accessPath(org, sa), async () => {
+      await unassignRole(consoleCtx(c), principalOf(c), org, sa, ra);
+      return redirectWith(c, accessPath(org, sa), "Role unassigned.");
+    });
   });

@@ -6,7 +6,8 @@ import { answerInvitation, cancelInvitation, invite, listOrgInvitations, listRec
 import { answerBody, inviteBody } from "../http/routes/invitations.ts";
 import { consoleCtx, consoleRouter, operationsAt, pageOrg, paths, principalOf, type ConsoleContext } from "./context.ts";
 import { redirectWith } from "./flash.ts";
-import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostButton, PostForm, Select, type FormErrors } from "./forms.tsx";
+import { buttonAction } from "./actions.ts";
+import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostButton, PostForm, readForm, Select, type FormErrors } from "./forms.tsx";
 import { page, Table, When } from "./layout.tsx";
 import { roleText, scopeInput, scopeOptions, scopeText } from "./scopes.tsx";
 
@@ -158,15 +159,19 @@ export const invitationPages = consoleRouter()
       (errors, values, status) => invitationsPage(c, errors, values, status),
     ),
   )
-  .post("/orgs/:org/invitations/:inv/cancel", async (c) => {
+  .post("/orgs/:org/invitations/:inv/cancel", (c) => {
     const { org, inv } = c.req.param();
-    const cancelled = await cancelInvitation(consoleCtx(c), principalOf(c), org, inv);
-    return redirectWith(c, paths.invitations(org), `Invitation to ${cancelled.email} cancelled.`);
+    return buttonAction(c, paths.invitations(org), async () => {
+      const cancelled = await cancelInvitation(consoleCtx(c), principalOf(c), org, inv);
+      return redirectWith(c, paths.invitations(org), `Invitation to ${cancelled.email} cancelled.`);
+    });
   })
-  .post("/orgs/:org/service-accounts/:sa/invitations/:inv/answer", async (c) => {
+  .post("/orgs/:org/service-accounts/:sa/invitations/:inv/answer", (c) => {
     const { org, sa, inv } = c.req.param();
-    const body = await c.req.parseBody();
-    const { state } = parseWith(answerBody, { state: body.state });
-    const answered = await answerInvitation(consoleCtx(c), principalOf(c), org, sa, inv, state);
-    return redirectWith(c, paths.invitations(org), `Invitation ${answered.state} for ${answered.email}.`);
+    return buttonAction(c, paths.invitations(org), async () => {
+      const form = await readForm(c);
+      const { state } = parseWith(answerBody, { state: form.text("state") });
+      const answered = await answerInvitation(consoleCtx(c), principalOf(c), org, sa, inv, state);
+      return redirectWith(c, paths.invitations(org), `Invitation ${answered.state} for ${answered.email}.`);
+    });
   });

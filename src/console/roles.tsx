@@ -4,6 +4,7 @@ import { ORG_OPERATIONS, OPERATIONS, type Operation } from "../domain/access/per
 import { createRole, deleteRole, getRole, listRoles, patchRole, type RoleDef } from "../domain/access/roles.ts";
 import { roleBody } from "../http/routes/roles.ts";
 import { consoleCtx, consoleRouter, operationsAt, pageOrg, paths, principalOf, type Can, type ConsoleContext } from "./context.ts";
+import { buttonAction } from "./actions.ts";
 import { redirectWith } from "./flash.ts";
 import { Check, Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostForm, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
 import { Heading, page, Table } from "./layout.tsx";
@@ -214,8 +215,10 @@ export const rolePages = consoleRouter()
       ALIASES,
     );
   })
-  .post("/orgs/:org/roles/:role/delete", async (c) => {
+  .post("/orgs/:org/roles/:role/delete", (c) => {
     const { org, role } = c.req.param();
-    await deleteRole(consoleCtx(c), principalOf(c), org, role);
-    return redirectWith(c, paths.roles(org), "Role deleted.");
+    return buttonAction(c, rolePath(org, role), async () => {
+      await deleteRole(consoleCtx(c), principalOf(c), org, role);
+      return redirectWith(c, paths.roles(org), "Role deleted.");
+    });
   });

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ORG_OPERATIONS } from "../../src/domain/access/permissions.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { accountWithRole, auditRows, newAccount, newEnvironment, newProject } from "./registry-helpers.ts";
-import { consoleGet, consoleLogin, consolePost, type PageRes as Page } from "./console-helpers.ts";
+import { consoleGet, consoleLogin, consolePost, flashOf, follow, type PageRes as Page } from "./console-helpers.ts";
 
 const signIn = consoleLogin;
 const getPage = (cookie: string, path: string) => consoleGet(path, cookie);
@@ -112,6 +112,14 @@ describe("roles", () => {
     const taken = expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }), 409);
     expect(fieldError(taken, "name")).toMatch(/already exists/);
     expect((await apiRoles(home.org, root.token)).length).toBe(before + 1);
+  });
+
+  it("a built-in role cannot be deleted: the refusal comes back as a message on the role's page", async () => {
+    const res = await postForm(home.admin, `${rolesPath(home.org)}/role_viewer/delete`, {});
+    expectRedirect(res, `${rolesPath(home.org)}/role_viewer`);
+    expect(flashOf(res)).toMatch(/^error:Built-in roles cannot be changed or deleted/);
+    expect(expectPage(await follow(res, home.admin), 200)).toContain("Built-in roles cannot be changed or deleted");
+    expect((await apiRoles(home.org, root.token)).some((r) => r.id === "role_viewer")).toBe(true);
   });
 
   it("a read-only principal sees the roles but no form; its hand-made posts get 403 and change nothing", async () => {
@@ -269,6 +277,20 @@ describe("invitations", () => {
     expect(await receivedState(second.account.id, second.inv.id)).toBe("declined");
     const declined = expectPage(await getPage(other.admin, `${invitationsPath(other.org)}?received=declined`), 200);
     expect(declined).toContain(second.account.email);
+  });
+
+  it("answering twice, or with no answer, comes back as a message on the invitations page, and changes nothing", async () => {
+    const { account, inv } = await invited();
+    const path = answerPath(other.org, account.id, inv.id);
+    const bogus = await postForm(other.admin, path, { state: "maybe" });
+    expectRedirect(bogus, invitationsPath(other.org));
+    expect(flashOf(bogus)).toMatch(/^error:.*state/);
+    expect(await receivedState(account.id, inv.id)).toBe("pending");
+    expectRedirect(await postForm(other.admin, path, { state: "declined" }), invitationsPath(other.org));
+    const again = await postForm(other.admin, path, { state: "accepted" });
+    expectRedirect(again, invitationsPath(other.org));
+    expect(flashOf(again)).toBe("error:The invitation is already declined");
+    expect(await receivedState(account.id, inv.id)).toBe("declined");
   });
 
   it("an account of this org (400), a malformed email (400 beside the field), the same invitation twice (409) show in the form", async () => {
