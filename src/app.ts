@@ -21,6 +21,7 @@ import { permissionRoutes, publicRoutes } from "./http/routes/meta.ts";
 import { orgRoutes } from "./http/routes/orgs.ts";
 import { serviceAccountRoutes } from "./http/routes/service-accounts.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
+import { consoleRoutes } from "./console/index.ts";
 
 const API_INFO = {
   title: "Keyward",
@@ -48,6 +49,8 @@ export function buildApp() {
   const app = router();
   app.use("*", requestContext);
   for (const path of ["/api/v1/*", "/api/auth/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, jsonBodies);
+  // The admin console: its own middleware (session, CSRF, headers), before the API's.
+  app.route("/console", consoleRoutes);
   app.route("/", publicRoutes);
   app.route("/api/auth/access-tokens", exchangeRoutes);
   app.route("/oauth", oauthRoutes);

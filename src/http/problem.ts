@@ -88,7 +88,7 @@ export function errorResponse(err: unknown, requestId: string): Response {
   return problemResponse(asDomainError(err, requestId), requestId);
 }
 
-function asDomainError(err: unknown, requestId: string): DomainError {
+export function asDomainError(err: unknown, requestId: string): DomainError {
   if (err instanceof DomainError) return err;
   if (err instanceof z.ZodError) return validationError(err, "request");
   if (err instanceof HTTPException) {

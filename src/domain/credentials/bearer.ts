@@ -1,6 +1,6 @@
 import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
-import { resolveCredential } from "./resolver.ts";
+import { resolveCredential, type ResolvedCredential } from "./resolver.ts";
 import type { Principal } from "../shared/principal.ts";
 import { failureKeys, limitFailedAttempts } from "./failure-limits.ts";
 
@@ -26,6 +26,11 @@ async function authenticateOnce(ctx: Ctx, presented: string | null): Promise<Pri
   if (presented === null) throw noBearerCredential();
   const credential = await resolveCredential(ctx, presented, { purpose: "act", accessToken: true, jwtAudience: ctx.config.ISSUER });
   if (!credential) throw unauthenticated("The credential is invalid, expired or revoked");
+  return principalOf(credential);
+}
+
+/** The principal a resolved credential acts as. */
+export function principalOf(credential: ResolvedCredential): Principal {
   return {
     accountId: credential.account.accountId,
     orgId: credential.account.orgId,

@@ -40,9 +40,18 @@ export const authorizeLimits = (config: Config): JwtLimits => ({
   max: { seconds: config.AUTHORIZE_JWT_TTL_SECONDS, name: "AUTHORIZE_JWT_TTL_SECONDS" },
 });
 
+/** The longest a console session lives (an hour), never past the credential it was opened with. */
+export const CONSOLE_SESSION_SECONDS = 3600;
+
+/** The limits of console sessions (JWTs for the audience `<ISSUER>/console`), clipped to the credential signed in with. */
+export const consoleSessionLimits = (): JwtLimits => ({
+  default: { seconds: CONSOLE_SESSION_SECONDS, name: "the console session lifetime" },
+  max: { seconds: CONSOLE_SESSION_SECONDS, name: "the console session lifetime" },
+});
+
 /** The longest any JWT may live: how long a revocation that kills JWTs must be remembered. */
 export function longestJwtLifetimeSeconds(config: Config): number {
-  return Math.max(config.DEFAULT_JWT_TTL_SECONDS, config.MAX_JWT_TTL_SECONDS, config.AUTHORIZE_JWT_TTL_SECONDS);
+  return Math.max(config.DEFAULT_JWT_TTL_SECONDS, config.MAX_JWT_TTL_SECONDS, config.AUTHORIZE_JWT_TTL_SECONDS, CONSOLE_SESSION_SECONDS);
 }
 
 /** Seconds a credential has left (whole seconds, rounded down), or Infinity when it does not expire. */
