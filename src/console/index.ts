@@ -7,6 +7,11 @@ import { assetRoutes } from "./assets.ts";
 import { consoleRouter, type ConsoleEnv } from "./context.ts";
 import { notFoundPage, onConsoleError } from "./errors.tsx";
 import { orgPages } from "./orgs.tsx";
+import { accessPages } from "./access.tsx";
+import { auditPages } from "./audit.tsx";
+import { invitationPages } from "./invitations.tsx";
+import { reviewPages } from "./review.tsx";
+import { rolePages } from "./roles.tsx";
 import { requireSession, sessionRoutes } from "./session.tsx";
 
 /** No inline script or style anywhere: the one stylesheet and script are files of this origin. */
@@ -57,4 +62,9 @@ consoleRoutes.use("*", requireSession);
 consoleRoutes.route("/", sessionRoutes);
 consoleRoutes.route("/", orgPages);
 // Page groups: one line each.
+consoleRoutes.route("/", rolePages);
+consoleRoutes.route("/", accessPages);
+consoleRoutes.route("/", invitationPages);
+consoleRoutes.route("/", reviewPages);
+consoleRoutes.route("/", auditPages);
 consoleRoutes.all("*", notFoundPage);
