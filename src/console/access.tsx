@@ -25,7 +25,7 @@ export const accessPath = (org: string, sa: string) => `${paths.account(org, sa)
 interface SectionInput {
   org: { id: string; slug: string; name: string };
   accountId: string;
-  /** The scope whose effective operations are shown (a picker value). */
+  /** The scope whose effective operations are shown (a picker value; the page's `at` query). */
   scope?: string | undefined;
   errors?: FormErrors;
   values?: Record<string, string>;
@@ -82,7 +82,7 @@ export async function accessSection(c: ConsoleContext, p: SectionInput) {
       )}
       <form method="get" action={base} class="filters" aria-label="Effective permissions scope">
         <h3>Effective permissions</h3>
-        <Select name="scope" label="At scope" value={scope} options={options} />
+        <Select name="at" label="At scope" value={scope} options={options} />
         <button type="submit" class="secondary">
           Show
         </button>
@@ -91,7 +91,7 @@ export async function accessSection(c: ConsoleContext, p: SectionInput) {
         At <strong>{scopeText(options, effective.scope.type, effective.scope.id)}</strong> the account holds {effective.operations.length === 0 ? "no operation." : `${effective.operations.length} operation(s):`}
       </p>
       {effective.operations.length > 0 && (
-        <ul class="ops" aria-label="Effective operations">
+        <ul class="actions" aria-label="Effective operations">
           {effective.operations.map((op) => (
             <li>
               <code>{op}</code>
@@ -106,7 +106,7 @@ export async function accessSection(c: ConsoleContext, p: SectionInput) {
 async function accessPage(c: ConsoleContext, errors: FormErrors = noErrors, values?: Record<string, string>, status: ContentfulStatusCode = 200) {
   const org = await pageOrg(c, c.req.param("org")!);
   const account = await readAccount(consoleCtx(c), principalOf(c), org.id, c.req.param("sa")!);
-  const section = await accessSection(c, { org, accountId: account.id, scope: c.req.query("scope"), errors, ...(values ? { values } : {}) });
+  const section = await accessSection(c, { org, accountId: account.id, scope: c.req.query("at"), errors, ...(values ? { values } : {}) });
   return page(
     c,
     {

@@ -132,7 +132,7 @@ async function reviewPage(c: ConsoleContext) {
         <>
           <h1>Review</h1>
           <nav aria-label="Review lists">
-            <ul class="tabs">
+            <ul class="actions">
               {VIEWS.map((v) => (
                 <li>
                   <a href={reviewHref(org.slug, v.key)} aria-current={v.key === view ? "page" : undefined}>

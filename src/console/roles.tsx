@@ -73,7 +73,7 @@ function RoleForm(p: { action: string; title: string; submit: string; values: Ro
 }
 
 const OperationList = (p: { operations: readonly Operation[] }) => (
-  <ul class="ops">
+  <ul class="actions">
     {p.operations.map((op) => (
       <li>
         <code>{op}</code>

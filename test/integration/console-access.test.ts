@@ -185,7 +185,7 @@ describe("access: role assignments and effective permissions", () => {
     expect(assignment).toMatchObject({ roleId: "role_viewer", scope: { type: "project", id: home.project.id } });
 
     const opsAt = async (scope: string) => {
-      const page = expectPage(await getPage(home.admin, `${path}?scope=${scope}`), 200);
+      const page = expectPage(await getPage(home.admin, `${path}?at=${scope}`), 200);
       return [...(page.match(/aria-label="Effective operations">([\s\S]*?)<\/ul>/)?.[1] ?? "").matchAll(/<code>([^<]+)<\/code>/g)].map((m) => m[1]).sort();
     };
     expect(await opsAt(home.project.id)).toEqual(["audit.read", "orgs.read", "service-accounts.read"]);
