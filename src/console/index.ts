@@ -26,7 +26,8 @@ const headers = secureHeaders({
     baseUri: ["'none'"],
   },
   xFrameOptions: "DENY",
-  referrerPolicy: "no-referrer",
+  // Same-origin form posts then carry their Origin (under no-referrer browsers send `Origin: null`).
+  referrerPolicy: "same-origin",
 });
 
 const FORM_TYPES = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;

@@ -161,6 +161,14 @@ describe("roles", () => {
     expect((await apiRoles(other.org, root.token)).some((r) => r.id === alien.id)).toBe(true);
   });
 
+  it("pages carry Referrer-Policy same-origin, so a browser's form post names its Origin (under no-referrer it sends Origin: null, which is refused)", async () => {
+    expect((await getPage(home.admin, rolesPath(home.org))).headers.get("referrer-policy")).toBe("same-origin");
+    expect((await call("GET", `/api/v1/orgs/${home.org.id}/roles`, { token: root.token })).headers.get("referrer-policy"), "the API keeps no-referrer").toBe("no-referrer");
+    const name = unique("null-origin");
+    expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }, { origin: "null" }), 403);
+    expect((await apiRoles(home.org, root.token)).some((r) => r.name === name)).toBe(false);
+  });
+
   it("a cross-site form post is refused (403) and creates nothing", async () => {
     const name = unique("csrf");
     expectPage(await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] }, { origin: "https://evil.example", "sec-fetch-site": "cross-site" }), 403);
