@@ -45,7 +45,9 @@ const detailsText = (d: Record<string, unknown>) => {
   return s === "{}" ? "" : s.length > 200 ? `${s.slice(0, 200)}…` : s;
 };
 
-function AuditTable(p: { items: AuditEvent[]; caption: string }) {
+/** The events; an actor or a target links to the log filtered by it. */
+function AuditTable(p: { items: AuditEvent[]; caption: string; base: string; f: Filters }) {
+  const by = (filter: Filters) => hrefOf(p.base, { ...p.f, ...filter });
   return (
     <Table caption={p.caption} head={["Time", "Actor", "Action", "Target", "Details", "Request"]} rows={p.items.length} empty="No event matches.">
       {p.items.map((e) => (
@@ -54,13 +56,18 @@ function AuditTable(p: { items: AuditEvent[]; caption: string }) {
             <When ms={e.createdAt} />
           </td>
           <td>
-            <code>{e.actorId}</code>
+            <a href={by({ actor: e.actorId })}>
+              <code>{e.actorId}</code>
+            </a>
           </td>
           <td>
             <code>{e.action}</code>
           </td>
           <td>
-            {e.targetType} <code>{e.targetId}</code>
+            {e.targetType}{" "}
+            <a href={by({ target: e.targetId })}>
+              <code>{e.targetId}</code>
+            </a>
           </td>
           <td class="mono">{detailsText(e.details)}</td>
           <td>
@@ -116,7 +123,7 @@ async function auditPage(c: ConsoleContext, o: { title: string; base: string; or
           <FilterForm base={o.base} f={f} errors={errors} />
           {result && (
             <>
-              <AuditTable items={result.items} caption={`${o.title}, newest first`} />
+              <AuditTable items={result.items} caption={`${o.title}, newest first`} base={o.base} f={f} />
               <Pager nextHref={result.nextCursor ? hrefOf(o.base, f, result.nextCursor) : null} firstHref={c.req.query("cursor") ? hrefOf(o.base, f) : null} />
             </>
           )}

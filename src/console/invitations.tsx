@@ -7,7 +7,7 @@ import { answerBody, inviteBody } from "../http/routes/invitations.ts";
 import { consoleCtx, consoleRouter, operationsAt, pageOrg, paths, principalOf, type ConsoleContext } from "./context.ts";
 import { redirectWith } from "./flash.ts";
 import { buttonAction } from "./actions.ts";
-import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostButton, PostForm, readForm, Select, type FormErrors } from "./forms.tsx";
+import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostForm, readForm, Select, type FormErrors } from "./forms.tsx";
 import { page, Table, When } from "./layout.tsx";
 import { roleText, scopeInput, scopeOptions, scopeText } from "./scopes.tsx";
 
@@ -33,6 +33,16 @@ function StateFilter(p: { name: string; label: string; value: string; base: stri
     </form>
   );
 }
+
+/** Accept or decline: a short visible label, the account named for screen readers. */
+const AnswerButton = (p: { action: string; state: "accepted" | "declined"; email: string }) => (
+  <form method="post" action={p.action} class="inline">
+    <input type="hidden" name="state" value={p.state} />
+    <button type="submit" class={p.state === "declined" ? "secondary" : undefined} aria-label={`${p.state === "accepted" ? "Accept" : "Decline"} the invitation for ${p.email}`}>
+      {p.state === "accepted" ? "Accept" : "Decline"}
+    </button>
+  </form>
+);
 
 async function invitationsPage(c: ConsoleContext, errors: FormErrors = noErrors, values?: Record<string, string>, status: ContentfulStatusCode = 200) {
   const ctx = consoleCtx(c);
@@ -115,9 +125,7 @@ async function invitationsPage(c: ConsoleContext, errors: FormErrors = noErrors,
                       <code>{i.orgId}</code>
                     </td>
                     <td>{roleText(i.roleId)}</td>
-                    <td>
-                      {i.scopeType} <code>{i.scopeId}</code>
-                    </td>
+                    <td>{i.scopeType === "org" ? "Their whole organization" : <>{i.scopeType === "project" ? "Project" : "Environment"} <code>{i.scopeId}</code></>}</td>
                     <td>
                       <span class="badge">{i.state}</span>
                     </td>
@@ -126,10 +134,10 @@ async function invitationsPage(c: ConsoleContext, errors: FormErrors = noErrors,
                     </td>
                     <td>
                       {answerable(i) && (
-                        <>
-                          <PostButton action={`${paths.account(org.slug, i.accountId!)}/invitations/${encodeURIComponent(i.id)}/answer`} label={`Accept for ${i.email}`} fields={{ state: "accepted" }} />{" "}
-                          <PostButton action={`${paths.account(org.slug, i.accountId!)}/invitations/${encodeURIComponent(i.id)}/answer`} label={`Decline for ${i.email}`} variant="secondary" fields={{ state: "declined" }} />
-                        </>
+                        <div class="actions">
+                          <AnswerButton action={`${paths.account(org.slug, i.accountId!)}/invitations/${encodeURIComponent(i.id)}/answer`} state="accepted" email={i.email} />
+                          <AnswerButton action={`${paths.account(org.slug, i.accountId!)}/invitations/${encodeURIComponent(i.id)}/answer`} state="declined" email={i.email} />
+                        </div>
                       )}
                     </td>
                   </tr>

@@ -31,7 +31,7 @@ const canChange = (can: Can, role: RoleDef) => !role.builtin && can("roles.edit"
 function OperationBoxes(p: { values: RoleValues; can: Can; errors: FormErrors }) {
   const error = p.errors.fields.operations;
   return (
-    <fieldset class="field" aria-describedby={error ? "f-operations-error" : undefined}>
+    <fieldset class="field checks" aria-describedby={error ? "f-operations-error" : undefined}>
       <legend>Operations</legend>
       {ORG_OPERATIONS.map((op) => {
         const id = `f-op-${op.replace(/[^a-z0-9-]/g, "-")}`;

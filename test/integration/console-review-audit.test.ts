@@ -24,7 +24,12 @@ function expectPage(res: Page, status: number) {
 }
 const fieldError = (html: string, field: string) => html.match(new RegExp(`id="f-${field}-error"[^>]*>([^<]*)<`))?.[1];
 /** The event ids a page of the audit log shows, in order. */
-const rowsOf = (html: string) => [...html.matchAll(/<td><code>([^<]+)<\/code><\/td><td><code>([^<]+)<\/code><\/td><td>([^<]*)<code>([^<]+)<\/code>/g)].map((m) => ({ action: m[2]!, target: m[4]!, actor: m[1]! }));
+const rowsOf = (html: string) =>
+  [...html.matchAll(/<td><a href="[^"]*"><code>([^<]+)<\/code><\/a><\/td><td><code>([^<]+)<\/code><\/td><td>[^<]*<a href="[^"]*"><code>([^<]+)<\/code><\/a>/g)].map((m) => ({
+    actor: m[1]!,
+    action: m[2]!,
+    target: m[3]!,
+  }));
 const actionsOf = (html: string) => rowsOf(html).map(({ action, target }) => ({ action, target }));
 const hrefs = (html: string, text: string) => [...html.matchAll(new RegExp(`<a href="([^"]+)"[^>]*>${text}</a>`, "g"))].map((m) => m[1]!.replaceAll("&amp;", "&"));
 
@@ -140,7 +145,10 @@ describe("audit log", () => {
   });
 
   it("shows the org's events newest first, filtered by action, target and actor", async () => {
-    const all = actionsOf(expectPage(await getPage(o.admin, auditPath(o.org)), 200));
+    const page = expectPage(await getPage(o.admin, auditPath(o.org)), 200);
+    expect(page, "an actor links to the log filtered by it").toContain(`href="${auditPath(o.org, `?actor=${o.adminId}`)}"`);
+    expect(page, "a target too").toContain(`href="${auditPath(o.org, `?target=${roles[0]!.id}`)}"`);
+    const all = actionsOf(page);
     expect(all.slice(0, 3), "newest first").toEqual([...roles].reverse().map((r) => ({ action: "role.created", target: r.id })));
     const byAction = rowsOf(expectPage(await getPage(o.admin, auditPath(o.org, "?action=role.created")), 200));
     expect(byAction.length).toBeGreaterThanOrEqual(3);

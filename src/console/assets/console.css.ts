@@ -68,6 +68,13 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1re
 dl.facts dt { font-weight: 600; color: var(--muted); }
 dl.facts dd { margin: 0; }
 .pager { display: flex; gap: 1rem; margin: .8rem 0; }
+ul.actions { list-style: none; padding: 0; }
+.badge { white-space: nowrap; }
+fieldset.checks { border: 1px solid var(--line); border-radius: 6px; padding: .6rem 1rem; max-width: 44rem; }
+fieldset.checks legend { font-weight: 600; padding: 0 .3rem; }
+fieldset.checks .field.check { flex-wrap: wrap; margin: 0 0 .6rem; max-width: none; }
+fieldset.checks .field.check .hint { flex-basis: 100%; padding-left: 1.7rem; }
+td.mono { overflow-wrap: anywhere; min-width: 12rem; }
 @media (max-width: 40rem) {
   main { padding: .8rem; }
   th, td { padding: .4rem; }
