@@ -7,6 +7,7 @@ import { assetRoutes } from "./assets.ts";
 import { consoleRouter, type ConsoleEnv } from "./context.ts";
 import { notFoundPage, onConsoleError } from "./errors.tsx";
 import { orgPages } from "./orgs.tsx";
+import { serviceAccountPages } from "./service-accounts.tsx";
 import { requireSession, sessionRoutes } from "./session.tsx";
 
 /** No inline script or style anywhere: the one stylesheet and script are files of this origin. */
@@ -57,4 +58,5 @@ consoleRoutes.use("*", requireSession);
 consoleRoutes.route("/", sessionRoutes);
 consoleRoutes.route("/", orgPages);
 // Page groups: one line each.
+consoleRoutes.route("/", serviceAccountPages);
 consoleRoutes.all("*", notFoundPage);
