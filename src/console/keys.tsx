@@ -81,7 +81,8 @@ export const keyPages = (render: RenderAccount) =>
           const key = await addKey(consoleCtx(c), principalOf(c), org, sa, keyInput(form));
           return redirectWith(c, `${paths.account(org, sa)}#keys`, `Key ${key.kid} added (${key.alg}, fingerprint ${key.fingerprint}).`);
         },
-        (errors, values, status) => render(c, { keyErrors: errors, keyValues: values }, status),
+        // A pasted private key is not echoed back.
+        (errors, values, status) => render(c, { keyErrors: errors, keyValues: /"d"\s*:|PRIVATE KEY/.test(values.publicKey ?? "") ? { ...values, publicKey: "" } : values }, status),
         { "publicKey.kid": "kid" },
       ),
     )

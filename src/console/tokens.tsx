@@ -139,10 +139,7 @@ export function tokenInput(form: FormValues) {
 export const TOKEN_FIELDS = { expiresInSeconds: "expiresInDays", expiresAt: "expiresInDays" };
 
 /** A limit reached is a message on the account page, not an error page. */
-const limitMessage = (err: DomainError): FormErrors =>
-  err.code === "token_limit_reached"
-    ? { message: `${err.detail}. Revoke a token (or regenerate the active one) before issuing another.`, fields: {} }
-    : { message: err.detail, fields: {} };
+const limitMessage = (err: DomainError): FormErrors => ({ message: `${err.detail.replace(/\.$/, "")}. Revoke a token (or regenerate the active one) before issuing another.`, fields: {} });
 
 export const tokenPages = (render: RenderAccount) =>
   consoleRouter()
@@ -154,12 +151,9 @@ export const tokenPages = (render: RenderAccount) =>
           const issued = await issueToken(consoleCtx(c), principalOf(c), org, sa, tokenInput(form));
           return render(c, { secret: { secret: issued.secret, token: issued.token } });
         },
-        (errors, values, status) => render(c, { tokenErrors: errors, tokenValues: values }, status),
+        (errors, values, status, err) => render(c, { tokenErrors: err.code === "token_limit_reached" ? limitMessage(err) : errors, tokenValues: values }, status),
         TOKEN_FIELDS,
-      ).catch((err) => {
-        if (err instanceof DomainError && err.code === "token_limit_reached") return render(c, { tokenErrors: limitMessage(err) }, 409);
-        throw err;
-      }),
+      ),
     )
     .post("/orgs/:org/service-accounts/:sa/tokens/:tok/regenerate", (c) =>
       handleForm(
