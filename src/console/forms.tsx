@@ -94,7 +94,7 @@ const NOT_INPUT: ErrorCode[] = ["unauthenticated", "not_found", "permission_deni
 export async function handleForm(
   c: ConsoleContext,
   action: (form: FormValues) => Promise<Response>,
-  rerender: (errors: FormErrors, values: Record<string, string>, status: ContentfulStatusCode) => Promise<Response>,
+  rerender: (errors: FormErrors, values: Record<string, string>, status: ContentfulStatusCode, err: DomainError) => Promise<Response>,
   fieldAliases: Record<string, string> = {},
 ): Promise<Response> {
   const form = await readForm(c);
@@ -102,7 +102,7 @@ export async function handleForm(
     return await action(form);
   } catch (err) {
     if (!(err instanceof DomainError) || NOT_INPUT.includes(err.code)) throw err;
-    return rerender(formErrors(err, fieldAliases), form.raw, ERROR_STATUS[err.code]);
+    return rerender(formErrors(err, fieldAliases), form.raw, ERROR_STATUS[err.code], err);
   }
 }
 

@@ -7,6 +7,7 @@ import { assetRoutes } from "./assets.ts";
 import { consoleRouter, type ConsoleEnv } from "./context.ts";
 import { notFoundPage, onConsoleError } from "./errors.tsx";
 import { orgPages } from "./orgs.tsx";
+import { serviceAccountPages } from "./service-accounts.tsx";
 import { accessPages } from "./access.tsx";
 import { auditPages } from "./audit.tsx";
 import { invitationPages } from "./invitations.tsx";
@@ -63,6 +64,7 @@ consoleRoutes.use("*", requireSession);
 consoleRoutes.route("/", sessionRoutes);
 consoleRoutes.route("/", orgPages);
 // Page groups: one line each.
+consoleRoutes.route("/", serviceAccountPages);
 consoleRoutes.route("/", rolePages);
 consoleRoutes.route("/", accessPages);
 consoleRoutes.route("/", invitationPages);

@@ -68,7 +68,7 @@ export const patchAccountBody = z
     example: { name: "deploy-bot-web", displayName: "Deploy bot (web)", description: "Deploys the web app", groups: ["ci", "web"], externalId: "github:acme/web", allowedScopes: ["billing:read"], status: "disabled" },
   });
 
-const listQuery = pageQuery.extend({
+export const listQuery = pageQuery.extend({
   q: z.string().max(128).optional().openapi({ description: "Search in name, email and display name" }),
   status: z.enum(["active", "disabled", "expired"]).optional(),
   group: z.string().max(64).optional(),
