@@ -9,7 +9,8 @@ import { redirectWith } from "./flash.ts";
 import { buttonAction } from "./actions.ts";
 import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostForm, readForm, Select, type FormErrors } from "./forms.tsx";
 import { page, Table, When } from "./layout.tsx";
-import { roleText, scopeInput, scopeOptions, scopeText } from "./scopes.tsx";
+import { roleText, scopeText } from "./access-labels.ts";
+import { scopeInput, scopeOptions, ScopeSelect } from "./scope-picker.tsx";
 
 /**
  * Invitations: this org invites accounts of other orgs (by email) to a role at a scope, and answers
@@ -55,7 +56,7 @@ async function invitationsPage(c: ConsoleContext, errors: FormErrors = noErrors,
     can("orgs.read") ? listOrgInvitations(ctx, principal, org.id, stateOf(sentState)) : Promise.resolve(null),
     can("service-accounts.read") ? listReceivedInvitations(ctx, principal, org.id, stateOf(receivedState)) : Promise.resolve(null),
     can("orgs.read") ? listRoles(ctx, principal, org.id) : Promise.resolve([]),
-    scopeOptions(c, org),
+    scopeOptions(c, org.id),
   ]);
   const names = new Map(roles.map((r) => [r.id, r.name]));
   const base = paths.invitations(org.slug);
@@ -76,7 +77,7 @@ async function invitationsPage(c: ConsoleContext, errors: FormErrors = noErrors,
               <ErrorSummary errors={errors} />
               <Field name="email" label="The account's email" type="email" required value={values?.email} errors={errors} autocomplete="off" />
               <Select name="role" label="Role" required value={values?.role} errors={errors} options={roles.filter((r) => r.assignableToServiceAccounts).map((r) => ({ value: r.id, label: r.name }))} />
-              <Select name="scope" label="Scope" value={values?.scope ?? "org"} errors={errors} options={options} />
+              <ScopeSelect options={options} value={values?.scope} errors={errors} />
               <button type="submit">Send invitation</button>
             </PostForm>
           )}
@@ -159,7 +160,7 @@ export const invitationPages = consoleRouter()
       c,
       async (form) => {
         const org = await pageOrg(c, c.req.param("org"));
-        const scope = scopeInput(form.text("scope"), org.id);
+        const scope = scopeInput(form.text("scope"));
         const input = parseWith(inviteBody, { email: form.text("email") ?? "", role: form.text("role") ?? "", ...(scope ? { scope } : {}) });
         const sent = await invite(consoleCtx(c), principalOf(c), org.id, input);
         return redirectWith(c, paths.invitations(org.slug), `Invitation sent to ${sent.email}.`);

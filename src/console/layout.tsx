@@ -115,7 +115,8 @@ export const Table = (props: { caption: string; head: string[]; children?: Child
   props.rows === 0 ? (
     <p class="muted">{props.empty ?? "Nothing here yet."}</p>
   ) : (
-    <div class="table-wrap">
+    // Focusable so that a table wider than the screen can be scrolled from the keyboard.
+    <div class="table-wrap" role="region" aria-label={props.caption} tabindex={0}>
       <table>
         <caption class="muted">
           {props.caption}

@@ -69,26 +69,27 @@ describe("the console's access pages in Chromium", () => {
     expect(role.operations.sort()).toEqual(["service-accounts.access-tokens.edit", "service-accounts.read"]);
   });
 
-  it("access: assigns a role at a project and shows the account's effective permissions there", async () => {
+  it("access: assigns a role at a project from the account page and shows the account's effective permissions there", async () => {
     await visit(`/console/orgs/${home.slug}/service-accounts/${bot.id}/access`, "access-empty");
+    await visit(`/console/orgs/${home.slug}/service-accounts/${bot.id}`, "account-access-empty");
     const page = cb.page;
     const assign = page.getByRole("form", { name: "Assign a role" });
     await assign.getByLabel("Role").selectOption({ label: "viewer" });
     await assign.getByLabel("Scope").selectOption({ label: "Project Payments" });
     await assign.getByRole("button", { name: "Assign role" }).click();
-    await page.waitForLoadState();
+    await page.waitForURL(`**/console/orgs/${home.slug}/service-accounts/${bot.id}#access-heading`);
     expect(await flash()).toContain("Role assigned.");
     const assignments = await api("GET", `/api/v1/orgs/${home.id}/service-accounts/${bot.id}/role-assignments`);
     expect(assignments.items).toEqual([expect.objectContaining({ roleId: "role_viewer", scope: { type: "project", id: project.id } })]);
-    await expect.poll(() => page.getByRole("table", { name: "Role assignments" }).innerText()).toContain("Project Payments");
+    expect(await page.getByRole("table", { name: "Role assignments" }).innerText()).toContain("Project Payments");
 
-    await page.getByLabel("At scope").selectOption({ label: "Environment Payments / Production" });
-    await page.getByRole("button", { name: "Show" }).click();
-    await page.waitForURL(/at=env_/);
+    await page.getByLabel("At scope").selectOption({ label: "Project Payments / environment Production" });
+    await page.getByRole("button", { name: "Show", exact: true }).click();
+    await page.waitForURL(/at=environment%3Aenv_/);
     const ops = await page.getByRole("list", { name: "Effective operations" }).innerText();
     for (const op of ["orgs.read", "service-accounts.read", "audit.read"]) expect(ops).toContain(op);
     expect(await axeViolations(page)).toEqual([]);
-    await screenshot(page, "access");
+    await screenshot(page, "account-access");
   });
 
   it("invitations: sends one to an account of another org, whose org accepts it on the account's behalf", async () => {

@@ -183,11 +183,11 @@ describe("access: role assignments and effective permissions", () => {
     const path = accessPath(home.org, account.id);
     const html = expectPage(await getPage(home.admin, path), 200);
     expect(html).toContain("Access");
-    for (const v of ["org", home.project.id, home.env.id]) expect(html, v).toContain(`<option value="${v}"`);
-    expect(html).toContain("This account holds no role.");
+    for (const v of ["org", `project:${home.project.id}`, `environment:${home.env.id}`]) expect(html, v).toContain(`<option value="${v}"`);
+    expect(html).toContain("This account holds no role in this organization.");
     expect(postsTo(html, `${path}/assignments`)).toBe(true);
 
-    expectRedirect(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: home.project.id }), path);
+    expectRedirect(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: `project:${home.project.id}`, from: "access" }), path);
     const [assignment, ...more] = await apiAssignments(home.org, account.id, root.token);
     expect(more).toEqual([]);
     expect(assignment).toMatchObject({ roleId: "role_viewer", scope: { type: "project", id: home.project.id } });
@@ -196,8 +196,8 @@ describe("access: role assignments and effective permissions", () => {
       const page = expectPage(await getPage(home.admin, `${path}?at=${scope}`), 200);
       return [...(page.match(/aria-label="Effective operations">([\s\S]*?)<\/ul>/)?.[1] ?? "").matchAll(/<code>([^<]+)<\/code>/g)].map((m) => m[1]).sort();
     };
-    expect(await opsAt(home.project.id)).toEqual(["audit.read", "orgs.read", "service-accounts.read"]);
-    expect(await opsAt(home.env.id), "inherited below the project").toEqual(["audit.read", "orgs.read", "service-accounts.read"]);
+    expect(await opsAt(`project:${home.project.id}`)).toEqual(["audit.read", "orgs.read", "service-accounts.read"]);
+    expect(await opsAt(`environment:${home.env.id}`), "inherited below the project").toEqual(["audit.read", "orgs.read", "service-accounts.read"]);
     expect(await opsAt("org"), "nothing above it").toEqual([]);
 
     const page = expectPage(await getPage(home.admin, path), 200);
@@ -207,14 +207,34 @@ describe("access: role assignments and effective permissions", () => {
     expect((await auditRows(account.id)).map((r) => r.action)).toEqual(expect.arrayContaining(["role_assignment.created", "role_assignment.deleted"]));
   });
 
-  it("the same role twice (409), a role no service account may hold (422) and an unknown scope (400) show in the form", async () => {
+  it("is the account page's Access section: its forms come back to the account page", async () => {
+    const { account } = await newAccount(root.token, home.org.id);
+    const accountPage = `${consoleOrg(home.org)}/service-accounts/${account.id}`;
+    const html = expectPage(await getPage(home.admin, accountPage), 200);
+    expect(html).toContain('id="access-heading"');
+    expect(html).toMatch(new RegExp(`action="${escapeRe(accessPath(home.org, account.id))}/assignments"[^>]*>(?:(?!</form>)[\\s\\S])*name="from" value="account"`));
+    const res = await postForm(home.admin, `${accessPath(home.org, account.id)}/assignments`, { role: "role_viewer", scope: "org", from: "account" });
+    expectRedirect(res, `${accountPage}#access-heading`);
+    expect(flashOf(res)).toBe("success:Role assigned.");
+    const after = expectPage(await follow(res, home.admin), 200);
+    expect(after).toContain("Role assigned.");
+    const [assignment] = await apiAssignments(home.org, account.id, root.token);
+    expect(after).toContain(`${accessPath(home.org, account.id)}/assignments/${assignment!.id}/delete`);
+    const shown = expectPage(await getPage(home.admin, `${accountPage}?at=environment:${home.env.id}`), 200);
+    expect(shown).toMatch(/the account holds\s*3 operation/);
+    expectRedirect(await postForm(home.admin, `${accessPath(home.org, account.id)}/assignments/${assignment!.id}/delete`, { from: "account" }), `${accountPage}#access-heading`);
+    expect(await apiAssignments(home.org, account.id, root.token)).toEqual([]);
+  });
+
+  it("the same role twice (409), a role no service account may hold (422), no role (400) show in the form; an unknown or another org's scope is 404", async () => {
     const { account } = await newAccount(root.token, home.org.id);
     const path = accessPath(home.org, account.id);
     expectRedirect(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: "org" }), path);
     expect(expectPage(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: "org" }), 409)).toContain("already holds this role");
     expect(expectPage(await postForm(home.admin, `${path}/assignments`, { role: "role_org-owner", scope: "org" }), 422)).toContain("can never be held by a service account");
-    const bad = expectPage(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: "bogus" }), 400);
-    expect(fieldError(bad, "scope"), bad).toBeTruthy();
+    expect(expectPage(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: "bogus" }), 404)).toContain("not_found");
+    const alien = await newProject(other.adminToken, other.org.id);
+    expect(expectPage(await postForm(home.admin, `${path}/assignments`, { role: "role_viewer", scope: `project:${alien.id}` }), 404)).toContain("Project not found");
     const missing = expectPage(await postForm(home.admin, `${path}/assignments`, { scope: "org" }), 400);
     expect(fieldError(missing, "role"), missing).toBeTruthy();
     expect((await apiAssignments(home.org, account.id, root.token)).length).toBe(1);
@@ -229,7 +249,7 @@ describe("access: role assignments and effective permissions", () => {
     expect(html).toContain('aria-label="Effective operations"');
     expect(html).not.toContain('method="post" action="/console/orgs');
 
-    expect(expectPage(await postForm(home.viewer, `${path}/assignments`, { role: "role_viewer", scope: home.project.id }), 403)).toContain("permission_denied");
+    expect(expectPage(await postForm(home.viewer, `${path}/assignments`, { role: "role_viewer", scope: `project:${home.project.id}` }), 403)).toContain("permission_denied");
     expect(expectPage(await postForm(home.viewer, `${path}/assignments/${assignment!.id}/delete`, {}), 403)).toContain("permission_denied");
     expect(await apiAssignments(home.org, account.id, root.token)).toEqual([assignment]);
   });
@@ -268,7 +288,7 @@ describe("invitations", () => {
   it("sends an invitation; the invitee's org sees it received and accepts it on the account's behalf, which grants the role", async () => {
     const form = expectPage(await getPage(home.admin, invitationsPath(home.org)), 200);
     expect(postsTo(form, invitationsPath(home.org))).toBe(true);
-    const { account, inv } = await invited("role_viewer", home.project.id);
+    const { account, inv } = await invited("role_viewer", `project:${home.project.id}`);
     const sent = expectPage(await getPage(home.admin, invitationsPath(home.org)), 200);
     expect(sent).toContain(account.email);
 
