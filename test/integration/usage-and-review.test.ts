@@ -233,6 +233,13 @@ describe("review filters: an account's tokens", () => {
     await check({ unusedForDays: 30, status: "active" }, [f.old, f.usedLongAgo]);
   });
 
+  it("neverUsed=true lists the tokens that have never been used (false or absent: no filter)", async () => {
+    await check({ neverUsed: "true" }, [f.in2d, f.in30d, f.never, f.revoked, f.jobExpired, f.pastExpiry, f.old]);
+    await check({ neverUsed: "true", status: "active" }, [f.in2d, f.in30d, f.never, f.old]);
+    await check({ neverUsed: "false" }, Object.values(f));
+    expectProblem(await call("GET", `${path}?neverUsed=maybe`, { token: o.adminToken }), 400);
+  });
+
   it("status=active and status=revoked", async () => {
     const active = await check({ status: "active" }, [f.in2d, f.in30d, f.never, f.old, f.usedLately, f.usedLongAgo]);
     expect(new Set(active.map((t) => t.status))).toEqual(new Set(["active"]));
