@@ -22,7 +22,8 @@ const headers = secureHeaders({
     baseUri: ["'none'"],
   },
   xFrameOptions: "DENY",
-  referrerPolicy: "no-referrer",
+  // Not no-referrer: with it a browser sends `Origin: null` on form posts, and the CSRF check needs the origin.
+  referrerPolicy: "same-origin",
 });
 
 const FORM_TYPES = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;
