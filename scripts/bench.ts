@@ -21,6 +21,8 @@
  *      (c) POST /oauth/token client_credentials, client_secret_basic
  *      (d) POST /oauth/token client_credentials, private_key_jwt (a fresh assertion per request)
  *      (e) GET /api/v1/orgs/{org}/service-accounts?limit=20, an authenticated management read
+ *      (g) GET /console/orgs/{org}/service-accounts, a console page with a session cookie, at
+ *          BENCH_CONSOLE_CONNECTIONS [4] connections
  *      (f) the peer: oidc-provider (scripts/bench/peer-server.ts) on Node 22, client_credentials with
  *          client_secret_basic and ES256 JWT access tokens
  *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
@@ -34,7 +36,7 @@
  * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra
  * profiled round per direct scenario through the inspector: a .cpuprofile and the top functions),
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
- * private-key-jwt, list-accounts, peer; the ceiling always runs, the scale check with exchange),
+ * private-key-jwt, list-accounts, console-page, peer; the ceiling always runs, the scale check with exchange),
  * BENCH_SIGNING_ALG (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON
  * file to write), BENCH_GC=1 (V8's collections in workerd per round: scripts/bench/gc.ts).
  *
@@ -75,6 +77,7 @@ const settings = {
   rounds: Math.max(1, Math.round(setting("BENCH_ROUNDS", 3, 1))),
   accounts: Math.max(1, Math.round(setting("BENCH_ACCOUNTS", 20, 3))),
   pkjwtClients: Math.max(1, Math.round(setting("BENCH_PKJWT_CLIENTS", 4, 1))),
+  consoleConnections: Math.max(1, Math.round(setting("BENCH_CONSOLE_CONNECTIONS", 4, 2))),
   scaleBase: Math.max(1, Math.round(setting("BENCH_SCALE_BASE", 100, 100))),
   scaleTokens: Math.round(setting("BENCH_SCALE_TOKENS", 100_000, 500)),
   wranglerDev: setting("BENCH_WRANGLER_DEV", 1, 0) !== 0,
@@ -108,7 +111,7 @@ async function main(): Promise<number> {
   log(`seeded through the API: bootstrap, org '${seeded.org.slug}', ${seeded.accounts.length} service accounts with a token (${settings.pkjwtClients} with an ES256 key) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   // 3. The scenarios and the peer (rounds interleaved), the scale check; then /healthz through wrangler dev.
-  const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients });
+  const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients, consoleConnections: settings.consoleConnections });
   const peer = wanted("peer") ? await peerScenario() : null;
   const results = await runScenarios(run, [...scenarios, ...(peer ? [peer.scenario] : [])]);
   await peer?.stop();

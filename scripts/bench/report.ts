@@ -114,13 +114,16 @@ export function report(input: ReportInput) {
   const viaEntry = byId.get("healthz@miniflare-entry");
   // Scenarios (a)-(f) on the Worker's own socket and the peer; the scale rows (id "exchange@…")
   // and the proxy comparisons are reported beside them, not held to the latency target.
-  const measured = rows.filter((r) => (r.target === "direct" || r.target === "peer") && !r.id.includes("@"));
+  const measured = rows.filter((r) => (r.target === "direct" || r.target === "peer") && !r.id.includes("@") && r.id !== "console-page");
+  const consolePage = byId.get("console-page");
   const scaleRows = rows.filter((r) => r.id.startsWith("exchange@"));
   const targets = [
     { name: "token exchange >= 0.45 x ceiling", value: exchange ? exchange.median.rps / ceiling : null, pass: exchange ? exchange.median.rps / ceiling >= 0.45 : null },
     { name: "client_credentials (basic) >= 1.2 x peer", value: basic && peerRps ? basic.median.rps / peerRps : null, pass: basic && peerRps ? basic.median.rps / peerRps >= 1.2 : null },
     // The proxy comparisons (miniflare-entry, wrangler-dev) are not Keyward's scenarios.
     { name: "p99 <= 4 x p50 in every scenario (a)-(f)", value: Math.max(...measured.map((r) => r.p99OverP50 ?? 0)), pass: measured.every((r) => r.p99OverP50 !== null && r.p99OverP50 <= 4) },
+    // (g) is held to its own latency target (a page for people, at a few connections).
+    { name: "console page p50 < 50 ms", value: consolePage ? consolePage.median.p50 : null, pass: consolePage ? consolePage.median.p50 < 50 : null },
     { name: "no errors or non-2xx under load", value: rows.reduce((s, r) => s + r.non2xx + r.errors, 0), pass: rows.every((r) => r.non2xx === 0 && r.errors === 0) },
     // The cost per exchange must not grow with the store: the same picks (the same cache hits)
     // with 1,000 times more tokens stored, on two Workers whose rounds interleave. Picks over all

@@ -39,3 +39,23 @@ export const listAccountsRequest = (org: string, token: string): LoadRequest => 
   path: `/api/v1/orgs/${org}/service-accounts?limit=20`,
   headers: { authorization: `Bearer ${token}` },
 });
+
+/** The console's service-account list (a server-rendered page) with a session cookie. */
+export const consolePageRequest = (org: string, cookie: string): LoadRequest => ({
+  method: "GET",
+  path: `/console/orgs/${org}/service-accounts`,
+  headers: { cookie },
+});
+
+/** Signs in to the console with an access token (as its sign-in form posts); the session cookie. */
+export async function consoleSession(base: string, token: string): Promise<string> {
+  const res = await fetch(`${base}/console/login`, {
+    method: "POST",
+    body: form({ token }),
+    headers: { "content-type": "application/x-www-form-urlencoded", origin: base, "sec-fetch-site": "same-origin" },
+    redirect: "manual",
+  });
+  const cookie = res.headers.getSetCookie().find((c) => c.startsWith("kw_session="))?.split(";")[0];
+  if (res.status !== 303 || !cookie) throw new Error(`console sign-in failed: ${res.status} ${await res.text()}`);
+  return cookie;
+}

@@ -55,6 +55,8 @@ export interface Scenario {
   request: LoadRequest;
   next?: (() => LoadRequest) | undefined;
   hooks?: ScenarioHooks;
+  /** Its own concurrency instead of BENCH_CONNECTIONS (the console page: a few browsers, not a fleet of clients). */
+  connections?: number | undefined;
 }
 
 function gcOfRounds(rounds: RoundStats[]): GcStats | null {
@@ -81,7 +83,7 @@ class ScenarioRun {
 
   private load(seconds: number) {
     const { target, request, next } = this.scenario;
-    return load(target, this.options.connections, request, seconds, next);
+    return load(target, this.scenario.connections ?? this.options.connections, request, seconds, next);
   }
 
   async start() {

@@ -1,7 +1,7 @@
 /**
  * The benchmark's scenarios on the Worker: (a) the /healthz ceiling (and through Miniflare's entry
  * Worker), (b) the token exchange, (c) client_secret_basic, (d) private_key_jwt, (e) a management
- * read, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
+ * read, (g) a console page, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
  * and with many tokens in the store) and /healthz through `wrangler dev`.
  */
 import { mkdirSync } from "node:fs";
@@ -10,7 +10,7 @@ import { AssertionPool } from "./assertions.ts";
 import { onCleanup } from "./lifecycle.ts";
 import type { LoadRequest, Target } from "./load.ts";
 import { descendants, totalMiB, workerdPids } from "./proc.ts";
-import { assertionRequest, basicRequest, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
+import { assertionRequest, basicRequest, consolePageRequest, consoleSession, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
 import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
 import { accountTemplate, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
@@ -27,9 +27,11 @@ export interface WorkerScenarioOptions {
   /** /healthz through Miniflare's entry Worker too (with the wrangler dev comparison). */
   viaEntry: boolean;
   pkjwtClients: number;
+  /** Concurrency of (g), the console page (BENCH_CONSOLE_CONNECTIONS). */
+  consoleConnections: number;
 }
 
-/** (a) to (e), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
+/** (a) to (e) and (g), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
 export async function workerScenarios(run: RunOptions, worker: RunningWorker, seeded: Seeded, options: WorkerScenarioOptions): Promise<Scenario[]> {
   const { direct, entry } = worker;
   const { accounts, org } = seeded;
@@ -78,6 +80,18 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
 
   if (options.wanted("list-accounts")) {
     scenarios.push({ id: "list-accounts", label: "(e) GET /api/v1/orgs/{org}/service-accounts?limit=20", target: direct, request: listAccountsRequest(org.slug, accounts[0]!.token) });
+  }
+
+  // A viewer signed in to the console: its session cookie on every request, a few connections (people, not clients).
+  if (options.wanted("console-page")) {
+    const cookie = await consoleSession(direct.base, accounts[0]!.token);
+    scenarios.push({
+      id: "console-page",
+      label: `(g) GET /console/orgs/{org}/service-accounts (page, ${options.consoleConnections} connections)`,
+      target: direct,
+      request: consolePageRequest(org.slug, cookie),
+      connections: options.consoleConnections,
+    });
   }
   return scenarios;
 }

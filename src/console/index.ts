@@ -27,7 +27,7 @@ const headers = secureHeaders({
     baseUri: ["'none'"],
   },
   xFrameOptions: "DENY",
-  // Same-origin form posts then carry their Origin (under no-referrer browsers send `Origin: null`).
+  // Not no-referrer: with it a browser sends `Origin: null` on form posts, and the CSRF check needs the origin.
   referrerPolicy: "same-origin",
 });
 

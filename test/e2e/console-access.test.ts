@@ -1,5 +1,7 @@
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { axeViolations, openConsole, screenshot, signIn, type ConsoleBrowser } from "./console-browser.ts";
+import { startDevServer, type DevServer } from "../../scripts/dev-server.ts";
+import { expectAccessible, launchBrowser, newContext, screenshot, signIn } from "./console-browser.ts";
 
 /**
  * The roles, access, invitations, review and audit pages in Chromium against the real dev server:
@@ -8,7 +10,9 @@ import { axeViolations, openConsole, screenshot, signIn, type ConsoleBrowser } f
  * accepted on the invitee's behalf, screenshots into test-results/console/.
  */
 
-let cb: ConsoleBrowser;
+let server: DevServer;
+let browser: Browser;
+let page: Page;
 const suffix = Math.random().toString(36).slice(2, 8);
 let home: { id: string; slug: string };
 let partner: { id: string; slug: string };
@@ -17,9 +21,9 @@ let bot: { id: string; name: string };
 let invitee: { id: string; email: string };
 
 async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(cb.server.base + path, {
+  const res = await fetch(server.base + path, {
     method,
-    headers: { authorization: `Bearer ${cb.server.rootToken}`, ...(body ? { "content-type": "application/json" } : {}) },
+    headers: { authorization: `Bearer ${server.rootToken}`, ...(body ? { "content-type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
@@ -29,33 +33,35 @@ async function api(method: string, path: string, body?: unknown) {
 
 /** Visits a page, checks it with axe and takes its screenshot. */
 async function visit(path: string, shot: string) {
-  const res = await cb.page.goto(path);
+  const res = await page.goto(path);
   expect(res?.status(), path).toBe(200);
-  expect(await axeViolations(cb.page), path).toEqual([]);
-  await screenshot(cb.page, shot);
+  await expectAccessible(page, shot);
+  await screenshot(page, shot);
 }
 
-const flash = () => cb.page.locator(".flash").innerText();
+const flash = () => page.locator(".flash").innerText();
 
 beforeAll(async () => {
-  cb = await openConsole();
+  server = await startDevServer();
+  browser = await launchBrowser();
   home = await api("POST", "/api/v1/orgs", { slug: `acme-${suffix}`, name: "Acme" });
   partner = await api("POST", "/api/v1/orgs", { slug: `partner-${suffix}`, name: "Partner" });
   project = await api("POST", `/api/v1/orgs/${home.id}/projects`, { slug: "payments", name: "Payments" });
   await api("POST", `/api/v1/orgs/${home.id}/projects/${project.id}/environments`, { slug: "prod", name: "Production" });
   bot = await api("POST", `/api/v1/orgs/${home.id}/service-accounts`, { name: "deploy-bot", displayName: "Deploy bot" });
   invitee = await api("POST", `/api/v1/orgs/${partner.id}/service-accounts`, { name: "partner-bot" });
-  await signIn(cb.page, cb.server.rootToken);
+  page = await (await newContext(browser, server.base)).newPage();
+  await signIn(page, server.rootToken);
 });
 
 afterAll(async () => {
-  await cb?.close();
+  await browser?.close();
+  await server?.stop();
 });
 
 describe("the console's access pages in Chromium", () => {
   it("roles: lists the built-in roles and creates a custom role with the operation checkboxes", async () => {
     await visit(`/console/orgs/${home.slug}/roles`, "roles");
-    const page = cb.page;
     await page.getByLabel("Name", { exact: true }).fill("deployer");
     await page.getByLabel("Description").fill("Reads accounts and rotates their tokens");
     await page.getByRole("checkbox", { name: "service-accounts.read" }).check();
@@ -63,7 +69,7 @@ describe("the console's access pages in Chromium", () => {
     await page.getByRole("button", { name: "Create role" }).click();
     await page.waitForURL(`**/console/orgs/${home.slug}/roles/deployer`);
     expect(await flash()).toContain("Role deployer created.");
-    expect(await axeViolations(page)).toEqual([]);
+    await expectAccessible(page, page.url());
     await screenshot(page, "role");
     const role = await api("GET", `/api/v1/orgs/${home.id}/roles/deployer`);
     expect(role.operations.sort()).toEqual(["service-accounts.access-tokens.edit", "service-accounts.read"]);
@@ -72,7 +78,6 @@ describe("the console's access pages in Chromium", () => {
   it("access: assigns a role at a project from the account page and shows the account's effective permissions there", async () => {
     await visit(`/console/orgs/${home.slug}/service-accounts/${bot.id}/access`, "access-empty");
     await visit(`/console/orgs/${home.slug}/service-accounts/${bot.id}`, "account-access-empty");
-    const page = cb.page;
     const assign = page.getByRole("form", { name: "Assign a role" });
     await assign.getByLabel("Role").selectOption({ label: "viewer" });
     await assign.getByLabel("Scope").selectOption({ label: "Project Payments" });
@@ -88,13 +93,12 @@ describe("the console's access pages in Chromium", () => {
     await page.waitForURL(/at=environment%3Aenv_/);
     const ops = await page.getByRole("list", { name: "Effective operations" }).innerText();
     for (const op of ["orgs.read", "service-accounts.read", "audit.read"]) expect(ops).toContain(op);
-    expect(await axeViolations(page)).toEqual([]);
+    await expectAccessible(page, page.url());
     await screenshot(page, "account-access");
   });
 
   it("invitations: sends one to an account of another org, whose org accepts it on the account's behalf", async () => {
     await visit(`/console/orgs/${home.slug}/invitations`, "invitations-empty");
-    const page = cb.page;
     const send = page.getByRole("form", { name: "Invite a service account of another org" });
     await send.getByLabel("The account's email").fill(invitee.email);
     await send.getByLabel("Role").selectOption({ label: "viewer" });
@@ -110,20 +114,19 @@ describe("the console's access pages in Chromium", () => {
     expect(await flash()).toContain(`Invitation accepted for ${invitee.email}.`);
     const received = await api("GET", `/api/v1/orgs/${partner.id}/service-accounts/${invitee.id}/invitations`);
     expect(received.items.map((i: { state: string }) => i.state)).toEqual(["accepted"]);
-    expect(await axeViolations(page)).toEqual([]);
+    await expectAccessible(page, page.url());
   });
 
   it("review: every list, and the audit log with a filter, for the org and the platform", async () => {
     for (const view of ["stale", "expiring", "never-used", "unused"]) await visit(`/console/orgs/${home.slug}/review?view=${view}`, `review-${view}`);
     await visit(`/console/orgs/${home.slug}/audit`, "audit");
-    const page = cb.page;
     await page.getByLabel("Action").fill("role_assignment.created");
     await page.getByRole("button", { name: "Filter" }).click();
     await page.waitForURL(/action=role_assignment\.created/);
     const rows = await page.getByRole("table").innerText();
     expect(rows).toContain("role_assignment.created");
     expect(rows).not.toContain("role.created");
-    expect(await axeViolations(page)).toEqual([]);
+    await expectAccessible(page, page.url());
     await screenshot(page, "audit-filtered");
     await visit("/console/audit", "platform-audit");
   });

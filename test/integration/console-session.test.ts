@@ -198,6 +198,7 @@ describe("console security", () => {
       expect(res.headers.get("cache-control")).toBe("no-store");
       expect(res.headers.get("x-content-type-options")).toBe("nosniff");
       expect(res.headers.get("x-frame-options")).toBe("DENY");
+      expect(res.headers.get("referrer-policy")).toBe("same-origin");
       expect(res.text).not.toMatch(/<script>(?!<\/script>)|<style>| style="| on[a-z]+="/);
     }
   });

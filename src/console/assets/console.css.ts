@@ -28,6 +28,9 @@ main { max-width: 72rem; margin: 0 auto; padding: 1.2rem; }
 h1 { font-size: 1.6rem; margin: .4rem 0 1rem; }
 h2 { font-size: 1.2rem; margin: 1.6rem 0 .6rem; }
 section.panel, form.panel, .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 1rem 1.2rem; margin: 1rem 0; }
+.panel > h2:first-child, .panel > h1:first-child { margin-top: 0; }
+caption { text-align: left; padding: .5rem .6rem; }
+td form select { width: auto; max-width: 14rem; }
 table { width: 100%; border-collapse: collapse; background: var(--panel); }
 th, td { text-align: left; padding: .5rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; color: var(--muted); font-size: .9rem; }

@@ -9,6 +9,12 @@ import type { Ctx } from "../shared/context.ts";
 import type { Principal } from "../shared/principal.ts";
 import { mintJwt, revokeJti } from "../signing/jwt.ts";
 import { consoleSessionLimits, jwtLifetime } from "../signing/lifetime.ts";
+import { isolateState } from "../shared/isolate-state.ts";
+import { TtlCache } from "../../lib/ttl-cache.ts";
+
+/** Account names for the page header, per isolate (a rename shows within this long; nothing is decided on them). */
+const NAME_TTL_MS = 30_000;
+const names = isolateState("console-names", () => ({ cache: new TtlCache<string>(NAME_TTL_MS, 1000) }));
 
 /**
  * Console sessions: a Keyward JWT for the audience `<ISSUER>/console`, minted from the credential
@@ -76,9 +82,13 @@ export async function resumeConsoleSession(ctx: Ctx, jws: string): Promise<Resum
     principal.scopeLimit = undefined;
     principal.orgLimit = undefined;
   }
-  const row = await ctx.db.select({ name: serviceAccounts.name }).from(serviceAccounts).where(eq(serviceAccounts.id, principal.accountId)).get();
-  if (!row) return null;
-  return { principal, name: row.name, jti: jwt.jti, exp: jwt.exp };
+  let name = names.cache.get(principal.accountId, ctx.now());
+  if (name === undefined) {
+    const row = await ctx.db.select({ name: serviceAccounts.name }).from(serviceAccounts).where(eq(serviceAccounts.id, principal.accountId)).get();
+    if (!row) return null;
+    names.cache.set(principal.accountId, (name = row.name), ctx.now());
+  }
+  return { principal, name, jti: jwt.jti, exp: jwt.exp };
 }
 
 /** Signs out: the session's jti is revoked until it would have expired. */

@@ -48,9 +48,8 @@ export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   const headers = c.res.headers;
   const security = withSecurityHeaders(requestId, {});
-  // A route's own Referrer-Policy stays: the console's pages need `same-origin`, since under
-  // `no-referrer` browsers send `Origin: null` with their form posts, which the CSRF check refuses.
-  for (const name in security) if (name !== "referrer-policy" || !headers.has(name)) headers.set(name, security[name]!);
+  // A route's own value wins (the console's referrer policy: same-origin, so that browsers send its forms' Origin).
+  for (const name in security) if (name === "x-request-id" || !headers.has(name)) headers.set(name, security[name]!);
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
 };
 
