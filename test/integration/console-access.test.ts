@@ -148,6 +148,33 @@ describe("roles", () => {
     expect(after.map((r) => r.id)).toEqual(before.map((r) => r.id));
   });
 
+  it("a role editor can grant only what it holds: other operations are disabled, a hand-made grant of one is 403, a stronger role is not editable", async () => {
+    const editorRole = unique("editor");
+    expect((await postForm(home.admin, rolesPath(home.org), { name: editorRole, operations: ["orgs.read", "roles.edit"], assignable: "on" })).status).toBe(303);
+    const editor = await signIn((await accountWithRole(root.token, home.org.id, editorRole)).token);
+    const html = expectPage(await getPage(editor, rolesPath(home.org)), 200);
+    expect(html).toMatch(/value="orgs\.read"(?: checked="")? aria-describedby/);
+    expect(html, "an operation it does not hold cannot be ticked").toMatch(/value="audit\.read" disabled=""/);
+    expect(html).not.toMatch(/value="orgs\.read" disabled=""/);
+
+    const name = unique("sneaky");
+    const res = expectPage(await postForm(editor, rolesPath(home.org), { name, operations: ["orgs.read", "audit.read"] }), 403);
+    expect(res).toContain("audit.read");
+    expect((await apiRoles(home.org, root.token)).some((r) => r.name === name)).toBe(false);
+
+    const strong = (await apiRoles(home.org, root.token)).find((r) => r.name === editorRole)!;
+    const stronger = unique("strong");
+    expect((await postForm(home.admin, rolesPath(home.org), { name: stronger, operations: ["audit.read"] })).status).toBe(303);
+    const strongerId = (await apiRoles(home.org, root.token)).find((r) => r.name === stronger)!.id;
+    const page = expectPage(await getPage(editor, `${rolesPath(home.org)}/${stronger}`), 200);
+    expect(page).toContain("This role holds operations you do not hold");
+    expect(postsTo(page, `${rolesPath(home.org)}/${strongerId}`), "no edit form").toBe(false);
+    expect(postsTo(page, `${rolesPath(home.org)}/${strongerId}/delete`), "no delete").toBe(false);
+    expectPage(await postForm(editor, `${rolesPath(home.org)}/${strongerId}/delete`, {}), 403);
+    expect((await apiRoles(home.org, root.token)).some((r) => r.id === strongerId)).toBe(true);
+    expect(postsTo(expectPage(await getPage(editor, `${rolesPath(home.org)}/${strong.id}`), 200), `${rolesPath(home.org)}/${strong.id}`), "its own role it may edit").toBe(true);
+  });
+
   it("another org's roles are 404, read or written", async () => {
     expectPage(await getPage(other.admin, rolesPath(home.org)), 404);
     const name = unique("alien");
