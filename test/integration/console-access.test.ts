@@ -59,6 +59,20 @@ beforeAll(async () => {
   other = { org: o.org, adminToken: o.adminToken, admin: await signIn(o.adminToken), viewer: await signIn(otherViewer.token) };
 });
 
+describe("every page of the group", () => {
+  it("has no duplicate element ids (several forms share a page)", async () => {
+    const { account } = await newAccount(root.token, home.org.id, { roles: [{ role: "viewer" }] });
+    const name = unique("ids");
+    expect((await postForm(home.admin, rolesPath(home.org), { name, operations: ["orgs.read"] })).status).toBe(303);
+    for (const path of [rolesPath(home.org), `${rolesPath(home.org)}/${name}`, accessPath(home.org, account.id), `${consoleOrg(home.org)}/service-accounts/${account.id}`, invitationsPath(home.org), invitationsPath(other.org)]) {
+      const html = expectPage(await getPage(path.includes(other.org.slug) ? other.admin : home.admin, path), 200);
+      const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+      expect(ids.length, path).toBeGreaterThan(3);
+      expect(ids.filter((id, i) => ids.indexOf(id) !== i), path).toEqual([]);
+    }
+  });
+});
+
 describe("roles", () => {
   it("lists the built-in roles and offers a create form with every org operation as a checkbox", async () => {
     const html = expectPage(await getPage(home.admin, rolesPath(home.org)), 200);
