@@ -130,4 +130,13 @@ describe("the console's access pages in Chromium", () => {
     await screenshot(page, "audit-filtered");
     await visit("/console/audit", "platform-audit");
   });
+
+  it("at a phone's width the pages stay usable: wide tables scroll in a focusable region", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await visit(`/console/orgs/${home.slug}/roles`, "phone-roles");
+    await visit(`/console/orgs/${home.slug}/service-accounts/${bot.id}/access`, "phone-access");
+    await visit(`/console/orgs/${home.slug}/audit`, "phone-audit");
+    const overflow = await page.evaluate(`document.documentElement.scrollWidth - document.documentElement.clientWidth`);
+    expect(overflow, "the page itself does not scroll sideways").toBeLessThanOrEqual(0);
+  });
 });
