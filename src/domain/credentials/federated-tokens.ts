@@ -1,0 +1,210 @@
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import { sha256Hex } from "../../lib/sha256.ts";
+import { TtlCache } from "../../lib/ttl-cache.ts";
+import { auditInsert } from "../audit/audit-log.ts";
+import type { Ctx } from "../shared/context.ts";
+import { DomainError } from "../shared/errors.ts";
+import { isolateState } from "../shared/isolate-state.ts";
+import { replayCache } from "./account-object.ts";
+import { policyMatches } from "./claim-conditions.ts";
+import { policiesForIssuer, type TrustPolicy } from "./federated-credentials.ts";
+import { issuerKeys } from "./issuer-keys.ts";
+
+/**
+ * Verification of an external OIDC token (a GitHub Actions ID token, a Kubernetes projected
+ * service-account token, any issuer in FEDERATION_ALLOWED_ISSUERS) against the trust policies
+ * naming its issuer. In order, cheapest first, and nothing fetched for a token no policy could take:
+ *
+ *  1. a compact JWS of at most MAX_TOKEN_BYTES, alg RS256, ES256 or EdDSA (never `none`, never
+ *     HS*: an HMAC "signed" with an issuer's public key must not verify), an `iss` in the allow-list
+ *     with at least one enabled policy;
+ *  2. the signature against the issuer's keys (issuer-keys.ts), `iss` exact, `exp` required, and
+ *     `exp`/`nbf`/`iat` with FEDERATION_CLOCK_SKEW_S of skew;
+ *  3. each policy: `aud` one of its audiences (the Keyward issuer by default), the token's age
+ *     (now - iat) within its maxTokenAgeSeconds, then its subject and claim conditions;
+ *  4. among the policies that hold: those of the account `client_id` names, if one was sent; they
+ *     must all be of one account ("several accounts match; send client_id" otherwise);
+ *  5. a `jti`, where present, accepted once (until the token's exp plus the skew).
+ * The account's being alive and its network bounds are the credential resolver's to check.
+ */
+
+/**
+ * Clock skew accepted on external tokens: they are signed on their issuer's clock (a CI runner, a
+ * cluster's API server), like client assertions, so the same 30 s as private_key_jwt assertions.
+ */
+export const FEDERATION_CLOCK_SKEW_S = 30;
+export const MAX_TOKEN_BYTES = 16 * 1024;
+const ALGORITHMS = ["RS256", "ES256", "EdDSA", "Ed25519"];
+/** The replay cache of external jtis is spread over this many objects per issuer (a jti always lands on the same one). */
+const REPLAY_SHARDS = 16;
+/** How long this isolate keeps an issuer's policies: a change reaches every isolate within this bound. */
+export const POLICY_CACHE_TTL_MS = 10_000;
+
+const policies = isolateState("trust-policies", () => ({ byIssuer: new TtlCache<Promise<TrustPolicy[]>>(POLICY_CACHE_TTL_MS, 256) }));
+
+/** Forgets the cached policies (of one issuer, or all): a policy changed through this isolate applies here at once. */
+export function forgetTrustPolicies(issuer?: string): void {
+  if (issuer === undefined) policies.byIssuer.clear();
+  else policies.byIssuer.delete(issuer);
+}
+
+function cachedPolicies(ctx: Ctx, issuer: string): Promise<TrustPolicy[]> {
+  const now = ctx.now();
+  let found = policies.byIssuer.get(issuer, now);
+  if (!found) {
+    found = policiesForIssuer(ctx.env, issuer);
+    policies.byIssuer.set(issuer, found, now);
+    found.catch(() => policies.byIssuer.delete(issuer));
+  }
+  return found;
+}
+
+export interface FederatedMatch {
+  policy: TrustPolicy;
+  /** The external token's verified claims. */
+  claims: JWTPayload & { iss: string; exp: number };
+  /** The external token's subject (empty when it has none). */
+  sub: string;
+}
+
+/** Why a token was refused: `reason` for the audit log, never for the caller. */
+export interface FederatedRefusal {
+  reason: string;
+  iss?: string | undefined;
+  sub?: string | undefined;
+  /** The accounts whose policies the token was tried against (the orgs that learn of the refusal). */
+  candidates: TrustPolicy[];
+}
+
+export type FederatedOutcome = { ok: true; match: FederatedMatch } | ({ ok: false } & FederatedRefusal);
+
+const refuse = (reason: string, more: Partial<FederatedRefusal> = {}): FederatedOutcome => ({ ok: false, reason, candidates: [], ...more });
+
+/** Whether a token's unverified `iss` is another issuer's than ours (so the federation path, not our own JWTs', takes it). */
+export function isForeignToken(token: string, ownIssuer: string): boolean {
+  try {
+    const iss = decodeJwt(token).iss;
+    return typeof iss === "string" && iss !== ownIssuer;
+  } catch {
+    return false;
+  }
+}
+
+function verifyFailure(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return "expired";
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim ${err.claim} invalid (${err.reason})`;
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return "no key of the issuer matches the token's kid and alg";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "signature does not verify";
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return "algorithm not allowed";
+  if (err instanceof joseErrors.JOSEError) return `not verifiable (${err.code})`;
+  return "not verifiable";
+}
+
+/** Why a policy does not take the verified token, or null when it does. */
+function policyRefusal(ctx: Ctx, policy: TrustPolicy, claims: JWTPayload): string | null {
+  const audiences = policy.audiences.length > 0 ? policy.audiences : [ctx.config.ISSUER];
+  const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+  if (!aud.some((a) => audiences.includes(a))) return "aud is not one of the policy's audiences";
+  if (policy.maxTokenAgeSeconds !== null) {
+    if (typeof claims.iat !== "number") return "iat missing (the policy bounds the token's age)";
+    if (ctx.now() / 1000 - claims.iat > policy.maxTokenAgeSeconds + FEDERATION_CLOCK_SKEW_S) return "token older than the policy's maxTokenAgeSeconds";
+  }
+  const matched = policyMatches(policy, claims as Record<string, unknown>);
+  return matched.ok ? null : matched.reason;
+}
+
+/** The object remembering an issuer's jti: one of REPLAY_SHARDS per issuer, by the jti's hash. */
+function replayShard(ctx: Ctx, issuer: string, jti: string) {
+  const hash = sha256Hex(`${issuer} ${jti}`);
+  return { cache: replayCache(ctx, `federation:${sha256Hex(issuer).slice(0, 16)}:${parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS}`), key: `fed:${hash}` };
+}
+
+/**
+ * Verifies an external token against the trust policies of its issuer (the steps above).
+ * `clientId`, when given, names the account the caller wants. Never throws for a bad token.
+ */
+export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: string): Promise<FederatedOutcome> {
+  if (token.length > MAX_TOKEN_BYTES) return refuse("token too large");
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  let unverified: JWTPayload;
+  try {
+    header = decodeProtectedHeader(token);
+    unverified = decodeJwt(token);
+  } catch {
+    return refuse("not a JWT");
+  }
+  const iss = typeof unverified.iss === "string" ? unverified.iss : undefined;
+  const claimedSub = typeof unverified.sub === "string" ? unverified.sub.slice(0, 256) : undefined;
+  if (!iss) return refuse("iss missing");
+  const who = { iss: iss.slice(0, 256), sub: claimedSub };
+  if (!ALGORITHMS.includes(header.alg ?? "")) return refuse(`alg ${String(header.alg).slice(0, 16)} not accepted`, who);
+  if (!ctx.config.FEDERATION_ALLOWED_ISSUERS.includes(iss)) return refuse("issuer not allowed", who);
+  const candidates = await cachedPolicies(ctx, iss);
+  if (candidates.length === 0) return refuse("no trust policy names this issuer", who);
+
+  let claims: JWTPayload;
+  try {
+    const keys = await issuerKeys(ctx, iss, header.kid);
+    ({ payload: claims } = await jwtVerify(token, keys.resolve, {
+      algorithms: ALGORITHMS,
+      issuer: iss,
+      requiredClaims: ["exp"],
+      clockTolerance: FEDERATION_CLOCK_SKEW_S,
+      currentDate: new Date(ctx.now()),
+    }));
+  } catch (err) {
+    const reason = err instanceof DomainError ? err.detail : verifyFailure(err);
+    return refuse(reason, { ...who, candidates });
+  }
+  if (typeof claims.iat === "number" && claims.iat > ctx.now() / 1000 + FEDERATION_CLOCK_SKEW_S) return refuse("iat is in the future", { ...who, candidates });
+
+  const reasons: string[] = [];
+  const holding = candidates.filter((policy) => {
+    const why = policyRefusal(ctx, policy, claims);
+    if (why) reasons.push(`${policy.id}: ${why}`);
+    return why === null;
+  });
+  const wanted = clientId === undefined ? holding : holding.filter((p) => p.serviceAccountId === clientId);
+  if (wanted.length === 0) {
+    const reason = holding.length > 0 ? "no policy of the account client_id names holds" : `no policy holds (${reasons.slice(0, 5).join("; ")})`;
+    return refuse(reason, { ...who, candidates });
+  }
+  if (new Set(wanted.map((p) => p.serviceAccountId)).size > 1) return refuse("several accounts match; send client_id", { ...who, candidates: wanted });
+  const policy = [...wanted].sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
+
+  if (claims.jti !== undefined) {
+    if (typeof claims.jti !== "string" || claims.jti.length > 256) return refuse("jti malformed", { ...who, candidates: [policy] });
+    const { cache, key } = replayShard(ctx, iss, claims.jti);
+    const fresh = await cache.rememberJti(key, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
+    if (!fresh) return refuse("jti already used", { ...who, candidates: [policy] });
+  }
+  return { ok: true, match: { policy, claims: claims as FederatedMatch["claims"], sub: typeof claims.sub === "string" ? claims.sub : "" } };
+}
+
+/**
+ * Audits a refused external token as `credential.federation_refused`, off the response path:
+ * one event per account whose policies were tried (at most 10), in that account's org, or one
+ * platform-level event when no policy was tried.
+ */
+export function auditFederationRefused(ctx: Ctx, refusal: FederatedRefusal): void {
+  const details = { iss: refusal.iss ?? null, sub: refusal.sub ?? null, reason: refusal.reason.slice(0, 1000) };
+  const accounts = new Map(refusal.candidates.map((p) => [p.serviceAccountId, p] as const));
+  const events =
+    accounts.size === 0
+      ? [auditInsert(ctx, { action: "credential.federation_refused", orgId: null, targetType: "issuer", targetId: (refusal.iss ?? "unknown").slice(0, 256), details })]
+      : [...accounts.values()].slice(0, 10).map((p) =>
+          auditInsert(ctx, { action: "credential.federation_refused", orgId: p.orgId, targetType: "service_account", targetId: p.serviceAccountId, details }),
+        );
+  ctx.waitUntil(Promise.all(events).then(() => undefined, () => undefined));
+}
+
+/** Audits a JWT issued for an external token as `credential.federated` (in the account's org). */
+export function auditFederated(ctx: Ctx, match: FederatedMatch, issuedJti: string | undefined): Promise<unknown> {
+  return auditInsert(ctx, {
+    action: "credential.federated",
+    orgId: match.policy.orgId,
+    targetType: "service_account",
+    targetId: match.policy.serviceAccountId,
+    details: { iss: match.claims.iss, sub: match.sub, policyId: match.policy.id, externalJti: match.claims.jti ?? null, jti: issuedJti ?? null },
+  });
+}
