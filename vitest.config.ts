@@ -18,6 +18,8 @@ export default defineConfig(async () => {
                   BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
                   SIGNING_KEY_ENCRYPTION_KEY: "test-signing-key-encryption-key-0123456789",
                   ALLOWED_AUDIENCES: "https://api.example.test",
+                  // Trust policies may name these (docs/federation.md); federation tests add their loopback issuers here.
+                  FEDERATION_ALLOWED_ISSUERS: "https://token.actions.githubusercontent.com,https://gitlab.com,https://oidc.cluster.example.test",
                 },
               },
             }),
