@@ -24,7 +24,8 @@ export default defineConfig(async () => {
                   BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
                   SIGNING_KEY_ENCRYPTION_KEY: "test-signing-key-encryption-key-0123456789",
                   ALLOWED_AUDIENCES: "https://api.example.test",
-                  FEDERATION_ALLOWED_ISSUERS: allowedTestIssuers(testIssuerBase),
+                  // Trust policies may name these (docs/federation.md), and the federation tests' loopback issuers.
+                  FEDERATION_ALLOWED_ISSUERS: `https://token.actions.githubusercontent.com,https://gitlab.com,https://oidc.cluster.example.test,${allowedTestIssuers(testIssuerBase)}`,
                   TEST_ISSUER_BASE: testIssuerBase,
                 },
               },
