@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   invalid_scope: 400,
   invalid_duration: 400,
   invalid_target: 400,
+  issuer_unavailable: 503,
   unauthenticated: 401,
   permission_denied: 403,
   not_found: 404,

@@ -58,7 +58,7 @@ async function readLimited(body: ReadableStream<Uint8Array> | null, maxBytes: nu
   return out;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
  * GETs `url` and parses its JSON body. Redirects are never followed (`redirect: "manual"`): a

@@ -3,6 +3,11 @@ import * as jose from "jose";
 import { testIssuerUrl, type TestIssuerName } from "../federation/issuers.ts";
 import type { IssuerMode } from "../federation/issuer-server.ts";
 import { ISSUER, nowS, postForm } from "./oauth-helpers.ts";
+import { federatedCredentials } from "../../src/db/schema.ts";
+import { issuerKeysKvKey } from "../../src/domain/credentials/issuer-keys.ts";
+import { dbFor } from "../../src/domain/shared/context.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
+import { newId } from "../../src/lib/ids.ts";
 
 /**
  * The federation tests' side of the loopback issuers (test/federation/issuer-server.ts): keys made
@@ -126,3 +131,49 @@ export const jwtBearer = (assertion: string, extra: Record<string, string | unde
 /** POST /oauth/token with the RFC 8693 token exchange of an external token. */
 export const exchangeExternal = (subjectToken: string, type = "urn:ietf:params:oauth:token-type:jwt", extra: Record<string, string | undefined> = {}) =>
   postForm("/oauth/token", { grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: subjectToken, subject_token_type: type, ...extra });
+
+export interface PolicyInput {
+  issuer: string;
+  subject?: string | null;
+  claims?: Record<string, string>;
+  audiences?: string[];
+  maxTokenAgeSeconds?: number | null;
+  enabled?: boolean;
+  name?: string;
+}
+
+/**
+ * A trust policy on `account`, written straight into D1 (these tests are about the grants; the
+ * policy routes have their own), and this isolate's cached policies forgotten so it applies at once.
+ */
+export async function addPolicy(account: { id: string; orgId: string }, input: PolicyInput) {
+  const now = Date.now();
+  const row = {
+    id: newId("federatedCredential"),
+    orgId: account.orgId,
+    serviceAccountId: account.id,
+    name: input.name ?? `policy-${crypto.randomUUID().slice(0, 8)}`,
+    description: null,
+    issuer: input.issuer,
+    audiences: input.audiences ?? [ISSUER],
+    subject: input.subject ?? null,
+    claims: input.claims ?? {},
+    maxTokenAgeSeconds: input.maxTokenAgeSeconds ?? null,
+    enabled: input.enabled ?? true,
+    createdAt: now,
+    createdBy: "test",
+    updatedAt: now,
+  };
+  await dbFor(env.DB).insert(federatedCredentials).values(row);
+  resetIsolateState("trust-policies");
+  return row;
+}
+
+/** Forgets what this isolate cached of issuers' keys and policies (and KV's copy of the keys). */
+export async function forgetFederationCaches(issuers: string[] = []) {
+  resetIsolateState("trust-policies", "issuer-keys");
+  await Promise.all(issuers.map((iss) => env.TOKENS.delete(issuerKeysKvKey(iss))));
+}
+
+/** The federated audit rows of an account, oldest first, polled until `count` of `action` exist. */
+export { waitForAudit } from "./authz-helpers.ts";

@@ -15,6 +15,7 @@ export const ERROR_TITLES = {
   invalid_scope: "The requested scope is not allowed",
   invalid_duration: "The requested duration is not allowed",
   invalid_target: "The requested audience is not allowed",
+  issuer_unavailable: "The external issuer's keys are not available",
   unauthenticated: "Authentication required",
   permission_denied: "Permission denied",
   not_found: "Not found",
