@@ -89,7 +89,7 @@ describe("jwt-bearer: a GitHub Actions token", () => {
     const rows = await waitForAudit(deployer.account.id, "credential.federated", 1);
     const row = rows.find((r: any) => JSON.parse(r.details).jti === jti);
     expect(row, JSON.stringify(rows)).toBeDefined();
-    expect(JSON.parse(row.details), JSON.stringify(row)).toMatchObject({ iss: gha.url, sub: external.sub, policyId: deployPolicy.id, externalJti: external.jti });
+    expect(JSON.parse(row!.details), JSON.stringify(row)).toMatchObject({ iss: gha.url, sub: external.sub, policyId: deployPolicy.id, externalJti: external.jti });
   });
 });
 

@@ -56,6 +56,8 @@ export async function testIssuer(name: TestIssuerName, alg: SigningAlg = "ES256"
   const key = await signingKey(alg);
   const url = testIssuerUrl(env.TEST_ISSUER_BASE, name);
   await control(name, { keys: [key.publicJwk], mode: "ok", cacheControl: null, resetHits: true });
+  // A new key served is a rotation: forget the old set here so the tests need not wait a minute.
+  await forgetFederationCaches([url]);
   return {
     name,
     url,

@@ -74,6 +74,8 @@ export interface FederatedRefusal {
   sub?: string | undefined;
   /** The accounts whose policies the token was tried against (the orgs that learn of the refusal). */
   candidates: TrustPolicy[];
+  /** Why each policy did not take the token, by policy id (each org's event names only its own policies). */
+  policyReasons?: Record<string, string> | undefined;
 }
 
 export type FederatedOutcome = { ok: true; match: FederatedMatch } | ({ ok: false } & FederatedRefusal);
@@ -158,16 +160,16 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
   }
   if (typeof claims.iat === "number" && claims.iat > ctx.now() / 1000 + FEDERATION_CLOCK_SKEW_S) return refuse("iat is in the future", { ...who, candidates });
 
-  const reasons: string[] = [];
+  const policyReasons: Record<string, string> = {};
   const holding = candidates.filter((policy) => {
     const why = policyRefusal(ctx, policy, claims);
-    if (why) reasons.push(`${policy.id}: ${why}`);
+    if (why) policyReasons[policy.id] = why;
     return why === null;
   });
   const wanted = clientId === undefined ? holding : holding.filter((p) => p.serviceAccountId === clientId);
   if (wanted.length === 0) {
-    const reason = holding.length > 0 ? "no policy of the account client_id names holds" : `no policy holds (${reasons.slice(0, 5).join("; ")})`;
-    return refuse(reason, { ...who, candidates });
+    const reason = holding.length > 0 ? "no policy of the account client_id names holds" : "no policy holds";
+    return refuse(reason, { ...who, candidates, policyReasons });
   }
   if (new Set(wanted.map((p) => p.serviceAccountId)).size > 1) return refuse("several accounts match; send client_id", { ...who, candidates: wanted });
   const policy = [...wanted].sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
@@ -187,13 +189,25 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
  * platform-level event when no policy was tried.
  */
 export function auditFederationRefused(ctx: Ctx, refusal: FederatedRefusal): void {
-  const details = { iss: refusal.iss ?? null, sub: refusal.sub ?? null, reason: refusal.reason.slice(0, 1000) };
-  const accounts = new Map(refusal.candidates.map((p) => [p.serviceAccountId, p] as const));
+  const base = { iss: refusal.iss ?? null, sub: refusal.sub ?? null };
+  const byAccount = new Map<string, TrustPolicy[]>();
+  for (const p of refusal.candidates) byAccount.set(p.serviceAccountId, [...(byAccount.get(p.serviceAccountId) ?? []), p]);
+  /** The refusal as one org reads it: the reasons of its own account's policies, never another org's. */
+  const reasonFor = (own: TrustPolicy[]) => {
+    const why = own.filter((p) => refusal.policyReasons?.[p.id]).map((p) => `${p.id}: ${refusal.policyReasons![p.id]}`);
+    return (why.length > 0 ? `${refusal.reason} (${why.join("; ")})` : refusal.reason).slice(0, 1000);
+  };
   const events =
-    accounts.size === 0
-      ? [auditInsert(ctx, { action: "credential.federation_refused", orgId: null, targetType: "issuer", targetId: (refusal.iss ?? "unknown").slice(0, 256), details })]
-      : [...accounts.values()].slice(0, 10).map((p) =>
-          auditInsert(ctx, { action: "credential.federation_refused", orgId: p.orgId, targetType: "service_account", targetId: p.serviceAccountId, details }),
+    byAccount.size === 0
+      ? [auditInsert(ctx, { action: "credential.federation_refused", orgId: null, targetType: "issuer", targetId: (refusal.iss ?? "unknown").slice(0, 256), details: { ...base, reason: refusal.reason } })]
+      : [...byAccount.values()].slice(0, 10).map((own) =>
+          auditInsert(ctx, {
+            action: "credential.federation_refused",
+            orgId: own[0]!.orgId,
+            targetType: "service_account",
+            targetId: own[0]!.serviceAccountId,
+            details: { ...base, reason: reasonFor(own) },
+          }),
         );
   ctx.waitUntil(Promise.all(events).then(() => undefined, () => undefined));
 }
