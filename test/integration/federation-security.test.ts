@@ -221,10 +221,10 @@ describe("policies and accounts", () => {
     const { client } = await trustingAccount(main.url, { subject: null as never, claims: { repository: "acme/audited", environment: "prod" } });
     const res = await jwtBearer(await main.sign(githubActionsClaims("acme/audited", "staging")));
     expectRefused(res);
-    const rows = await waitForAudit(client.account.id, "credential.federation_refused", 1);
-    const details = JSON.parse(rows[0].details);
-    expect(details, rows[0].details).toMatchObject({ iss: main.url, sub: "repo:acme/audited:environment:staging" });
-    expect(details.reason, rows[0].details).toMatch(/claim environment does not match/);
+    const [row] = await waitForAudit(client.account.id, "credential.federation_refused", 1);
+    const details = JSON.parse(row!.details);
+    expect(details, row!.details).toMatchObject({ iss: main.url, sub: "repo:acme/audited:environment:staging" });
+    expect(details.reason, row!.details).toMatch(/claim environment does not match/);
     expect(res.text).not.toMatch(/environment|acme/);
   });
 
