@@ -172,3 +172,20 @@ describe("metadata", () => {
     expectOAuthError(await jwtBearer(""), 400, "invalid_request");
   });
 });
+
+describe("policies through the management API", () => {
+  it("a policy created by the API applies at once; disabled or deleted, it takes nothing at once", async () => {
+    const c = await newClient(root.token, { roles: [{ role: "viewer" }] });
+    const path = `/api/v1/orgs/${c.org.id}/service-accounts/${c.account.id}/federated-credentials`;
+    const created = await call("POST", path, { token: root.token, body: { name: "deploy-api", issuer: gha.url, subject: "repo:acme/api-made:environment:prod" } });
+    expectStatus(created, 201);
+    const sign = () => gha.sign(githubActionsClaims("acme/api-made", "prod"));
+    expectStatus(await jwtBearer(await sign()), 200);
+    expectStatus(await call("PATCH", `${path}/${created.json.id}`, { token: root.token, body: { enabled: false } }), 200);
+    expectOAuthError(await jwtBearer(await sign()), 400, "invalid_grant");
+    expectStatus(await call("PATCH", `${path}/${created.json.id}`, { token: root.token, body: { enabled: true } }), 200);
+    expectStatus(await jwtBearer(await sign()), 200);
+    expectStatus(await call("DELETE", `${path}/${created.json.id}`, { token: root.token }), 204);
+    expectOAuthError(await jwtBearer(await sign()), 400, "invalid_grant");
+  });
+});

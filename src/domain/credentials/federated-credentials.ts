@@ -1,4 +1,5 @@
 import { and, eq } from "drizzle-orm";
+import { forgetTrustPolicies } from "./trust-policy-cache.ts";
 import { federatedCredentials } from "../../db/schema.ts";
 import { getConfig, type Bindings } from "../../env.ts";
 import { newId } from "../../lib/ids.ts";
@@ -80,7 +81,11 @@ function assertConditions(p: Pick<TrustPolicy, "subject" | "claims" | "audiences
 }
 
 async function change(ctx: Ctx, accountId: string, c: FederatedChange): Promise<TrustPolicy | null> {
-  return unwrap(await accountObject(ctx, accountId).changeFederatedCredential(accountId, c, ctx.meta)).policy;
+  try {
+    return unwrap(await accountObject(ctx, accountId).changeFederatedCredential(accountId, c, ctx.meta)).policy;
+  } finally {
+    forgetTrustPolicies();
+  }
 }
 
 /** A trust policy hands the account's identity to tokens of another issuer: guarded like adding a key. */

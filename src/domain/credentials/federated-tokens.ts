@@ -1,14 +1,13 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import { sha256Hex } from "../../lib/sha256.ts";
-import { TtlCache } from "../../lib/ttl-cache.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import { DomainError } from "../shared/errors.ts";
-import { isolateState } from "../shared/isolate-state.ts";
 import { replayCache } from "./account-object.ts";
 import { policyMatches } from "./claim-conditions.ts";
 import { policiesForIssuer, type TrustPolicy } from "./federated-credentials.ts";
 import { issuerKeys } from "./issuer-keys.ts";
+import { cachedTrustPolicies } from "./trust-policy-cache.ts";
 
 /**
  * Verification of an external OIDC token (a GitHub Actions ID token, a Kubernetes projected
@@ -37,27 +36,7 @@ export const MAX_TOKEN_BYTES = 16 * 1024;
 const ALGORITHMS = ["RS256", "ES256", "EdDSA", "Ed25519"];
 /** The replay cache of external jtis is spread over this many objects per issuer (a jti always lands on the same one). */
 const REPLAY_SHARDS = 16;
-/** How long this isolate keeps an issuer's policies: a change reaches every isolate within this bound. */
-export const POLICY_CACHE_TTL_MS = 10_000;
-
-const policies = isolateState("trust-policies", () => ({ byIssuer: new TtlCache<Promise<TrustPolicy[]>>(POLICY_CACHE_TTL_MS, 256) }));
-
-/** Forgets the cached policies (of one issuer, or all): a policy changed through this isolate applies here at once. */
-export function forgetTrustPolicies(issuer?: string): void {
-  if (issuer === undefined) policies.byIssuer.clear();
-  else policies.byIssuer.delete(issuer);
-}
-
-function cachedPolicies(ctx: Ctx, issuer: string): Promise<TrustPolicy[]> {
-  const now = ctx.now();
-  let found = policies.byIssuer.get(issuer, now);
-  if (!found) {
-    found = policiesForIssuer(ctx.env, issuer);
-    policies.byIssuer.set(issuer, found, now);
-    found.catch(() => policies.byIssuer.delete(issuer));
-  }
-  return found;
-}
+const cachedPolicies = (ctx: Ctx, issuer: string) => cachedTrustPolicies(issuer, ctx.now(), () => policiesForIssuer(ctx.env, issuer));
 
 export interface FederatedMatch {
   policy: TrustPolicy;
