@@ -93,6 +93,17 @@ describe("jwt-bearer: a GitHub Actions token", () => {
   });
 });
 
+describe("an account with no stored secret at all", () => {
+  it("an account that never held a token or a key gets JWTs through its trust policy", async () => {
+    const bare = await newClient(root.token, { roles: [{ role: "viewer" }], issueToken: false });
+    expect(bare.token, "no token was issued").toBeUndefined();
+    await addPolicy(accountOf(bare), { issuer: gha.url, subject: "repo:acme/secretless:environment:prod" });
+    const res = await jwtBearer(await gha.sign(githubActionsClaims("acme/secretless", "prod")));
+    expectStatus(res, 200);
+    expect((await verifyAgainstJwks(res.json.access_token)).sub).toBe(bare.account.id);
+  });
+});
+
 describe("jwt-bearer: a Kubernetes projected service-account token", () => {
   it("a policy on the exact subject and a nested claim (kubernetes.io.namespace) takes it", async () => {
     const worker = await newClient(root.token, { roles: [{ role: "viewer" }] });

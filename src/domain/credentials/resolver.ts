@@ -3,7 +3,8 @@ import type { Ctx } from "../shared/context.ts";
 import { liveAccountRecord, verifyAccessToken } from "./record-cache.ts";
 import { MAX_EXCHANGE_DEPTH, NO_SOURCE, sourceOf, verifyJwt, type JwtSource, type VerifiedJwt } from "../signing/jwt.ts";
 import { auditFederationRefused, isForeignToken, verifyFederatedToken, type FederatedMatch } from "./federated-tokens.ts";
-import { credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
+import { accountKey, credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
+import { syncAccounts } from "./account-object.ts";
 import { auditedNetworkCheck } from "./network.ts";
 import { recordUse } from "./usage.ts";
 
@@ -123,6 +124,17 @@ async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Pro
   };
 }
 
+/**
+ * The live record of a federated account. An account that never held a token or a key has no KV
+ * record yet (federation needs no stored secret): its object writes it from D1 on first use.
+ */
+async function federatedAccountRecord(ctx: Ctx, accountId: string): Promise<AccountRecord | null> {
+  const live = await liveAccountRecord(ctx.env, accountId, ctx.now());
+  if (live || (await ctx.env.TOKENS.get(accountKey(accountId))) !== null) return live;
+  await syncAccounts(ctx, [accountId]).catch(() => undefined);
+  return liveAccountRecord(ctx.env, accountId, ctx.now());
+}
+
 /** An external token a trust policy accepts: the policy's account, alive and still of the policy's org. */
 async function resolveFederated(ctx: Ctx, token: string, accountId: string | undefined): Promise<ResolvedCredential | null> {
   const outcome = await verifyFederatedToken(ctx, token, accountId);
@@ -131,7 +143,7 @@ async function resolveFederated(ctx: Ctx, token: string, accountId: string | und
     return null;
   }
   const { policy, claims, sub } = outcome.match;
-  const live = await liveAccountRecord(ctx.env, policy.serviceAccountId, ctx.now());
+  const live = await federatedAccountRecord(ctx, policy.serviceAccountId);
   if (!live || live.account.orgId !== policy.orgId) {
     auditFederationRefused(ctx, { reason: "the policy's account is not active", iss: claims.iss, sub, candidates: [policy] });
     return null;
