@@ -1,6 +1,9 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import { sha256Hex } from "../../lib/sha256.ts";
-import { auditInsert } from "../audit/audit-log.ts";
+import { getTableName } from "drizzle-orm";
+import { auditEvents } from "../../db/schema.ts";
+import { auditInsert, auditRow } from "../audit/audit-log.ts";
+import { isolateState } from "../shared/isolate-state.ts";
 import type { Ctx } from "../shared/context.ts";
 import { DomainError } from "../shared/errors.ts";
 import { replayCache } from "./account-object.ts";
@@ -191,13 +194,63 @@ export function auditFederationRefused(ctx: Ctx, refusal: FederatedRefusal): voi
   ctx.waitUntil(Promise.all(events).then(() => undefined, () => undefined));
 }
 
-/** Audits a JWT issued for an external token as `credential.federated` (in the account's org). */
-export function auditFederated(ctx: Ctx, match: FederatedMatch, issuedJti: string | undefined): Promise<unknown> {
-  return auditInsert(ctx, {
-    action: "credential.federated",
-    orgId: match.policy.orgId,
-    targetType: "service_account",
-    targetId: match.policy.serviceAccountId,
-    details: { iss: match.claims.iss, sub: match.sub, policyId: match.policy.id, externalJti: match.claims.jti ?? null, jti: issuedJti ?? null },
-  });
+/**
+ * Successes are audited without a D1 write per token: each isolate buffers them and writes them
+ * in one D1 batch at most SUCCESS_FLUSH_MS after the first (a timer kept alive by the
+ * request's waitUntil), or at once when SUCCESS_BATCH are waiting. Refusals are written one by one
+ * (the failure limiters bound how many there are).
+ */
+const SUCCESS_FLUSH_MS = 1000;
+const SUCCESS_BATCH = 100;
+const INSERT_AUDIT_ROW = `INSERT INTO ${getTableName(auditEvents)} (${[
+  auditEvents.id,
+  auditEvents.orgId,
+  auditEvents.actorId,
+  auditEvents.action,
+  auditEvents.targetType,
+  auditEvents.targetId,
+  auditEvents.requestId,
+  auditEvents.ip,
+  auditEvents.userAgent,
+  auditEvents.details,
+  auditEvents.createdAt,
+]
+  .map((c) => c.name)
+  .join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+const successes = isolateState("federated-audit", () => ({ rows: [] as ReturnType<typeof auditRow>[], timer: false }));
+
+function flushSuccesses(ctx: Ctx): Promise<void> {
+  const rows = successes.rows.splice(0);
+  successes.timer = false;
+  if (rows.length === 0) return Promise.resolve();
+  // One batch (one round trip) of single-row inserts (D1 bounds the parameters of one statement),
+  // prepared by hand: building a query per row through the ORM cost the isolate more than the grant.
+  const insert = ctx.env.DB.prepare(INSERT_AUDIT_ROW);
+  const statements = rows.map((r) =>
+    insert.bind(r.id, r.orgId, r.actorId, r.action, r.targetType, r.targetId, r.requestId, r.ip, r.userAgent, JSON.stringify(r.details), r.createdAt),
+  );
+  return ctx.env.DB.batch(statements)
+    .then(
+      () => undefined,
+      (err) => console.error(JSON.stringify({ level: "warn", event: "federated_audit_flush_failed", error: String(err) })),
+    );
+}
+
+/** Audits a JWT issued for an external token as `credential.federated` (in the account's org), buffered as above. */
+export function auditFederated(ctx: Ctx, match: FederatedMatch, issuedJti: string | undefined): void {
+  successes.rows.push(
+    auditRow(ctx, {
+      action: "credential.federated",
+      orgId: match.policy.orgId,
+      targetType: "service_account",
+      targetId: match.policy.serviceAccountId,
+      details: { iss: match.claims.iss, sub: match.sub, policyId: match.policy.id, externalJti: match.claims.jti ?? null, jti: issuedJti ?? null },
+    }),
+  );
+  if (successes.rows.length >= SUCCESS_BATCH) {
+    ctx.waitUntil(flushSuccesses(ctx));
+  } else if (!successes.timer) {
+    successes.timer = true;
+    ctx.waitUntil(new Promise((resolve) => setTimeout(resolve, SUCCESS_FLUSH_MS)).then(() => flushSuccesses(ctx)));
+  }
 }

@@ -34,7 +34,7 @@ export async function issueForExternalToken(ctx: Ctx, subject: ResolvedCredentia
     source: subject.derivedSource!,
     federated: { iss: match.claims.iss, sub: match.sub, policy_id: match.policy.id },
   });
-  ctx.waitUntil(Promise.resolve(auditFederated(ctx, match, issued.jti)).catch(() => undefined));
+  auditFederated(ctx, match, issued.jti);
   return issued;
 }
 
