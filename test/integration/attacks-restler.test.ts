@@ -573,7 +573,7 @@ describe("privilege escalation", () => {
   });
 
   it("service-accounts.incident-response takes any account's access away (revoke, remove a key, unassign, disable), marks every such event in the audit log, and hands out nothing", async () => {
-    const responderRole = await createRole(A.adminToken, A.org.id, ["orgs.read", "service-accounts.read", "service-accounts.edit", "service-accounts.access-tokens.edit", "roles.edit", "service-accounts.incident-response"]);
+    const responderRole = await createRole(A.adminToken, A.org.id, ["orgs.read", "service-accounts.read", "service-accounts.edit", "service-accounts.access-tokens.edit", "service-accounts.federated-credentials.edit", "roles.edit", "service-accounts.incident-response"]);
     const responder = await furnished(A, [{ role: responderRole.id }]);
     const target = await furnished(A, [{ role: "org-admin" }]);
     const path = sa(A.org.id, target.id);
@@ -582,7 +582,10 @@ describe("privilege escalation", () => {
     expectMissing(await call("POST", `${path}/tokens/${target.tokenId}/regenerate`, { token: responder.token, body: {} }), lacks);
     expectMissing(await call("POST", `${path}/keys`, { token: responder.token, body: { publicKey: material.pem } }), lacks);
     expectMissing(await call("PATCH", path, { token: responder.token, body: { status: "disabled", description: "and more" } }), lacks);
+    expectMissing(await call("POST", `${path}/federated-credentials`, { token: responder.token, body: { name: unique("f"), issuer: "https://gitlab.com", subject: "x" } }), lacks);
+    expectMissing(await call("PATCH", `${path}/federated-credentials/${target.fedId}`, { token: responder.token, body: { enabled: false } }), lacks);
     // Taking away works.
+    expectStatus(await call("DELETE", `${path}/federated-credentials/${target.fedId}`, { token: responder.token }), 204);
     expectStatus(await call("DELETE", `${path}/tokens/${target.tokenId}`, { token: responder.token }), 204);
     expectStatus(await call("DELETE", `${path}/keys/${target.keyId}`, { token: responder.token }), 204);
     expectStatus(await call("PATCH", path, { token: responder.token, body: { status: "disabled" } }), 200);
@@ -593,7 +596,7 @@ describe("privilege escalation", () => {
     // Every one of those events says it was incident response; an ordinary revoke does not.
     const events = (await call("GET", `/api/v1/orgs/${A.org.id}/audit-events?actor=${responder.id}`, { token: A.adminToken })).json.items as { action: string; details: Record<string, unknown> }[];
     const actions = events.map((e) => e.action).sort();
-    expect(actions).toEqual(["access_token.revoked", "public_key.deleted", "role_assignment.deleted", "service_account.disabled"]);
+    expect(actions).toEqual(["access_token.revoked", "federated_credential.deleted", "public_key.deleted", "role_assignment.deleted", "service_account.disabled"]);
     for (const e of events) expect(e.details.incidentResponse, JSON.stringify(e)).toBe(true);
     const plain = await furnished(A, [{ role: "viewer" }]);
     expectStatus(await call("DELETE", `${sa(A.org.id, plain.id)}/tokens/${plain.tokenId}`, { token: A.adminToken }), 204);

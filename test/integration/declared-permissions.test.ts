@@ -116,6 +116,7 @@ describe("the declared permission is the enforced one", () => {
     for (const op of declared) expect([...ORG_OPS, "platform.root"], `${op.method} ${op.template}`).toContain(op.permission);
   });
 
+  // A fixture and two requests per route: longer than the default timeout on a busy machine.
   it("on every route: holding everything but its permission is 403 naming exactly it; holding only it is never refused for it", async () => {
     const { declared } = await declaredOperations();
     const checked: string[] = [];
@@ -139,5 +140,5 @@ describe("the declared permission is the enforced one", () => {
       checked.push(`${label} -> ${withIt.status}`);
     }
     expect(checked.length).toBe(declared.length);
-  });
+  }, 120_000);
 });
