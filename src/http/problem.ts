@@ -7,7 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 import { validationError } from "./validation.ts";
 
-/** Every stable error code of the management API, with its HTTP status (the README's error table). */
+/** Every stable error code of the management API, with its HTTP status (docs/errors.md's table). */
 export const ERROR_STATUS = {
   validation_failed: 400,
   malformed_json: 400,

@@ -43,7 +43,7 @@ export const createFederatedCredentialBody = z
   .strict()
   .openapi("CreateFederatedCredential", {
     description: "At least one of `subject` or `claims` is required (422 policy_too_broad otherwise).",
-    example: { name: "deploy-from-main", issuer: "https://token.actions.githubusercontent.com", subject: "repo:acme/deploy-bot:environment:prod", claims: { ref: "refs/heads/main" }, maxTokenAgeSeconds: 600 },
+    example: { name: "deploy-from-main", description: "Deploys from main, environment prod", issuer: "https://token.actions.githubusercontent.com", subject: "repo:acme/deploy-bot:environment:prod", claims: { ref: "refs/heads/main" }, maxTokenAgeSeconds: 600 },
   });
 
 export const patchFederatedCredentialBody = z
@@ -58,7 +58,7 @@ export const patchFederatedCredentialBody = z
     enabled: z.boolean().optional(),
   })
   .strict()
-  .openapi("PatchFederatedCredential", { example: { enabled: false } });
+  .openapi("PatchFederatedCredential", { example: { name: "deploy-from-main", description: "Paused while the repository moves", enabled: false } });
 
 export const federatedCredentialSchema = z
   .object({
@@ -95,7 +95,7 @@ export const toFederatedCredentialDto = (p: TrustPolicy) => ({
 });
 
 const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
-const policyParam = saParam.extend({ id: z.string().max(100) });
+const policyParam = saParam.extend({ fed: z.string().max(100) });
 const tags = ["Federated credentials"];
 const path = "/{org}/service-accounts/{sa}/federated-credentials";
 
@@ -123,16 +123,16 @@ export const federatedCredentialRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "get", path: `${path}/{id}`, tags, summary: "Read a federated credential", ...needs(readFederatedCredential), request: { params: policyParam }, responses: { 200: jsonResponse("The federated credential", federatedCredentialSchema), ...errors(401, 403, 404) } }),
+    createRoute({ method: "get", path: `${path}/{fed}`, tags, summary: "Read a federated credential", ...needs(readFederatedCredential), request: { params: policyParam }, responses: { 200: jsonResponse("The federated credential", federatedCredentialSchema), ...errors(401, 403, 404) } }),
     async (c) => {
-      const { org, sa, id } = c.req.valid("param");
-      return c.json(toFederatedCredentialDto(await readFederatedCredential(ctxOf(c), c.get("principal"), org, sa, id)), 200);
+      const { org, sa, fed } = c.req.valid("param");
+      return c.json(toFederatedCredentialDto(await readFederatedCredential(ctxOf(c), c.get("principal"), org, sa, fed)), 200);
     },
   )
   .openapi(
     createRoute({
       method: "patch",
-      path: `${path}/{id}`,
+      path: `${path}/{fed}`,
       tags,
       summary: "Edit, disable or re-enable a federated credential",
       ...needs(updateFederatedCredential),
@@ -140,15 +140,15 @@ export const federatedCredentialRoutes = router()
       responses: { 200: jsonResponse("The federated credential", federatedCredentialSchema), ...errors(400, 401, 403, 404, 409, 422) },
     }),
     async (c) => {
-      const { org, sa, id } = c.req.valid("param");
-      return c.json(toFederatedCredentialDto(await updateFederatedCredential(ctxOf(c), c.get("principal"), org, sa, id, c.req.valid("json"))), 200);
+      const { org, sa, fed } = c.req.valid("param");
+      return c.json(toFederatedCredentialDto(await updateFederatedCredential(ctxOf(c), c.get("principal"), org, sa, fed, c.req.valid("json"))), 200);
     },
   )
   .openapi(
-    createRoute({ method: "delete", path: `${path}/{id}`, tags, summary: "Delete a federated credential", ...needs(deleteFederatedCredential), request: { params: policyParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
+    createRoute({ method: "delete", path: `${path}/{fed}`, tags, summary: "Delete a federated credential", ...needs(deleteFederatedCredential), request: { params: policyParam }, responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) } }),
     async (c) => {
-      const { org, sa, id } = c.req.valid("param");
-      await deleteFederatedCredential(ctxOf(c), c.get("principal"), org, sa, id);
+      const { org, sa, fed } = c.req.valid("param");
+      await deleteFederatedCredential(ctxOf(c), c.get("principal"), org, sa, fed);
       return c.body(null, 204);
     },
   );
