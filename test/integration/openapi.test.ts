@@ -104,8 +104,8 @@ describe("the OAuth endpoints and discovery documents in the reference (issue 16
     const token = doc.paths["/oauth/token"]!.post;
     const form = token.requestBody.content["application/x-www-form-urlencoded"];
     const params = resolve(doc, form.schema);
-    expect(params.properties.grant_type.enum).toEqual(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]);
-    for (const p of ["scope", "resource", "subject_token", "subject_token_type", "requested_token_type", "client_id", "client_secret", "client_assertion_type", "client_assertion"]) {
+    expect(params.properties.grant_type.enum).toEqual(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer"]);
+    for (const p of ["scope", "resource", "assertion", "subject_token", "subject_token_type", "requested_token_type", "client_id", "client_secret", "client_assertion_type", "client_assertion"]) {
       expect(Object.keys(params.properties), p).toContain(p);
     }
     expect(Object.keys(form.examples)).toEqual(["client_credentials", "private_key_jwt", "token_exchange"]);

@@ -3,9 +3,7 @@ import { resolveCredential, type ResolvedCredential } from "../../domain/credent
 import { grantScope, issueJwtFor, resolveAudience, type IssuedJwt } from "../../domain/issuance/exchange.ts";
 import type { Ctx } from "../../domain/shared/context.ts";
 import { OAuthError } from "../errors.ts";
-import { defineGrant, grantLifetime } from "../grants.ts";
-
-export const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+import { defineGrant, grantLifetime, JWT_BEARER_GRANT } from "../grants.ts";
 
 /** The one description of every refused external token: the reason goes to the audit log only. */
 export const refusedExternalToken = () => new OAuthError("invalid_grant", "The token was not accepted by any trust policy");
