@@ -311,6 +311,21 @@ describe("the issuer's keys", () => {
     expect((await issuer.hits()).jwks).toBe(1);
   });
 
+  it("an unknown kid after the minute: exactly one refresh, then refused, and no second refresh within the next minute (service test, clock moved)", async () => {
+    const issuer = await testIssuer("sec-cache");
+    const t0 = Date.now();
+    const at = (ms: number) => ({ ...createCtx(env, { actorId: "t", requestId: null, ip: null, userAgent: null }), now: () => t0 + ms });
+    await issuerKeys(at(0), issuer.url, issuer.key.kid);
+    await issuer.resetHits();
+    const unknown = "kid-nobody-has";
+    const first = await issuerKeys(at(REFRESH_EVERY_MS + 1000), issuer.url, unknown);
+    expect(first.jwks.keys.some((k) => k.kid === unknown), "still unknown: the token will not verify").toBe(false);
+    expect(await issuer.hits()).toEqual({ discovery: 1, jwks: 1 });
+    await issuerKeys(at(REFRESH_EVERY_MS + 5000), issuer.url, unknown);
+    await issuerKeys(at(2 * REFRESH_EVERY_MS), issuer.url, "another-unknown");
+    expect(await issuer.hits(), "at most one refresh per issuer per minute").toEqual({ discovery: 1, jwks: 1 });
+  });
+
   it("Cache-Control max-age is honoured within the floor and the ceiling", async () => {
     const issuer = await testIssuer("sec-cache");
     const t0 = Date.now();
