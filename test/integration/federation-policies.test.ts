@@ -217,6 +217,11 @@ describe("federated credentials: validation", () => {
     expectFieldError(await post({ claims: { ref: 5 } }), "claims.ref");
     expect(expectProblem(await post({ serviceAccountId: "sa_x" }), 400, "validation_failed").detail).toContain("serviceAccountId");
     expectProblem(await post({ enabled: "yes" }), 400, "validation_failed");
+    // A condition is never dropped silently: a JSON key __proto__ (which parsing would lose) and odd names are refused.
+    const proto = await call("POST", w.path, { token: w.adminToken, body: `{"name":"p","issuer":"${GITHUB}","subject":"s","claims":{"__proto__":"x"}}` });
+    expectProblem(proto, 400, "validation_failed");
+    expectFieldError(await post({ claims: { "has space": "x" } }), "claims.has space");
+    expectProblem(await post({ claims: { "tab\there": "x" } }), 400, "validation_failed");
     expect(await rowsOf(w.target.id)).toEqual([]);
     // The bounds themselves are fine.
     await createOk(w.adminToken, w.path, githubPolicy({ name: "n".repeat(64), maxTokenAgeSeconds: 60, claims: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`c${i}`, "v".repeat(256)])) }));

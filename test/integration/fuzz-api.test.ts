@@ -44,9 +44,9 @@ import {
  * privileged writes with a possibly valid body off the seeded fixtures (one id made missing), so
  * the state stays small and the fixtures stay in place for the next cases.
  *
- * Cases: RUNS (100) generated requests per operation of the document (52 operations today:
- * 5,200), ROUTING_RUNS (150) for wrong methods and unknown paths, PUBLIC_RUNS (60) for /healthz,
- * /openapi.json and /docs, plus the 38 hostile public keys sent once each: about 5,450 requests,
+ * Cases: RUNS (100) generated requests per operation of the document (57 operations today:
+ * 5,700), ROUTING_RUNS (150) for wrong methods and unknown paths, PUBLIC_RUNS (60) for /healthz,
+ * /openapi.json and /docs, plus the 38 hostile public keys sent once each: about 5,950 requests,
  * ~30 s on the idle 2-core machine (~4 ms a request, D1 snapshot included; ~45 s when other test
  * files run beside it). fast-check prints the seed and path of a failure; rerun it with
  * `fc.assert(..., { seed, path })`.

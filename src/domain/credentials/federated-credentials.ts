@@ -33,6 +33,9 @@ export const POLICY_LIMITS = {
   maxTokenAgeSeconds: 86_400,
 } as const;
 
+/** What a claim name may be: printable ASCII, no space (dots reach into nested claims). */
+export const CLAIM_NAME = /^[\x21-\x7e]+$/;
+
 /** Claims the verification itself checks (signature, times, audience, replay): no condition may name them. */
 const VERIFIED_CLAIMS = new Set(["iss", "aud", "exp", "nbf", "iat", "jti"]);
 
@@ -65,7 +68,9 @@ function assertConditions(p: Pick<TrustPolicy, "subject" | "claims" | "audiences
   const entries = Object.entries(p.claims);
   if (entries.length > POLICY_LIMITS.claims) throw invalid("body.claims", `At most ${POLICY_LIMITS.claims} claim conditions`);
   for (const [name, pattern] of entries) {
-    if (name.length === 0 || name.length > POLICY_LIMITS.claimName) throw invalid("body.claims", `Claim names are 1-${POLICY_LIMITS.claimName} characters`);
+    if (name.length === 0 || name.length > POLICY_LIMITS.claimName || !CLAIM_NAME.test(name) || name === "__proto__") {
+      throw invalid("body.claims", `Claim names are 1-${POLICY_LIMITS.claimName} printable ASCII characters`);
+    }
     if (VERIFIED_CLAIMS.has(name)) throw invalid(`body.claims.${name}`, `${name} is checked by the verification itself (use issuer, audiences, maxTokenAgeSeconds)`);
     if (typeof pattern !== "string") throw invalid(`body.claims.${name}`, "A condition is a string pattern");
     const problem = patternProblem(pattern);

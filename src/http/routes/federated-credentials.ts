@@ -3,12 +3,13 @@ import {
   createFederatedCredential,
   deleteFederatedCredential,
   listFederatedCredentials,
+  CLAIM_NAME,
   POLICY_LIMITS as L,
   readFederatedCredential,
   updateFederatedCredential,
   type TrustPolicy,
 } from "../../domain/credentials/federated-credentials.ts";
-import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, nameText, needs, pageOf, router } from "./common.ts";
+import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, matching, nameText, needs, pageOf, router } from "./common.ts";
 
 /** Trust policies (docs/federation.md): which external OIDC tokens may act as the account. */
 
@@ -19,9 +20,18 @@ const audiences = z
   .max(L.audiences)
   .openapi({ description: "The `aud` values accepted (any one); default: this Keyward's ISSUER", example: ["https://keyward.example.com"] });
 const subject = z.string().min(1).max(L.subject).nullable().openapi({ description: "The exact `sub` the token must carry (no glob); null for none", example: "repo:acme/deploy-bot:environment:prod" });
+/** Parsing drops a JSON key `__proto__` (zod records skip it), which would silently lose its condition: refused instead. */
+const noProtoKey = (value: unknown, ctx: { addIssue: (issue: { code: "custom"; message: string }) => void }) => {
+  if (value !== null && typeof value === "object" && Object.hasOwn(value, "__proto__")) ctx.addIssue({ code: "custom", message: "__proto__ is not a claim name" });
+  return value;
+};
 const claims = z
-  .record(z.string().min(1).max(L.claimName), z.string().min(1).max(256))
-  .refine((c) => Object.keys(c).length <= L.claims, `At most ${L.claims} claim conditions`)
+  .preprocess(
+    noProtoKey,
+    z
+      .record(matching(z.string().min(1).max(L.claimName), CLAIM_NAME, "must be printable ASCII without spaces"), z.string().min(1).max(256))
+      .refine((c) => Object.keys(c).length <= L.claims, `At most ${L.claims} claim conditions`),
+  )
   .openapi({
     description:
       "Claim name (top-level, or a dotted path such as `kubernetes.io.namespace`) -> pattern: exact, or a glob where `*` matches within one `:` segment and `**` matches anything. A string claim must match; an array claim needs one matching element. Every condition must hold.",
