@@ -1,11 +1,12 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
-import { sha256Hex } from "../../lib/sha256.ts";
 import { getTableName } from "drizzle-orm";
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import { auditEvents } from "../../db/schema.ts";
+import { sha256Hex } from "../../lib/sha256.ts";
 import { auditInsert, auditRow } from "../audit/audit-log.ts";
-import { isolateState } from "../shared/isolate-state.ts";
 import type { Ctx } from "../shared/context.ts";
 import { DomainError } from "../shared/errors.ts";
+import { isolateState } from "../shared/isolate-state.ts";
+import { FOREIGN_JWT_CLOCK_SKEW_SECONDS } from "../signing/jwt.ts";
 import { replayCache } from "./account-object.ts";
 import { policyMatches } from "./claim-conditions.ts";
 import { policiesForIssuer, type TrustPolicy } from "./federated-credentials.ts";
@@ -30,11 +31,8 @@ import { cachedTrustPolicies } from "./trust-policy-cache.ts";
  * The account's being alive and its network bounds are the credential resolver's to check.
  */
 
-/**
- * Clock skew accepted on external tokens: they are signed on their issuer's clock (a CI runner, a
- * cluster's API server), like client assertions, so the same 30 s as private_key_jwt assertions.
- */
-export const FEDERATION_CLOCK_SKEW_S = 30;
+/** External tokens are signed on their issuer's clock (a CI runner's, a cluster's): the skew of client assertions. */
+export const FEDERATION_CLOCK_SKEW_S = FOREIGN_JWT_CLOCK_SKEW_SECONDS;
 export const MAX_TOKEN_BYTES = 16 * 1024;
 const ALGORITHMS = ["RS256", "ES256", "EdDSA", "Ed25519"];
 /** The replay cache of external jtis is spread over this many objects per issuer (a jti always lands on the same one). */

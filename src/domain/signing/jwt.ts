@@ -23,6 +23,12 @@ const UNKNOWN_KID_REFRESH_MS = 5_000;
  */
 export const OWN_JWT_CLOCK_SKEW_SECONDS = 5;
 /**
+ * Clock skew accepted on JWTs signed elsewhere (private_key_jwt client assertions, external OIDC
+ * tokens of federated credentials): signed on the client's or the issuer's clock, which may be off
+ * by more than a few seconds.
+ */
+export const FOREIGN_JWT_CLOCK_SKEW_SECONDS = 30;
+/**
  * How many JWTs may stand between a JWT and its root credential (RFC 8693 exchanges of exchanged
  * JWTs): each ancestor jti is checked on every use, so the chain, and that check, stay bounded.
  */
