@@ -3,17 +3,14 @@ import type { TokenEndpointAuthMethod } from "../db/schema.ts";
 import { replayCache } from "../domain/credentials/account-object.ts";
 import type { Ctx } from "../domain/shared/context.ts";
 import { resolveAccount, resolveCredential } from "../domain/credentials/resolver.ts";
-import { NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
+import { FOREIGN_JWT_CLOCK_SKEW_SECONDS, NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
 import type { AccountClaims, AccountKey } from "../domain/credentials/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
 import { isolateState } from "../domain/shared/isolate-state.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/**
- * Clock skew accepted on client assertions: unlike our own JWTs they are signed on the client's
- * clock, which may be off by more than a few seconds.
- */
-const CLIENT_CLOCK_SKEW_S = 30;
+/** Clock skew accepted on client assertions: unlike our own JWTs they are signed on the client's clock. */
+const CLIENT_CLOCK_SKEW_S = FOREIGN_JWT_CLOCK_SKEW_SECONDS;
 
 export interface ClientForm {
   client_id?: string | undefined;

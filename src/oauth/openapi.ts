@@ -1,10 +1,10 @@
 import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import { JWT_BEARER_ASSERTION } from "./client-auth.ts";
-import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from "./grants.ts";
+import { ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from "./grants.ts";
 
 /**
- * The OpenAPI description of the OAuth surface: the token endpoint (RFC 6749 client_credentials and
- * RFC 8693 token exchange), introspection (RFC 7662), revocation (RFC 7009) and the discovery
+ * The OpenAPI description of the OAuth surface: the token endpoint (RFC 6749 client_credentials,
+ * RFC 8693 token exchange and RFC 7523 jwt-bearer), introspection (RFC 7662), revocation (RFC 7009) and the discovery
  * documents (RFC 8414, RFC 7517). These routes are plain Hono routes with their own form parsing
  * and RFC 6749 errors, so they are registered here as documentation only, from zod schemas.
  */
@@ -16,7 +16,7 @@ const AUTH_METHODS = "client_secret_basic (HTTP Basic: client_id and the access 
 
 /** Client authentication in the form (client_secret_post, private_key_jwt); Basic goes in the Authorization header. */
 const clientAuthFields = {
-  client_id: z.string().optional().openapi({ description: "client_secret_post: the client id (the service account id). Optional with private_key_jwt (the assertion names it)", example: "sa_3bW1mYg0cFj7xQ2kV9rT4e" }),
+  client_id: z.string().optional().openapi({ description: "client_secret_post: the client id (the service account id). Optional with private_key_jwt (the assertion names it), and with an external token (it names the account)", example: "sa_3bW1mYg0cFj7xQ2kV9rT4e" }),
   client_secret: z.string().optional().openapi({ description: "client_secret_post: the account's access token (sat_...)" }),
   client_assertion_type: z.literal(JWT_BEARER_ASSERTION).optional().openapi({ description: "private_key_jwt (RFC 7523 section 2.2)" }),
   client_assertion: z
@@ -27,13 +27,25 @@ const clientAuthFields = {
 
 const tokenRequest = z
   .object({
-    grant_type: z.enum(["client_credentials", TOKEN_EXCHANGE_GRANT]).openapi({ description: "client_credentials (RFC 6749 section 4.4) or token-exchange (RFC 8693)" }),
+    grant_type: z
+      .enum(["client_credentials", TOKEN_EXCHANGE_GRANT, JWT_BEARER_GRANT])
+      .openapi({ description: "client_credentials (RFC 6749 section 4.4), token-exchange (RFC 8693) or jwt-bearer (RFC 7523 section 2.1: an external OIDC token a trust policy accepts)" }),
+    assertion: z
+      .string()
+      .optional()
+      .openapi({ description: "jwt-bearer: the external OIDC token (a GitHub Actions ID token, a Kubernetes service-account token...) that a federated credential of the account accepts (docs/federation.md)" }),
     scope: z.string().optional().openapi({ description: "Space-separated scopes, within what the account may request (default: all of them)", example: "service-accounts.read" }),
     resource: z.string().optional().openapi({ description: "RFC 8707: the audience of the JWT (repeatable); must be in ALLOWED_AUDIENCES" }),
     audience: z.string().optional().openapi({ description: "RFC 8693: the same as resource (repeatable)" }),
     org: z.string().optional().openapi({ description: "client_credentials: another org where the account holds an accepted role (default: its own)" }),
-    subject_token: z.string().optional().openapi({ description: "token-exchange: an access token (sat_...) or a JWT Keyward issued for itself" }),
-    subject_token_type: z.enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]).optional().openapi({ description: "token-exchange: the type of subject_token" }),
+    subject_token: z
+      .string()
+      .optional()
+      .openapi({ description: "token-exchange: an access token (sat_...), a JWT Keyward issued for itself, or an external OIDC token that a federated credential accepts" }),
+    subject_token_type: z
+      .enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, ID_TOKEN_TYPE])
+      .optional()
+      .openapi({ description: "token-exchange: the type of subject_token (an external token: jwt or id_token)" }),
     requested_token_type: z.enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]).optional().openapi({ description: "token-exchange: Keyward issues JWT access tokens only" }),
     ...clientAuthFields,
   })
@@ -123,6 +135,7 @@ const jwks = z
 
 const CLIENT_CREDENTIALS_EXAMPLE = { grant_type: "client_credentials", scope: "service-accounts.read" };
 const TOKEN_EXCHANGE_EXAMPLE = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: "sat_<access token>", subject_token_type: ACCESS_TOKEN_TYPE, scope: "service-accounts.read" };
+const JWT_BEARER_EXAMPLE = { grant_type: JWT_BEARER_GRANT, assertion: "<the external OIDC token>", client_id: "sa_3bW1mYg0cFj7xQ2kV9rT4e" };
 const PRIVATE_KEY_JWT_EXAMPLE = { grant_type: "client_credentials", client_assertion_type: JWT_BEARER_ASSERTION, client_assertion: "<JWT signed with your registered key>" };
 
 /** Basic in the Authorization header, or the form's own client authentication (no HTTP scheme). */
@@ -134,7 +147,7 @@ const tokenRoute = (path: string, summary: string) => ({
   tags: ["OAuth"],
   summary,
   description: [
-    "A JWT access token by `client_credentials` (the client authenticates itself) or by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`).",
+    "A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token).",
     `Client authentication: ${AUTH_METHODS}. For the token exchange the subject token is the credential; client credentials, when presented, are verified.`,
     "Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.",
   ].join(" "),
@@ -149,6 +162,7 @@ const tokenRoute = (path: string, summary: string) => ({
             client_credentials: { summary: "client_credentials (with client_secret_basic in the Authorization header)", value: CLIENT_CREDENTIALS_EXAMPLE },
             private_key_jwt: { summary: "client_credentials with private_key_jwt", value: PRIVATE_KEY_JWT_EXAMPLE },
             token_exchange: { summary: "RFC 8693 token exchange of an access token", value: TOKEN_EXCHANGE_EXAMPLE },
+            jwt_bearer: { summary: "RFC 7523 jwt-bearer: an external OIDC token for a JWT of the account that trusts it", value: JWT_BEARER_EXAMPLE },
           },
         },
       },

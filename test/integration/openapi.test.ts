@@ -104,11 +104,11 @@ describe("the OAuth endpoints and discovery documents in the reference (issue 16
     const token = doc.paths["/oauth/token"]!.post;
     const form = token.requestBody.content["application/x-www-form-urlencoded"];
     const params = resolve(doc, form.schema);
-    expect(params.properties.grant_type.enum).toEqual(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]);
-    for (const p of ["scope", "resource", "subject_token", "subject_token_type", "requested_token_type", "client_id", "client_secret", "client_assertion_type", "client_assertion"]) {
+    expect(params.properties.grant_type.enum).toEqual(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer"]);
+    for (const p of ["scope", "resource", "assertion", "subject_token", "subject_token_type", "requested_token_type", "client_id", "client_secret", "client_assertion_type", "client_assertion"]) {
       expect(Object.keys(params.properties), p).toContain(p);
     }
-    expect(Object.keys(form.examples)).toEqual(["client_credentials", "private_key_jwt", "token_exchange"]);
+    expect(Object.keys(form.examples)).toEqual(["client_credentials", "private_key_jwt", "token_exchange", "jwt_bearer"]);
     expect(token.description).toMatch(/client_secret_basic.*client_secret_post.*private_key_jwt/);
     expect(doc.components.securitySchemes?.clientSecretBasic).toEqual(expect.objectContaining({ type: "http", scheme: "basic" }));
     expect(Object.keys(resolve(doc, token.responses["200"].content["application/json"].schema).properties)).toEqual(
