@@ -1,9 +1,15 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { allowedTestIssuers } from "./test/federation/issuers.ts";
+import { freePort } from "./test/federation/issuer-server.ts";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  // The loopback OIDC issuers of the federation tests (test/federation/): the port is chosen here,
+  // because the Worker's allow-list must name it, and the globalSetup serves on it.
+  process.env.KEYWARD_TEST_ISSUER_PORT ||= String(await freePort());
+  const testIssuerBase = `http://127.0.0.1:${process.env.KEYWARD_TEST_ISSUER_PORT}`;
   return {
     test: {
       projects: [
@@ -18,6 +24,9 @@ export default defineConfig(async () => {
                   BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
                   SIGNING_KEY_ENCRYPTION_KEY: "test-signing-key-encryption-key-0123456789",
                   ALLOWED_AUDIENCES: "https://api.example.test",
+                  // Trust policies may name these (docs/federation.md), and the federation tests' loopback issuers.
+                  FEDERATION_ALLOWED_ISSUERS: `https://token.actions.githubusercontent.com,https://gitlab.com,https://oidc.cluster.example.test,${allowedTestIssuers(testIssuerBase)}`,
+                  TEST_ISSUER_BASE: testIssuerBase,
                 },
               },
             }),
@@ -26,6 +35,7 @@ export default defineConfig(async () => {
             name: "workers",
             include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
             setupFiles: ["test/setup.ts"],
+            globalSetup: ["test/federation/global-setup.ts"],
             testTimeout: 30_000,
           },
         },

@@ -23,6 +23,8 @@
  *      (e) GET /api/v1/orgs/{org}/service-accounts?limit=20, an authenticated management read
  *      (g) GET /console/orgs/{org}/service-accounts, a console page with a session cookie, at
  *          BENCH_CONSOLE_CONNECTIONS [4] connections
+ *      (h) POST /oauth/token jwt-bearer: an external token (GitHub Actions' shape, a loopback issuer,
+ *          its keys cached) that a trust policy takes (scripts/bench/federation.ts)
  *      (f) the peer: oidc-provider (scripts/bench/peer-server.ts) on Node 22, client_credentials with
  *          client_secret_basic and ES256 JWT access tokens
  *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
@@ -36,7 +38,7 @@
  * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra
  * profiled round per direct scenario through the inspector: a .cpuprofile and the top functions),
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
- * private-key-jwt, list-accounts, console-page, peer; the ceiling always runs, the scale check with exchange),
+ * private-key-jwt, list-accounts, console-page, federated, peer; the ceiling always runs, the scale check with exchange),
  * BENCH_SIGNING_ALG (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON
  * file to write), BENCH_GC=1 (V8's collections in workerd per round: scripts/bench/gc.ts).
  *
@@ -50,7 +52,8 @@
  * JSON), proc.ts (/proc CPU and memory), lifecycle.ts (logging, cleanup, exit).
  */
 import os from "node:os";
-import { logger, runMain } from "./bench/lifecycle.ts";
+import { startBenchIssuer } from "./bench/federation.ts";
+import { logger, onCleanup, runMain } from "./bench/lifecycle.ts";
 import { peerScenario } from "./bench/peer.ts";
 import { totalMiB } from "./bench/proc.ts";
 import { gitState, report, smokeFailure } from "./bench/report.ts";
@@ -99,7 +102,11 @@ async function main(): Promise<number> {
   );
 
   // 1. Bundle, start workerd through Miniflare, migrate.
-  const start = (inspector: boolean) => startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector, rateLimits: true, traceGc: settings.traceGc, log });
+  // (h)'s issuer runs before the Worker: FEDERATION_ALLOWED_ISSUERS names it.
+  const federationIssuer = wanted("federated") ? await startBenchIssuer() : undefined;
+  if (federationIssuer) onCleanup(federationIssuer.stop);
+  const vars: Record<string, string> = federationIssuer ? { FEDERATION_ALLOWED_ISSUERS: federationIssuer.issuer } : {};
+  const start = (inspector: boolean) => startWorker({ tmpPrefix: "keyward-bench-", signingAlg: settings.signingAlg, inspector, rateLimits: true, traceGc: settings.traceGc, vars, log });
   const worker = await start(settings.profile);
   const { mf, direct } = worker;
   const { connections, warmupSeconds, durationSeconds, rounds } = settings;
@@ -111,7 +118,7 @@ async function main(): Promise<number> {
   log(`seeded through the API: bootstrap, org '${seeded.org.slug}', ${seeded.accounts.length} service accounts with a token (${settings.pkjwtClients} with an ES256 key) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   // 3. The scenarios and the peer (rounds interleaved), the scale check; then /healthz through wrangler dev.
-  const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients, consoleConnections: settings.consoleConnections });
+  const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients, consoleConnections: settings.consoleConnections, federationIssuer });
   const peer = wanted("peer") ? await peerScenario() : null;
   const results = await runScenarios(run, [...scenarios, ...(peer ? [peer.scenario] : [])]);
   await peer?.stop();

@@ -36,6 +36,8 @@ export interface DevServerOptions {
    * sets none, so scripts/dev.ts derives it from PORT as `npm run dev` does.
    */
   issuer?: string | "from-port";
+  /** FEDERATION_ALLOWED_ISSUERS (KEYWARD_FEDERATION_ALLOWED_ISSUERS): the external issuers trust policies may name. */
+  federationAllowedIssuers?: string[];
   timeoutMs?: number;
 }
 
@@ -46,6 +48,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: options.issuer ?? base };
   if (options.issuer === "from-port") delete env.KEYWARD_ISSUER;
+  if (options.federationAllowedIssuers) env.KEYWARD_FEDERATION_ALLOWED_ISSUERS = options.federationAllowedIssuers.join(",");
   const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
     cwd: root,
     env,

@@ -6,7 +6,8 @@
  *  4. bootstraps the platform root account if that was never done, printing its token once.
  * Re-running keeps the data (and does not bootstrap again).
  * The root token is also written to <state dir>/root-token (mode 0600) for scripts.
- * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER).
+ * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER),
+ * KEYWARD_FEDERATION_ALLOWED_ISSUERS (overrides FEDERATION_ALLOWED_ISSUERS, docs/federation.md).
  * ISSUER is `http://localhost:<PORT>` unless KEYWARD_ISSUER is set, so that the RFC 8414 metadata,
  * the JWTs' `iss` and the audience of client assertions name the URL the server answers on (the
  * one printed at the end; OAuth clients such as Authlib accept plain http for localhost only).
@@ -40,7 +41,8 @@ function ensureDevVars(): Record<string, string> {
 const persistArgs = persistTo ? ["--persist-to", persistTo] : [];
 const shown = `http://localhost:${port}`;
 const issuer = process.env.KEYWARD_ISSUER || shown;
-const varArgs = ["--var", `ISSUER:${issuer}`];
+const federationIssuers = process.env.KEYWARD_FEDERATION_ALLOWED_ISSUERS;
+const varArgs = ["--var", `ISSUER:${issuer}`, ...(federationIssuers ? ["--var", `FEDERATION_ALLOWED_ISSUERS:${federationIssuers}`] : [])];
 
 function migrate() {
   const result = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {

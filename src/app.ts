@@ -11,6 +11,7 @@ import { m2mRoutes, oauthRoutes } from "./oauth/routes.ts";
 import { adminRoutes } from "./http/routes/admin.ts";
 import { exchangeRoutes } from "./http/routes/exchange.ts";
 import { keyRoutes } from "./http/routes/keys.ts";
+import { federatedCredentialRoutes } from "./http/routes/federated-credentials.ts";
 import { roleRoutes } from "./http/routes/roles.ts";
 import { orgAuditRoutes, platformAuditRoutes } from "./http/routes/audit.ts";
 import { authorizeRoutes, invitationRoutes } from "./http/routes/invitations.ts";
@@ -65,6 +66,7 @@ export function buildApp() {
   app.route("/api/v1/orgs", serviceAccountRoutes);
   app.route("/api/v1/orgs", tokenRoutes);
   app.route("/api/v1/orgs", keyRoutes);
+  app.route("/api/v1/orgs", federatedCredentialRoutes);
   app.route("/api/v1/orgs", roleRoutes);
   app.route("/api/v1/orgs", invitationRoutes);
   app.route("/api/v1/auth", authorizeRoutes);

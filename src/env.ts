@@ -33,6 +33,7 @@ export interface Bindings {
   RATE_LIMIT_BLOCK_SECONDS?: string;
   MAX_CLIENT_ASSERTION_LIFETIME_SECONDS?: string;
   CORS_ALLOWED_ORIGINS?: string;
+  FEDERATION_ALLOWED_ISSUERS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -75,7 +76,37 @@ const configSchema = z.object({
     .string()
     .default("")
     .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
+  /**
+   * External OIDC issuers a trust policy (federated credential) may name, exactly as their tokens'
+   * `iss`; empty: federation off. https only, except loopback http when ISSUER is loopback.
+   */
+  FEDERATION_ALLOWED_ISSUERS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
 });
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+export const isLoopbackUrl = (url: URL) => url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+
+/**
+ * Checks FEDERATION_ALLOWED_ISSUERS against ISSUER: each entry an absolute URL without query,
+ * fragment or credentials; https, or http on a loopback host when ISSUER is itself loopback (local
+ * development and tests). Entries are kept exactly as written: they are compared to `iss` as strings.
+ */
+export function parseAllowedIssuers(entries: string[], issuer: string): string[] {
+  const loopbackIssuer = URL.canParse(issuer) && isLoopbackUrl(new URL(issuer));
+  for (const entry of entries) {
+    const url = URL.canParse(entry) ? new URL(entry) : null;
+    const shapeOk = url !== null && !url.search && !url.hash && !url.username && !url.password && !entry.includes("#") && !entry.includes("?");
+    const schemeOk = url !== null && (url.protocol === "https:" || (loopbackIssuer && isLoopbackUrl(url)));
+    if (!shapeOk || !schemeOk) {
+      throw new Error(`FEDERATION_ALLOWED_ISSUERS: ${JSON.stringify(entry)} is not an https issuer URL (loopback http only when ISSUER is loopback)`);
+    }
+  }
+  return [...new Set(entries)];
+}
 
 export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
 
@@ -91,6 +122,7 @@ export function getConfig(env: Bindings): Config {
     config = {
       ...parsed,
       ISSUER: parsed.ISSUER.replace(/\/+$/, ""),
+      FEDERATION_ALLOWED_ISSUERS: parseAllowedIssuers(parsed.FEDERATION_ALLOWED_ISSUERS, parsed.ISSUER),
       bootstrapSecret: env.BOOTSTRAP_SECRET,
       signingSecret: env.SIGNING_KEY_ENCRYPTION_KEY,
     };

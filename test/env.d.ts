@@ -13,6 +13,8 @@ declare global {
       ACCOUNT_DO: DurableObjectNamespace<AccountCredentials>;
       SIGNING_KEYS: DurableObjectNamespace<SigningKeys>;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+      /** The loopback OIDC issuers' base URL (test/federation/issuer-server.ts). */
+      TEST_ISSUER_BASE: string;
     }
   }
 }

@@ -116,6 +116,8 @@ export interface StartOptions {
   traceGc?: boolean;
   /** A module put in front of the bundle's index.js as the Worker's entry (bench:loop's loop-entry.ts). */
   entry?: string;
+  /** Vars over wrangler.toml's (the federated scenario's FEDERATION_ALLOWED_ISSUERS). */
+  vars?: Record<string, string>;
   log: Logger;
 }
 
@@ -149,7 +151,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   }
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
-  const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}) };
+  const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}), ...options.vars };
   const inspectorPort = options.inspector ? await freePort() : undefined;
   const others = new Set(workerdPids(process.pid));
   const gc = options.traceGc ? gcTracing() : null;

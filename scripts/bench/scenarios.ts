@@ -1,7 +1,7 @@
 /**
  * The benchmark's scenarios on the Worker: (a) the /healthz ceiling (and through Miniflare's entry
  * Worker), (b) the token exchange, (c) client_secret_basic, (d) private_key_jwt, (e) a management
- * read, (g) a console page, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
+ * read, (g) a console page, (h) the federated jwt-bearer grant, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
  * and with many tokens in the store) and /healthz through `wrangler dev`.
  */
 import { mkdirSync } from "node:fs";
@@ -14,8 +14,10 @@ import { assertionRequest, basicRequest, consolePageRequest, consoleSession, exc
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
 import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
 import { accountTemplate, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
+import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
 
 export interface Seeded {
+  rootToken: string;
   rootAccountId: string;
   org: { slug: string };
   accounts: BenchAccount[];
@@ -29,6 +31,8 @@ export interface WorkerScenarioOptions {
   pkjwtClients: number;
   /** Concurrency of (g), the console page (BENCH_CONSOLE_CONNECTIONS). */
   consoleConnections: number;
+  /** The loopback issuer the Worker trusts (FEDERATION_ALLOWED_ISSUERS), for (h). */
+  federationIssuer?: BenchIssuer | undefined;
 }
 
 /** (a) to (e) and (g), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
@@ -76,6 +80,14 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
         notes: () => [`${presigned} assertions pre-signed with jose in ${signing.toFixed(1)} s; ${pool.signedOnDemand} signed on demand because the pool ran dry`],
       },
     });
+  }
+
+  // (h) External tokens (pre-signed, without jti) a trust policy takes, the issuer's keys cached after the probe.
+  if (options.wanted("federated") && options.federationIssuer) {
+    const audience = worker.vars.ISSUER!;
+    await trustBenchIssuer(direct.base, seeded.rootToken, org.slug, accounts[0]!.id, options.federationIssuer.issuer, audience);
+    const next = await presignedPool(options.federationIssuer, audience, 256);
+    scenarios.push({ id: "federated", label: "(h) /oauth/token jwt-bearer, an external token (issuer keys cached)", target: direct, request: next(), next });
   }
 
   if (options.wanted("list-accounts")) {

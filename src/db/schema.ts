@@ -140,6 +140,36 @@ export const publicKeys = sqliteTable(
   (t) => [uniqueIndex("public_keys_account_kid").on(t.accountId, t.kid), index("public_keys_account").on(t.accountId)],
 );
 
+/**
+ * Trust policies (federated credentials): which external OIDC tokens (a CI job's, a Kubernetes
+ * workload's) may act as the account. No secret is stored; deleting the account deletes them.
+ */
+export const federatedCredentials = sqliteTable(
+  "federated_credentials",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    serviceAccountId: text("service_account_id").notNull(),
+    name: text("name").notNull(),
+    description: text("description"),
+    /** The external issuer, exactly as its tokens' `iss` says (one of FEDERATION_ALLOWED_ISSUERS). */
+    issuer: text("issuer").notNull(),
+    /** The `aud` values accepted (any one of them). */
+    audiences: text("audiences", { mode: "json" }).$type<string[]>().notNull(),
+    /** The exact `sub`, or null when only `claims` constrain the token. */
+    subject: text("subject"),
+    /** Claim name -> pattern (exact, or a glob: claim-conditions.ts); every one must hold. */
+    claims: text("claims", { mode: "json" }).$type<Record<string, string>>().notNull().default({}),
+    /** Tokens issued (`iat`) longer ago than this are refused; null for no bound beyond `exp`. */
+    maxTokenAgeSeconds: integer("max_token_age_seconds"),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("federated_credentials_account_name").on(t.serviceAccountId, t.name), index("federated_credentials_issuer").on(t.issuer)],
+);
+
 export type ScopeType = "org" | "project" | "environment";
 
 /** Custom roles of an org (the built-in ones live in code). */
@@ -259,3 +289,4 @@ export type AuditEvent = typeof auditEvents.$inferSelect;
 export type PublicKey = typeof publicKeys.$inferSelect;
 export type Role = typeof roles.$inferSelect;
 export type Invitation = typeof invitations.$inferSelect;
+export type FederatedCredential = typeof federatedCredentials.$inferSelect;

@@ -18,6 +18,7 @@ import {
   type Outcome,
 } from "../domain/credentials/plans.ts";
 import type { AccountCredentialsRpc } from "../domain/credentials/account-object.ts";
+import { planFederatedChange, type FederatedChange, type TrustPolicy } from "../domain/credentials/federated-plans.ts";
 import { Serial } from "../lib/serial.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
 
@@ -148,6 +149,10 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
 
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>> {
     return this.mutate(accountId, () => planDeleteAccount(this.ctxFor(meta), accountId));
+  }
+
+  changeFederatedCredential(accountId: string, change: FederatedChange, meta: RequestMeta): Promise<Outcome<{ policy: TrustPolicy | null }>> {
+    return this.mutate(accountId, () => planFederatedChange(this.ctxFor(meta), accountId, change));
   }
 
   /**

@@ -7,7 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 import { validationError } from "./validation.ts";
 
-/** Every stable error code of the management API, with its HTTP status (the README's error table). */
+/** Every stable error code of the management API, with its HTTP status (docs/errors.md's table). */
 export const ERROR_STATUS = {
   validation_failed: 400,
   malformed_json: 400,
@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   invalid_scope: 400,
   invalid_duration: 400,
   invalid_target: 400,
+  issuer_unavailable: 503,
   unauthenticated: 401,
   permission_denied: 403,
   not_found: 404,
@@ -29,6 +30,9 @@ export const ERROR_STATUS = {
   token_limit_reached: 409,
   key_exists: 409,
   key_limit_reached: 409,
+  federated_credential_limit_reached: 409,
+  issuer_not_allowed: 422,
+  policy_too_broad: 422,
   conflict: 409,
   token_not_active: 409,
   account_not_active: 409,

@@ -11,6 +11,7 @@ export const ID_PREFIXES = {
   roleAssignment: "ra_",
   invitation: "inv_",
   event: "evt_",
+  federatedCredential: "fed_",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

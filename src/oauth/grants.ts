@@ -16,6 +16,7 @@ import type { FormOf, FormSpec } from "./form.ts";
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 export const JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+export const ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token";
 
 /** The parameters every grant takes besides client authentication's: RFC 6749 3.3 scope, RFC 8707 resource, and audience. */
 export const COMMON_GRANT_PARAMS = { grant_type: "one", scope: "one", resource: "many", audience: "many" } as const;

@@ -5,13 +5,14 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
-const scenarios = ["healthz", "exchange", "client-basic", "private-key-jwt", "list-accounts", "peer"];
+const scenarios = ["healthz", "exchange", "client-basic", "private-key-jwt", "list-accounts", "federated", "peer"];
 const labels = [
   "(a) GET /healthz",
   "(b) POST /api/auth/access-tokens/jwt",
   "(c) /oauth/token client_secret_basic",
   "(d) /oauth/token private_key_jwt",
   "(e) GET /api/v1/orgs/{org}/service-accounts?limit=20",
+  "(h) /oauth/token jwt-bearer",
   "(f) peer: oidc-provider",
 ];
 

@@ -104,7 +104,8 @@ describe("the README walk-through", () => {
     let env: Record<string, string>;
 
     beforeAll(async () => {
-      server = await startDevServer();
+      // "CI without secrets" adds a trust policy naming GitHub Actions' issuer.
+      server = await startDevServer({ federationAllowedIssuers: ["https://token.actions.githubusercontent.com"] });
       // `npm run dev` writes the root token it bootstrapped to <KEYWARD_PERSIST_DIR>/root-token (0600),
       // which the walk-through reads.
       env = { PORT: new URL(server.base).port, KEYWARD_PERSIST_DIR: server.persistDir };

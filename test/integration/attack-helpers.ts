@@ -249,6 +249,8 @@ export function bodyFor(op: ApiOperation, ids: Record<string, string>, m: BodyMa
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens": {},
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens/{tok}/regenerate": { graceSeconds: 0 },
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/keys": { publicKey: m.pem },
+    "POST /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials": { name: unique("evil"), issuer: "https://token.actions.githubusercontent.com", subject: "repo:evil/x:ref:refs/heads/main" },
+    "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials/{fed}": { subject: null, claims: { repository_owner: "evil" } },
     "POST /api/v1/orgs/{org}/roles": { name: unique("evil"), operations: ["orgs.read"] },
     "PATCH /api/v1/orgs/{org}/roles/{role}": { description: "pwned", operations: ["orgs.read"] },
     "POST /api/v1/orgs/{org}/invitations": { email: m.inviteEmail, ...assignment },
@@ -294,6 +296,7 @@ export async function snapshotOrg(adminToken: string, orgId: string) {
     const sa = `${o}/service-accounts/${a.id}`;
     snap[`tokens:${a.id}`] = await getOk(`${sa}/tokens?limit=200`, adminToken);
     snap[`keys:${a.id}`] = await getOk(`${sa}/keys`, adminToken);
+    snap[`feds:${a.id}`] = await getOk(`${sa}/federated-credentials`, adminToken);
     snap[`ras:${a.id}`] = await getOk(`${sa}/role-assignments`, adminToken);
     snap[`invs:${a.id}`] = await getOk(`${sa}/invitations`, adminToken);
   }

@@ -44,6 +44,7 @@ interface Furnished {
   token: string;
   tokenId: string;
   keyId: string;
+  fedId: string;
   kid: string;
   privateKey: CryptoKey;
   raId: string;
@@ -59,10 +60,12 @@ async function furnished(o: Org, roles: { role: string; scope?: { type: "org" | 
   const kid = unique("kid");
   const key = await addPublicKey(o.adminToken, o.org.id, id, { publicKey: await jose.exportSPKI(publicKey), kid });
   expectStatus(key, 201);
+  const fed = await call("POST", `${sas(o.org.id)}/${id}/federated-credentials`, { token: o.adminToken, body: { name: unique("f"), issuer: "https://gitlab.com", subject: `project_path:${o.org.slug}/x:ref_type:branch:ref:main` } });
+  expectStatus(fed, 201);
   const ras = await assignmentsOf(o.adminToken, o.org.id, id);
   const inv = await inviteTo(C.adminToken, C.org.id, created.json.email, "viewer");
   expectStatus(inv, 201);
-  return { id, email: created.json.email, token: created.json.token.token, tokenId: created.json.token.id, keyId: key.json.id, kid, privateKey, raId: ras[0].id, invId: inv.json.id };
+  return { id, email: created.json.email, token: created.json.token.token, tokenId: created.json.token.id, keyId: key.json.id, fedId: fed.json.id, kid, privateKey, raId: ras[0].id, invId: inv.json.id };
 }
 
 const assertionOf = (f: Furnished, header: Partial<jose.JWTHeaderParameters> = {}) =>
@@ -118,7 +121,7 @@ describe("use-after-free", () => {
     const jwt = await jwtFor(x.token);
     expectStatus(await call("DELETE", sa(A.org.id, x.id), { token: A.adminToken }), 204);
 
-    const ids = { org: A.org.id, sa: x.id, tok: x.tokenId, key: x.keyId, ra: x.raId, inv: x.invId };
+    const ids = { org: A.org.id, sa: x.id, tok: x.tokenId, key: x.keyId, fed: x.fedId, ra: x.raId, inv: x.invId };
     const sent = await walk(takes("sa"), () => ids, A.adminToken, expect404);
     expect(sent).toBeGreaterThanOrEqual(15);
     // The platform path does not reach it either; root sees the same 404 as the org-admin.
@@ -138,6 +141,7 @@ describe("use-after-free", () => {
     const y = again.json.id as string;
     expect(await assignmentsOf(A.adminToken, A.org.id, y)).toEqual([]);
     expect((await call("GET", `${sa(A.org.id, y)}/keys`, { token: A.adminToken })).json.items).toEqual([]);
+    expect((await call("GET", `${sa(A.org.id, y)}/federated-credentials`, { token: A.adminToken })).json.items).toEqual([]);
     expect((await call("GET", `${sa(A.org.id, y)}/tokens`, { token: A.adminToken })).json.items.map((t: { id: string }) => t.id)).toEqual([again.json.token.id]);
     expect((await call("GET", `${sa(A.org.id, y)}/invitations`, { token: A.adminToken })).json.items).toEqual([]);
     // The old credentials stay dead, also in the new account's name.
@@ -145,7 +149,7 @@ describe("use-after-free", () => {
     await refusedAt("old JWT after re-creation", jwt, { orgId: A.org.id, accountId: y }, probes);
     await refusedAt("old key in the new account's name", await assertionOf({ ...x, id: y }), { orgId: A.org.id, accountId: y }, probes);
     // The old ids under the new account are 404 as well.
-    await walk(takes("tok", "key", "ra", "inv"), () => ({ ...ids, sa: y }), A.adminToken, expect404);
+    await walk(takes("tok", "key", "fed", "ra", "inv"), () => ({ ...ids, sa: y }), A.adminToken, expect404);
     expectCode(await call("GET", sa(A.org.id, x.id), { token: A.adminToken }), 404, "not_found");
   });
 
@@ -318,7 +322,7 @@ describe("resource hierarchy", () => {
     expectStatus(sent, 201);
     return {
       x,
-      ids: { sa: x.id, tok: x.tokenId, key: x.keyId, ra: x.raId, role: role.id, prj: prj.json.id, env: env.json.id, sentInv: sent.json.id, recvInv: x.invId, clientId: x.id },
+      ids: { sa: x.id, tok: x.tokenId, key: x.keyId, fed: x.fedId, ra: x.raId, role: role.id, prj: prj.json.id, env: env.json.id, sentInv: sent.json.id, recvInv: x.invId, clientId: x.id },
     };
   }
   /** The {inv} of a template: the invitation the org sent, or the one its account received. */
@@ -399,17 +403,18 @@ describe("resource hierarchy", () => {
       stable({
         tokens: (await call("GET", `${sa(A.org.id, x.id)}/tokens`, { token: A.adminToken })).json,
         keys: (await call("GET", `${sa(A.org.id, x.id)}/keys`, { token: A.adminToken })).json,
+        feds: (await call("GET", `${sa(A.org.id, x.id)}/federated-credentials`, { token: A.adminToken })).json,
         ras: (await call("GET", `${sa(A.org.id, x.id)}/role-assignments`, { token: A.adminToken })).json,
         invs: (await call("GET", `${sa(A.org.id, x.id)}/invitations`, { token: A.adminToken })).json,
       });
     const before = await state();
     const sent = await walk(
-      (op) => op.params.includes("sa") && op.params.some((p) => ["tok", "key", "ra", "inv"].includes(p)),
-      () => ({ org: A.org.id, sa: y.id, tok: x.tokenId, key: x.keyId, ra: x.raId, inv: x.invId }),
+      (op) => op.params.includes("sa") && op.params.some((p) => ["tok", "key", "fed", "ra", "inv"].includes(p)),
+      () => ({ org: A.org.id, sa: y.id, tok: x.tokenId, key: x.keyId, fed: x.fedId, ra: x.raId, inv: x.invId }),
       A.adminToken,
       expect404,
     );
-    expect(sent).toBe(5);
+    expect(sent).toBe(8);
     expect(await state()).toEqual(before);
     expectStatus(await call("GET", sa(A.org.id, x.id), { token: x.token }), 200);
     expectStatus(await byAssertion(x), 200);
@@ -568,7 +573,7 @@ describe("privilege escalation", () => {
   });
 
   it("service-accounts.incident-response takes any account's access away (revoke, remove a key, unassign, disable), marks every such event in the audit log, and hands out nothing", async () => {
-    const responderRole = await createRole(A.adminToken, A.org.id, ["orgs.read", "service-accounts.read", "service-accounts.edit", "service-accounts.access-tokens.edit", "roles.edit", "service-accounts.incident-response"]);
+    const responderRole = await createRole(A.adminToken, A.org.id, ["orgs.read", "service-accounts.read", "service-accounts.edit", "service-accounts.access-tokens.edit", "service-accounts.federated-credentials.edit", "roles.edit", "service-accounts.incident-response"]);
     const responder = await furnished(A, [{ role: responderRole.id }]);
     const target = await furnished(A, [{ role: "org-admin" }]);
     const path = sa(A.org.id, target.id);
@@ -577,7 +582,10 @@ describe("privilege escalation", () => {
     expectMissing(await call("POST", `${path}/tokens/${target.tokenId}/regenerate`, { token: responder.token, body: {} }), lacks);
     expectMissing(await call("POST", `${path}/keys`, { token: responder.token, body: { publicKey: material.pem } }), lacks);
     expectMissing(await call("PATCH", path, { token: responder.token, body: { status: "disabled", description: "and more" } }), lacks);
+    expectMissing(await call("POST", `${path}/federated-credentials`, { token: responder.token, body: { name: unique("f"), issuer: "https://gitlab.com", subject: "x" } }), lacks);
+    expectMissing(await call("PATCH", `${path}/federated-credentials/${target.fedId}`, { token: responder.token, body: { enabled: false } }), lacks);
     // Taking away works.
+    expectStatus(await call("DELETE", `${path}/federated-credentials/${target.fedId}`, { token: responder.token }), 204);
     expectStatus(await call("DELETE", `${path}/tokens/${target.tokenId}`, { token: responder.token }), 204);
     expectStatus(await call("DELETE", `${path}/keys/${target.keyId}`, { token: responder.token }), 204);
     expectStatus(await call("PATCH", path, { token: responder.token, body: { status: "disabled" } }), 200);
@@ -588,7 +596,7 @@ describe("privilege escalation", () => {
     // Every one of those events says it was incident response; an ordinary revoke does not.
     const events = (await call("GET", `/api/v1/orgs/${A.org.id}/audit-events?actor=${responder.id}`, { token: A.adminToken })).json.items as { action: string; details: Record<string, unknown> }[];
     const actions = events.map((e) => e.action).sort();
-    expect(actions).toEqual(["access_token.revoked", "public_key.deleted", "role_assignment.deleted", "service_account.disabled"]);
+    expect(actions).toEqual(["access_token.revoked", "federated_credential.deleted", "public_key.deleted", "role_assignment.deleted", "service_account.disabled"]);
     for (const e of events) expect(e.details.incidentResponse, JSON.stringify(e)).toBe(true);
     const plain = await furnished(A, [{ role: "viewer" }]);
     expectStatus(await call("DELETE", `${sa(A.org.id, plain.id)}/tokens/${plain.tokenId}`, { token: A.adminToken }), 204);

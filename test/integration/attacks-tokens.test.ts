@@ -317,6 +317,8 @@ describe("JWT: org confinement", () => {
     const { publicKey } = await jose.generateKeyPair("ES256", { extractable: true });
     const key = await addPublicKey(B.adminToken, B.org.id, B.admin.id, { publicKey: await jose.exportSPKI(publicKey) });
     expectStatus(key, 201);
+    const fed = await call("POST", `/api/v1/orgs/${B.org.id}/service-accounts/${B.admin.id}/federated-credentials`, { token: B.adminToken, body: { name: unique("f"), issuer: "https://gitlab.com", subject: "project_path:b/x:ref_type:branch:ref:main" } });
+    expectStatus(fed, 201);
     // An invitation B sent (to w, an account of A: A's admin still has no say over it through B's paths).
     const inv = await inviteTo(B.adminToken, B.org.id, (await call("GET", `/api/v1/orgs/${A.org.id}/service-accounts/${w.id}`, { token: A.adminToken })).json.email, "viewer");
     expectStatus(inv, 201);
@@ -326,6 +328,7 @@ describe("JWT: org confinement", () => {
       sa: B.admin.id,
       tok: B.admin.token.id,
       key: key.json.id,
+      fed: fed.json.id,
       ra: ras.json.items[0].id,
       prj: prj.json.id,
       env: env.json.id,
@@ -485,6 +488,8 @@ describe("access tokens", () => {
     const token = bViewer.json.token.token as string;
     const ras = await call("GET", `/api/v1/orgs/${A.org.id}/service-accounts/${v.id}/role-assignments`, { token: A.adminToken });
     const keys = await call("GET", `/api/v1/orgs/${A.org.id}/service-accounts/${v.id}/keys`, { token: A.adminToken });
+    const fed = await call("POST", `/api/v1/orgs/${A.org.id}/service-accounts/${v.id}/federated-credentials`, { token: A.adminToken, body: { name: unique("f"), issuer: "https://gitlab.com", subject: "project_path:a/x:ref_type:branch:ref:main" } });
+    expectStatus(fed, 201);
     const prj = await call("POST", `/api/v1/orgs/${A.org.id}/projects`, { token: A.adminToken, body: { slug: unique("p"), name: "P" } });
     const env = await call("POST", `/api/v1/orgs/${A.org.id}/projects/${prj.json.id}/environments`, { token: A.adminToken, body: { slug: unique("e"), name: "E" } });
     const role = await call("POST", `/api/v1/orgs/${A.org.id}/roles`, { token: A.adminToken, body: { name: unique("r"), operations: ["orgs.read"] } });
@@ -493,6 +498,7 @@ describe("access tokens", () => {
       sa: v.id,
       tok: v.tokenId,
       key: keys.json.items[0].id,
+      fed: fed.json.id,
       ra: ras.json.items[0].id,
       prj: prj.json.id,
       env: env.json.id,

@@ -154,6 +154,7 @@ beforeAll(async () => {
   const { publicKey } = await jose.generateKeyPair("ES256", { extractable: true });
   const pem = await jose.exportSPKI(publicKey);
   const key = await created("POST", `${sa}/keys`, A.adminToken, { publicKey: pem, name: "fuzz-key" });
+  const fed = await created("POST", `${sa}/federated-credentials`, A.adminToken, { name: "fuzz-fed", issuer: "https://gitlab.com", subject: "project_path:acme/x:ref_type:branch:ref:main" });
   const ras = await created("GET", `${sa}/role-assignments`, A.adminToken);
   const role = await created("POST", `/api/v1/orgs/${o}/roles`, A.adminToken, { name: "fuzz-role", operations: ["service-accounts.read"] });
   const invitee = await created("POST", `/api/v1/orgs/${B.org.id}/service-accounts`, B.adminToken, { name: "invitee-bot" });
@@ -173,6 +174,7 @@ beforeAll(async () => {
       sa: [target.id],
       tok: [target.token.id],
       key: [key.id],
+      fed: [fed.id],
       ra: [ras.items[0].id],
       role: [role.id],
       inv: [inv.id],
@@ -181,7 +183,7 @@ beforeAll(async () => {
     // The coherent binding of the invitee side: PATCH /orgs/B/service-accounts/{invitee}/invitations/{inv}.
     B: { org: [B.org.id], sa: [invitee.id], inv: [inv.id] },
   };
-  crossIds = [B.org.id, prj.id, envRow.id, target.id, invitee.id, A.admin.id, viewer.id, root.id, target.token.id, key.id, ras.items[0].id, role.id, "role_viewer", "viewer", "org-owner", inv.id, client.clientId];
+  crossIds = [B.org.id, prj.id, envRow.id, target.id, invitee.id, A.admin.id, viewer.id, root.id, target.token.id, key.id, fed.id, ras.items[0].id, role.id, "role_viewer", "viewer", "org-owner", inv.id, client.clientId];
   examples = {
     "POST /api/auth/access-tokens/jwt": { access_token: viewer.token.token, duration_seconds: 60, scope: "service-accounts.read" },
     "POST /api/v1/admin/signing-keys/rotate": { activateInSeconds: 300 },
@@ -196,6 +198,8 @@ beforeAll(async () => {
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens": { name: "second", expiresInSeconds: 3600 },
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens/{tok}/regenerate": { graceSeconds: 60 },
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/keys": { publicKey: pem, alg: "ES256", kid: "fuzz-kid", name: "k2" },
+    "POST /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials": { name: "fuzz-fed-2", issuer: "https://token.actions.githubusercontent.com", claims: { repository: "acme/x" }, maxTokenAgeSeconds: 600 },
+    "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials/{fed}": { description: "edited", enabled: false },
     "POST /api/v1/orgs/{org}/roles": { name: "fuzz-role-2", description: "d", operations: ["service-accounts.read"], assignableToServiceAccounts: true },
     "PATCH /api/v1/orgs/{org}/roles/{role}": { description: "edited", operations: ["service-accounts.read", "orgs.read"] },
     "POST /api/v1/orgs/{org}/invitations": { email: invitee.email, role: "viewer", scope: { type: "project", id: prj.id } },
@@ -236,6 +240,17 @@ beforeAll(async () => {
     ],
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens": [["over the active-token limit", { name: "one-too-many" }]],
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/keys": [["the same key again", { publicKey: pem }]],
+    "POST /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials": [
+      ["name taken", { name: "fuzz-fed", issuer: "https://gitlab.com", subject: "x" }],
+      ["no condition", { name: unique("f"), issuer: "https://gitlab.com" }],
+      ["issuer not allowed", { name: unique("f"), issuer: "https://evil.example", subject: "x" }],
+      ["a star-only pattern", { name: unique("f"), issuer: "https://gitlab.com", claims: { project_path: "**" } }],
+      ["a condition on aud", { name: unique("f"), issuer: "https://gitlab.com", claims: { aud: "x" } }],
+    ],
+    "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials/{fed}": [
+      ["dropping the last condition while enabling", { subject: null, enabled: true }],
+      ["issuer not allowed with a rename", { name: "renamed", issuer: "https://evil.example" }],
+    ],
     "POST /api/v1/orgs/{org}/roles": [
       ["name taken", { name: "fuzz-role", operations: ["orgs.read"] }],
       ["unknown operation", { name: unique("r"), operations: ["no.such.operation"] }],

@@ -343,7 +343,7 @@ describe("escalation attempts are refused", () => {
     expectStatus(limited, 200);
     const jwt = limited.json.jwt as string;
     const { account } = await newAccount(t.adminToken, t.org.id);
-    expectMissing(await assign(jwt, t.org.id, account.id, "org-admin"), ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.access-tokens.edit", "service-accounts.incident-response"]);
+    expectMissing(await assign(jwt, t.org.id, account.id, "org-admin"), ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.access-tokens.edit", "service-accounts.federated-credentials.edit", "service-accounts.incident-response"]);
     expectMissing(await call("POST", sas(t.org.id), { token: jwt, body: { name: unique("x"), roles: [{ role: "viewer" }] } }), ["audit.read"]);
     expectMissing(await call("POST", `${sa(t.org.id, account.id)}/tokens`, { token: jwt, body: {} }), ["service-accounts.access-tokens.edit"]);
     expect(await assignmentsOf(t.adminToken, t.org.id, account.id)).toEqual([]);

@@ -332,6 +332,7 @@ describe("invitation errors", () => {
       "service-accounts.read",
       "service-accounts.edit",
       "service-accounts.access-tokens.edit",
+      "service-accounts.federated-credentials.edit",
       "roles.edit",
       "audit.read",
       "service-accounts.incident-response",

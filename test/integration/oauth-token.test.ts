@@ -29,6 +29,9 @@ import {
   TOKEN_EXCHANGE,
 } from "./oauth-helpers.ts";
 
+/** RFC 7523 section 2.1 (the federated grant, test/integration/federation-grant.test.ts). */
+const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /** POST /oauth/token (and /api/m2m/oauth/token): client_credentials with three client auth methods, and RFC 8693 token exchange. */
 
 const VIEWER_SCOPE = "audit.read orgs.read service-accounts.read";
@@ -297,7 +300,7 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
     expectOAuthError(await postForm("/oauth/token", {}, { basic: [viewer.account.id, viewer.token] }), 400, "invalid_request");
   });
 
-  it.each(["password", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"])(
+  it.each(["password", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:saml2-bearer"])(
     "grant_type=%s is 400 unsupported_grant_type",
     async (grant) => {
       expectOAuthError(await postForm("/oauth/token", { grant_type: grant }, { basic: [viewer.account.id, viewer.token] }), 400, "unsupported_grant_type");
@@ -547,10 +550,10 @@ describe("discovery (RFC 8414)", () => {
 
   it("grant_types_supported is the token endpoint's registry; scopes_supported lists the org-level operations, not platform.root", async () => {
     const res = await call("GET", "/.well-known/oauth-authorization-server");
-    expect(res.json.grant_types_supported, res.text).toEqual(["client_credentials", TOKEN_EXCHANGE]);
+    expect(res.json.grant_types_supported, res.text).toEqual(["client_credentials", TOKEN_EXCHANGE, JWT_BEARER_GRANT]);
     expect(res.json.scopes_supported, res.text).not.toContain("platform.root");
     expect(res.json.scopes_supported, res.text).toEqual(ORG_OPERATIONS);
     const unsupported = await postForm("/oauth/token", { grant_type: "password" });
-    expect(expectOAuthError(unsupported, 400, "unsupported_grant_type").error_description, unsupported.text).toBe(`Supported grant types: client_credentials, ${TOKEN_EXCHANGE}`);
+    expect(expectOAuthError(unsupported, 400, "unsupported_grant_type").error_description, unsupported.text).toBe(`Supported grant types: client_credentials, ${TOKEN_EXCHANGE}, ${JWT_BEARER_GRANT}`);
   });
 });

@@ -30,6 +30,7 @@ const ORG_OPERATIONS = [
   "roles.edit",
   "service-accounts.access-tokens.edit",
   "service-accounts.edit",
+  "service-accounts.federated-credentials.edit",
   "service-accounts.incident-response",
   "service-accounts.read",
 ];

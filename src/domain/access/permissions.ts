@@ -9,9 +9,11 @@ export const OPERATIONS = {
   "platform.root": "Everything, on every org (the bootstrap account)",
   "orgs.read": "Read an org, its policy, projects and environments",
   "orgs.admin": "Edit an org's policy, projects and environments",
-  "service-accounts.read": "List and read service accounts, their tokens (hints only), keys and roles",
+  "service-accounts.read": "List and read service accounts, their tokens (hints only), keys, federated credentials and roles",
   "service-accounts.edit": "Create, edit, disable and delete service accounts",
   "service-accounts.access-tokens.edit": "Issue, revoke and regenerate access tokens; add and remove public keys",
+  "service-accounts.federated-credentials.edit":
+    "Create, edit and delete an account's federated credentials (trust policies letting external OIDC tokens act as it)",
   "service-accounts.incident-response":
     "Take access away from any account of the org, whatever it holds (revoke its tokens, remove its keys and role assignments, disable or delete it, each with the route's own permission); every use is marked in the audit log",
   "roles.edit": "Create, edit and delete custom roles; assign and unassign roles",
@@ -55,6 +57,7 @@ export const BUILTIN_ROLES: BuiltinRole[] = [
       "service-accounts.read",
       "service-accounts.edit",
       "service-accounts.access-tokens.edit",
+      "service-accounts.federated-credentials.edit",
     ],
     assignableToServiceAccounts: true,
   },

@@ -4,6 +4,7 @@ import type { Ctx } from "../shared/context.ts";
 import type { AccessToken, PublicKey, ServiceAccount } from "../../db/schema.ts";
 import type { RequestMeta } from "../shared/context.ts";
 import type { AccountPatch, IssueInput, Outcome } from "./plans.ts";
+import type { FederatedChange, TrustPolicy } from "./federated-plans.ts";
 
 /**
  * What the domain asks of an account's Durable Object (src/durable-objects/account-credentials.ts
@@ -19,6 +20,8 @@ export interface AccountCredentialsRpc {
   addKey(key: PublicKey, meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>>;
   removeKey(accountId: string, keyId: string, meta: RequestMeta): Promise<Outcome<object>>;
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>>;
+  /** Creates, updates or deletes one of the account's trust policies (federated credentials). */
+  changeFederatedCredential(accountId: string, change: FederatedChange, meta: RequestMeta): Promise<Outcome<{ policy: TrustPolicy | null }>>;
   /** False when the jti was already used; over RPC the answer comes as a promise. */
   rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
 }

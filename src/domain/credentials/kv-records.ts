@@ -11,6 +11,7 @@ import type { PublicKeyAlg } from "../../db/schema.ts";
  *                                                          directly or by RFC 8693 exchange, is dead; kept
  *                                                          as long as the longest JWT could live)
  *   signing:keyset                       -> the signing keys (private halves AES-GCM wrapped)
+ *   fed-jwks:<issuer URL>                -> an external issuer's public keys (issuer-keys.ts)
  */
 
 /** What a JWT says about an account, denormalized so that no hot path reads D1. */

@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { accessTokens, invitations, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../../db/schema.ts";
+import { accessTokens, federatedCredentials, invitations, publicKeys, roleAssignments, serviceAccounts, type AccessToken, type PublicKey, type ServiceAccount } from "../../db/schema.ts";
 import type { ErrorCode } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { generateAccessToken, hashToken, tokenHint } from "./access-token.ts";
@@ -348,6 +348,7 @@ export async function planDeleteAccount(ctx: Ctx, accountId: string): Promise<Ou
     d1: [
       statement(ctx.db.delete(accessTokens).where(eq(accessTokens.accountId, accountId))),
       statement(ctx.db.delete(publicKeys).where(eq(publicKeys.accountId, accountId))),
+      statement(ctx.db.delete(federatedCredentials).where(eq(federatedCredentials.serviceAccountId, accountId))),
       statement(ctx.db.delete(roleAssignments).where(eq(roleAssignments.accountId, accountId))),
       statement(ctx.db.delete(invitations).where(eq(invitations.accountId, accountId))),
       statement(ctx.db.delete(serviceAccounts).where(eq(serviceAccounts.id, accountId))),

@@ -1,8 +1,10 @@
 import { TOKEN_PREFIX } from "./access-token.ts";
 import type { Ctx } from "../shared/context.ts";
 import { liveAccountRecord, verifyAccessToken } from "./record-cache.ts";
-import { MAX_EXCHANGE_DEPTH, sourceOf, verifyJwt, type JwtSource, type VerifiedJwt } from "../signing/jwt.ts";
-import { credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
+import { MAX_EXCHANGE_DEPTH, NO_SOURCE, sourceOf, verifyJwt, type JwtSource, type VerifiedJwt } from "../signing/jwt.ts";
+import { auditFederationRefused, isForeignToken, verifyFederatedToken, type FederatedMatch } from "./federated-tokens.ts";
+import { accountKey, credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
+import { syncAccounts } from "./account-object.ts";
 import { auditedNetworkCheck } from "./network.ts";
 import { recordUse } from "./usage.ts";
 
@@ -14,9 +16,11 @@ import { recordUse } from "./usage.ts";
  * the access token's record and expiry, the JWT's signature, claims and revocation (its own jti,
  * its ancestors' and its root access token's), the account being alive, the account's network
  * bounds, and the recording of uses. A new kind of credential is one new branch of `resolveCredential`.
+ * `federated`: an external OIDC token (its issuer not ours) that a trust policy accepts
+ * (federated-tokens.ts) stands for the policy's account; a refusal is audited there.
  */
 
-export type CredentialKind = "access_token" | "jwt";
+export type CredentialKind = "access_token" | "jwt" | "federated";
 
 /**
  * Why a credential is presented, which decides the checks that concern its holder:
@@ -37,6 +41,11 @@ export interface CredentialQuery {
   jwtAudience: string | null | false;
   /** The account the credential must belong to (a client_secret is only its client_id's). */
   accountId?: string | undefined;
+  /**
+   * Whether external tokens (a JWT whose `iss` is not ours) are accepted through the trust
+   * policies; `accountId` then chooses among accounts whose policies all hold.
+   */
+  federated?: boolean | undefined;
 }
 
 export interface ResolvedCredential {
@@ -55,6 +64,8 @@ export interface ResolvedCredential {
   orgLimit?: string | undefined;
   /** A JWT's verified claims. */
   jwt?: VerifiedJwt | undefined;
+  /** An external token's verified claims and the trust policy that took it. */
+  federated?: FederatedMatch | undefined;
 }
 
 /** The credential `presented` resolves to under `query`, or null (one answer for every failure). */
@@ -62,6 +73,8 @@ export async function resolveCredential(ctx: Ctx, presented: string, query: Cred
   let resolved: ResolvedCredential | null = null;
   if (presented.startsWith(TOKEN_PREFIX)) {
     if (query.accessToken) resolved = await resolveAccessToken(ctx, presented);
+  } else if (query.federated && isForeignToken(presented, ctx.config.ISSUER)) {
+    resolved = await resolveFederated(ctx, presented, query.accountId);
   } else if (query.jwtAudience !== false) {
     resolved = await resolveJwt(ctx, presented, query.jwtAudience);
   }
@@ -108,5 +121,40 @@ async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Pro
     scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
     orgLimit: jwt.org_id,
     jwt,
+  };
+}
+
+/**
+ * The live record of a federated account. An account that never held a token or a key has no KV
+ * record yet (federation needs no stored secret): its object writes it from D1 on first use.
+ */
+async function federatedAccountRecord(ctx: Ctx, accountId: string): Promise<AccountRecord | null> {
+  const live = await liveAccountRecord(ctx.env, accountId, ctx.now());
+  if (live || (await ctx.env.TOKENS.get(accountKey(accountId))) !== null) return live;
+  await syncAccounts(ctx, [accountId]).catch(() => undefined);
+  return liveAccountRecord(ctx.env, accountId, ctx.now());
+}
+
+/** An external token a trust policy accepts: the policy's account, alive and still of the policy's org. */
+async function resolveFederated(ctx: Ctx, token: string, accountId: string | undefined): Promise<ResolvedCredential | null> {
+  const outcome = await verifyFederatedToken(ctx, token, accountId);
+  if (!outcome.ok) {
+    auditFederationRefused(ctx, outcome);
+    return null;
+  }
+  const { policy, claims, sub } = outcome.match;
+  const live = await federatedAccountRecord(ctx, policy.serviceAccountId);
+  if (!live || live.account.orgId !== policy.orgId) {
+    auditFederationRefused(ctx, { reason: "the policy's account is not active", iss: claims.iss, sub, candidates: [policy] });
+    return null;
+  }
+  return {
+    kind: "federated",
+    id: policy.id,
+    account: live.account,
+    // A JWT for an external token lives no longer than the token itself.
+    expiresAt: Math.min(claims.exp * 1000, live.account.expiresAt ?? Infinity),
+    derivedSource: NO_SOURCE,
+    federated: outcome.match,
   };
 }

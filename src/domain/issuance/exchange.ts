@@ -3,7 +3,7 @@ import { isUnauthenticated, unauthenticated } from "../credentials/bearer.ts";
 import { claimsFor } from "./cross-org.ts";
 import type { Ctx } from "../shared/context.ts";
 import { resolveCredential } from "../credentials/resolver.ts";
-import { mintJwt, type JwtSource } from "../signing/jwt.ts";
+import { mintJwt, type FederatedOrigin, type JwtSource } from "../signing/jwt.ts";
 import type { AccountClaims } from "../credentials/kv-records.ts";
 import { exchangeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
@@ -41,6 +41,7 @@ export function resolveAudience(ctx: Ctx, requested: string[]): string | string[
 export interface IssuedJwt {
   /** The JWT, a compact JWS. */
   jws: string;
+  jti: string;
   expiresIn: number;
   scope: string[];
 }
@@ -52,13 +53,15 @@ export interface JwtToIssue {
   source: JwtSource;
   /** The access token exchanged for the JWT (resolved with purpose `exchange`), whose use is recorded with the exchange. */
   exchangedTokenId?: string | undefined;
+  /** The external token a federated grant accepted. */
+  federated?: FederatedOrigin | undefined;
 }
 
 /** Mints the JWT, and records the exchange (and the access token exchanged, if one was) for review. */
 export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtToIssue): Promise<IssuedJwt> {
-  const { jws } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source });
+  const { jws, jti } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source, federated: input.federated });
   recordUse(ctx, { accountId: account.accountId, tokenId: input.exchangedTokenId, exchange: true });
-  return { jws, expiresIn: input.ttlSeconds, scope: input.scope };
+  return { jws, jti, expiresIn: input.ttlSeconds, scope: input.scope };
 }
 
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT, its lifetime rejected (never clipped) when over a bound. */

@@ -27,7 +27,7 @@ export interface Ctx {
 const dbs = new WeakMap<D1Database, Db>();
 
 /** One drizzle instance per D1 binding and isolate (it holds no per-request state). */
-function dbFor(d1: D1Database): Db {
+export function dbFor(d1: D1Database): Db {
   let db = dbs.get(d1);
   if (!db) dbs.set(d1, (db = drizzle(d1, { schema })));
   return db;

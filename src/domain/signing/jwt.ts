@@ -122,6 +122,15 @@ export interface MintInput {
   source: JwtSource;
   /** The org the token is for, when not the account's own (cross-org authorization). */
   orgId?: string | null;
+  /** The external token a federated grant accepted (the JWT's `federated` claim). */
+  federated?: FederatedOrigin | undefined;
+}
+
+/** Where a federated JWT came from: the external token's issuer and subject, and the trust policy that took it. */
+export interface FederatedOrigin {
+  iss: string;
+  sub: string;
+  policy_id: string;
 }
 
 export interface MintedJwt {
@@ -169,6 +178,7 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     roles: input.account.roles,
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
+    federated: input.federated,
   });
   return signJws(key, privateKey, payload).then((jws) => ({ jws: jwsText(jws), jti, exp, iat }));
 }
@@ -191,6 +201,7 @@ export interface AccessTokenClaims {
   roles: readonly string[];
   source_token_id?: string | null | undefined;
   source_jtis?: readonly string[] | undefined;
+  federated?: FederatedOrigin | undefined;
 }
 
 const payloadWriter = new JsonBytes();
@@ -209,6 +220,7 @@ export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
   json.raw(',"groups":').strings(c.groups).raw(',"roles":').strings(c.roles);
   if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
   if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
+  if (c.federated) json.raw(',"federated":{"iss":').string(c.federated.iss).raw(',"sub":').string(c.federated.sub).raw(',"policy_id":').string(c.federated.policy_id).raw("}");
   return json.raw("}").bytes();
 }
 

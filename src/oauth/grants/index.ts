@@ -2,11 +2,12 @@ import { CLIENT_FIELDS, type FormSpec } from "../form.ts";
 import { COMMON_GRANT_PARAMS, type Grant } from "../grants.ts";
 import { OAuthError } from "../errors.ts";
 import { clientCredentialsGrant } from "./client-credentials.ts";
+import { jwtBearerGrant } from "./jwt-bearer.ts";
 import { tokenExchangeGrant } from "./token-exchange.ts";
 
 /** The grants of the token endpoint, keyed by grant_type (one line per grant). */
 const GRANTS = new Map<string, Grant>(
-  ([clientCredentialsGrant, tokenExchangeGrant] as Grant[]).map((grant) => [grant.grantType, grant]),
+  ([clientCredentialsGrant, tokenExchangeGrant, jwtBearerGrant] as Grant[]).map((grant) => [grant.grantType, grant]),
 );
 
 /** Every grant_type the token endpoint serves (RFC 8414 grant_types_supported). */

@@ -4,13 +4,16 @@ import { grantScope, issueJwtFor, resolveAudience } from "../../domain/issuance/
 import { MAX_EXCHANGE_DEPTH } from "../../domain/signing/jwt.ts";
 import type { AccountClaims } from "../../domain/credentials/kv-records.ts";
 import { OAuthError } from "../errors.ts";
-import { ACCESS_TOKEN_TYPE, defineGrant, grantLifetime, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from "../grants.ts";
+import { ACCESS_TOKEN_TYPE, defineGrant, grantLifetime, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from "../grants.ts";
+import { isForeignToken } from "../../domain/credentials/federated-tokens.ts";
+import { issueForExternalToken, resolveExternalToken } from "./jwt-bearer.ts";
 
 const invalidSubject = () => new OAuthError("invalid_grant", "The subject token is invalid, expired or revoked");
 
 /**
  * RFC 8693 token exchange with an access token or one of our JWTs (addressed to Keyward itself)
- * as subject token. The new JWT never has more scope or lifetime than the subject allows, and
+ * as subject token, or an external OIDC token (`jwt` from another issuer, or `id_token`) that a
+ * trust policy accepts, answered as the jwt-bearer grant answers it (`client_id` names the account). The new JWT never has more scope or lifetime than the subject allows, and
  * carries the subject's lineage: it dies with the subject, with every JWT the subject came from,
  * and with the access token at the root.
  *
@@ -20,14 +23,18 @@ const invalidSubject = () => new OAuthError("invalid_grant", "The subject token 
  */
 export const tokenExchangeGrant = defineGrant({
   grantType: TOKEN_EXCHANGE_GRANT,
-  params: { subject_token: "one", subject_token_type: "one", requested_token_type: "one" } as const,
+  params: { subject_token: "one", subject_token_type: "one", requested_token_type: "one", client_id: "one" } as const,
   clientAuthentication: "when-presented",
   issuedTokenType: ACCESS_TOKEN_TYPE,
-  async handle(ctx, { form, audiences }) {
+  async handle(ctx, { form, client, audiences }) {
     const { subject_token: token, subject_token_type: type, requested_token_type: requested } = form;
     if (!token || !type) throw new OAuthError("invalid_request", "subject_token and subject_token_type are required");
-    if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Unsupported subject_token_type");
+    if (type !== ACCESS_TOKEN_TYPE && type !== JWT_TOKEN_TYPE && type !== ID_TOKEN_TYPE) throw new OAuthError("invalid_request", "Unsupported subject_token_type");
     if (requested && requested !== ACCESS_TOKEN_TYPE && requested !== JWT_TOKEN_TYPE) throw new OAuthError("invalid_request", "Only access tokens (JWTs) can be issued");
+    if (type === ID_TOKEN_TYPE || (type === JWT_TOKEN_TYPE && isForeignToken(token, ctx.config.ISSUER))) {
+      const external = await resolveExternalToken(ctx, token, client?.clientId ?? form.client_id);
+      return issueForExternalToken(ctx, external, { scope: form.scope, audiences });
+    }
     // Only JWTs addressed to Keyward itself: one minted for a downstream audience must not be widened back.
     const subject = await resolveCredential(ctx, token, { purpose: "exchange", accessToken: true, jwtAudience: ctx.config.ISSUER });
     if (!subject) throw invalidSubject();
