@@ -106,10 +106,12 @@ export async function handleForm(
   }
 }
 
-const fid = (name: string) => `f-${name.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+const fid = (name: string, prefix = "") => `f-${prefix}${name.replace(/[^A-Za-z0-9_-]/g, "-")}`;
 
 interface FieldProps {
   name: string;
+  /** Prefixes the element ids when two forms of a page have a field of the same name. */
+  idPrefix?: string | undefined;
   label: string;
   errors?: FormErrors | undefined;
   value?: string | undefined;
@@ -121,15 +123,15 @@ interface FieldProps {
   max?: number;
 }
 
-function described(name: string, hint?: string, error?: string): string | undefined {
-  const ids = [hint ? `${fid(name)}-hint` : "", error ? `${fid(name)}-error` : ""].filter(Boolean);
+function described(name: string, hint?: string, error?: string, prefix?: string): string | undefined {
+  const ids = [hint ? `${fid(name, prefix)}-hint` : "", error ? `${fid(name, prefix)}-error` : ""].filter(Boolean);
   return ids.length > 0 ? ids.join(" ") : undefined;
 }
 
-const Hint = (p: { name: string; hint?: string | undefined }) => (p.hint ? <span class="hint" id={`${fid(p.name)}-hint`}>{p.hint}</span> : null);
-const FieldError = (p: { name: string; error?: string | undefined }) =>
+const Hint = (p: { name: string; hint?: string | undefined; idPrefix?: string | undefined }) => (p.hint ? <span class="hint" id={`${fid(p.name, p.idPrefix)}-hint`}>{p.hint}</span> : null);
+const FieldError = (p: { name: string; error?: string | undefined; idPrefix?: string | undefined }) =>
   p.error ? (
-    <span class="error" id={`${fid(p.name)}-error`}>
+    <span class="error" id={`${fid(p.name, p.idPrefix)}-error`}>
       {p.error}
     </span>
   ) : null;
@@ -139,10 +141,10 @@ export function Field(p: FieldProps) {
   const error = p.errors?.fields[p.name];
   return (
     <div class="field">
-      <label for={fid(p.name)}>{p.label}</label>
-      <Hint name={p.name} hint={p.hint} />
+      <label for={fid(p.name, p.idPrefix)}>{p.label}</label>
+      <Hint name={p.name} hint={p.hint} idPrefix={p.idPrefix} />
       <input
-        id={fid(p.name)}
+        id={fid(p.name, p.idPrefix)}
         name={p.name}
         type={p.type ?? "text"}
         value={p.value ?? ""}
@@ -151,9 +153,9 @@ export function Field(p: FieldProps) {
         min={p.min}
         max={p.max}
         aria-invalid={error ? "true" : undefined}
-        aria-describedby={described(p.name, p.hint, error)}
+        aria-describedby={described(p.name, p.hint, error, p.idPrefix)}
       />
-      <FieldError name={p.name} error={error} />
+      <FieldError name={p.name} error={error} idPrefix={p.idPrefix} />
     </div>
   );
 }
@@ -163,12 +165,12 @@ export function TextArea(p: Omit<FieldProps, "type">) {
   const error = p.errors?.fields[p.name];
   return (
     <div class="field">
-      <label for={fid(p.name)}>{p.label}</label>
-      <Hint name={p.name} hint={p.hint} />
-      <textarea id={fid(p.name)} name={p.name} required={p.required} aria-invalid={error ? "true" : undefined} aria-describedby={described(p.name, p.hint, error)}>
+      <label for={fid(p.name, p.idPrefix)}>{p.label}</label>
+      <Hint name={p.name} hint={p.hint} idPrefix={p.idPrefix} />
+      <textarea id={fid(p.name, p.idPrefix)} name={p.name} required={p.required} aria-invalid={error ? "true" : undefined} aria-describedby={described(p.name, p.hint, error, p.idPrefix)}>
         {p.value ?? ""}
       </textarea>
-      <FieldError name={p.name} error={error} />
+      <FieldError name={p.name} error={error} idPrefix={p.idPrefix} />
     </div>
   );
 }
@@ -178,29 +180,29 @@ export function Select(p: Omit<FieldProps, "type"> & { options: { value: string;
   const error = p.errors?.fields[p.name];
   return (
     <div class="field">
-      <label for={fid(p.name)}>{p.label}</label>
-      <Hint name={p.name} hint={p.hint} />
-      <select id={fid(p.name)} name={p.name} required={p.required} aria-invalid={error ? "true" : undefined} aria-describedby={described(p.name, p.hint, error)}>
+      <label for={fid(p.name, p.idPrefix)}>{p.label}</label>
+      <Hint name={p.name} hint={p.hint} idPrefix={p.idPrefix} />
+      <select id={fid(p.name, p.idPrefix)} name={p.name} required={p.required} aria-invalid={error ? "true" : undefined} aria-describedby={described(p.name, p.hint, error, p.idPrefix)}>
         {p.options.map((o) => (
           <option value={o.value} selected={o.value === (p.value ?? "")}>
             {o.label}
           </option>
         ))}
       </select>
-      <FieldError name={p.name} error={error} />
+      <FieldError name={p.name} error={error} idPrefix={p.idPrefix} />
     </div>
   );
 }
 
 /** A checkbox with its label. */
-export function Check(p: { name: string; label: string; checked?: boolean; hint?: string; errors?: FormErrors | undefined }) {
+export function Check(p: { name: string; label: string; checked?: boolean; hint?: string; errors?: FormErrors | undefined; idPrefix?: string | undefined }) {
   const error = p.errors?.fields[p.name];
   return (
     <div class="field check">
-      <input id={fid(p.name)} name={p.name} type="checkbox" value="on" checked={p.checked} aria-describedby={described(p.name, p.hint, error)} />
-      <label for={fid(p.name)}>{p.label}</label>
-      <Hint name={p.name} hint={p.hint} />
-      <FieldError name={p.name} error={error} />
+      <input id={fid(p.name, p.idPrefix)} name={p.name} type="checkbox" value="on" checked={p.checked} aria-describedby={described(p.name, p.hint, error, p.idPrefix)} />
+      <label for={fid(p.name, p.idPrefix)}>{p.label}</label>
+      <Hint name={p.name} hint={p.hint} idPrefix={p.idPrefix} />
+      <FieldError name={p.name} error={error} idPrefix={p.idPrefix} />
     </div>
   );
 }

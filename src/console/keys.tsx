@@ -47,9 +47,9 @@ export function KeysSection(p: { base: string; keys: PublicKey[]; can: Can; erro
         <form method="post" action={`${p.base}/keys`} aria-label="Add a public key">
           <h3>Add a public key</h3>
           <ErrorSummary errors={p.errors} />
-          <TextArea name="publicKey" label="Public key (PEM or JWK)" required value={p.values?.publicKey} errors={p.errors} hint="-----BEGIN PUBLIC KEY----- ... or a JSON Web Key; ES256, RS256 or EdDSA, detected from the key" />
-          <Field name="name" label="Name (optional)" value={p.values?.name} errors={p.errors} />
-          <Field name="kid" label="Key id, kid (optional)" value={p.values?.kid} errors={p.errors} hint="Default: the JWK's kid, else its thumbprint" />
+          <TextArea name="publicKey" label="Public key (PEM or JWK)" required value={p.values?.publicKey} errors={p.errors} idPrefix="key-" hint="-----BEGIN PUBLIC KEY----- ... or a JSON Web Key; ES256, RS256 or EdDSA, detected from the key" />
+          <Field name="name" label="Name (optional)" value={p.values?.name} errors={p.errors} idPrefix="key-" />
+          <Field name="kid" label="Key id, kid (optional)" value={p.values?.kid} errors={p.errors} idPrefix="key-" hint="Default: the JWK's kid, else its thumbprint" />
           <button type="submit">Add key</button>
         </form>
       )}

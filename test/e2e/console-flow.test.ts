@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Browser, Page } from "playwright-core";
@@ -108,6 +109,10 @@ describe("the console in a browser", () => {
     await expectAccessible(page, "service accounts (empty)");
     await page.getByRole("link", { name: "New service account" }).click();
     await expectAccessible(page, "new service account");
+    await page.getByLabel("Name", { exact: true }).fill("bad\u200bname");
+    await page.getByRole("button", { name: "Create service account" }).click();
+    await expect.poll(() => page.locator("#f-name-error").textContent()).toContain("must not contain invisible");
+    await expectAccessible(page, "new service account with an inline error");
     await page.getByLabel("Name", { exact: true }).fill("deploy-bot");
     await page.getByLabel("Display name").fill("Deploy bot");
     await page.getByLabel("Description").fill("Deploys the web app from CI");
@@ -135,6 +140,17 @@ describe("the console in a browser", () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(flow.secret);
     await expectAccessible(page, "account page with a new secret");
     await screenshot(page, "token-once");
+  });
+
+  it("adds a public key (PEM, algorithm detected) and lists its fingerprint", async () => {
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const form = page.getByRole("form", { name: "Add a public key" });
+    await form.getByLabel("Public key (PEM or JWK)").fill(publicKey.export({ type: "spki", format: "pem" }).toString());
+    await form.getByLabel("Name (optional)").fill("ci signing key");
+    await form.getByRole("button", { name: "Add key" }).click();
+    await expect.poll(() => page.getByRole("status").first().textContent()).toMatch(/\(ES256, fingerprint [A-Za-z0-9_-]{43}\)/);
+    expect(await page.locator("#keys table").textContent()).toContain("ci signing key");
+    await expectAccessible(page, "account page with a key");
   });
 
   it("after a reload only the hint is left", async () => {

@@ -43,13 +43,13 @@ describe("console: public keys", () => {
     const { org, adminToken, sa, base, cookie } = await setup();
     for (const publicKey of ["-----BEGIN PUBLIC KEY-----\nAAAAbm90IGEga2V5\n-----END PUBLIC KEY-----", '{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"secret"}', "{not json", ""]) {
       const html = expectPage(await consolePost(`${base}/keys`, cookie, { publicKey }), 400);
-      expect(html, publicKey).toMatch(/id="f-publicKey-error"/);
+      expect(html, publicKey).toMatch(/id="f-key-publicKey-error"/);
       expect(html).not.toContain('"d":"secret"'.replaceAll('"', "&quot;"));
     }
     const pem = await pemOf(await ecKey());
     expectRedirect(await consolePost(`${base}/keys`, cookie, { publicKey: pem, kid: "same" }), base);
     const dupe = expectPage(await consolePost(`${base}/keys`, cookie, { publicKey: pem, kid: "same" }), 409);
-    expect(dupe).toMatch(/id="f-kid-error"/);
+    expect(dupe).toMatch(/id="f-key-kid-error"/);
     expect((await keysOf(adminToken, org.id, sa.id)).length).toBe(1);
   });
 

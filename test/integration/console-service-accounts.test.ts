@@ -204,6 +204,15 @@ describe("console: an account's page, edit, disable, delete", () => {
     expect((await call("GET", `/api/v1/orgs/${org.id}/service-accounts?q=sneaky`, { token: adminToken })).json.items).toEqual([]);
   });
 
+  it("the account page has no duplicate element ids (its forms share field names)", async () => {
+    const { org, adminToken, admin_ } = await setup();
+    const made = await apiAccount(adminToken, org.id, { name: "ids", issueToken: true });
+    const html = expectPage(await consoleGet(`${accountsPath(org.slug)}/${made.id}`, admin_));
+    const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids.length).toBeGreaterThan(5);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+  });
+
   it("an account page of an unknown id is 404", async () => {
     const { org, admin_ } = await setup();
     expectPage(await consoleGet(`${accountsPath(org.slug)}/sa_doesnotexist`, admin_), 404);
