@@ -100,19 +100,19 @@ function AddForm(p: { base: string; from: string; issuers: readonly string[]; er
       <h3>Add a federated credential</h3>
       <input type="hidden" name="from" value={p.from} />
       <ErrorSummary errors={p.errors} />
-      <Field name="name" label="Name" required value={v.name} errors={p.errors} />
-      <Field name="description" label="Description (optional)" value={v.description} errors={p.errors} />
-      <Select name="issuer" label="Issuer" required value={v.issuer} errors={p.errors} options={p.issuers.map((i) => ({ value: i, label: i }))} hint="The issuers this deployment trusts (FEDERATION_ALLOWED_ISSUERS)" />
-      <Field name="subject" label="Subject, sub (exact; optional)" value={v.subject} errors={p.errors} hint="e.g. repo:acme/deploy-bot:environment:prod" />
+      <Field name="name" label="Name" required value={v.name} errors={p.errors} idPrefix="fed-" />
+      <Field name="description" label="Description (optional)" value={v.description} errors={p.errors} idPrefix="fed-" />
+      <Select name="issuer" label="Issuer" required value={v.issuer} errors={p.errors} idPrefix="fed-" options={p.issuers.map((i) => ({ value: i, label: i }))} hint="The issuers this deployment trusts (FEDERATION_ALLOWED_ISSUERS)" />
+      <Field name="subject" label="Subject, sub (exact; optional)" value={v.subject} errors={p.errors} idPrefix="fed-" hint="e.g. repo:acme/deploy-bot:environment:prod" />
       <TextArea
         name="claims"
         label="Claim conditions (optional), one name=pattern a line"
         value={v.claims}
-        errors={p.errors}
+        errors={p.errors} idPrefix="fed-"
         hint="Exact, or a glob: * within one : segment, ** anything. A subject or at least one condition is required."
       />
-      <TextArea name="audiences" label="Audiences (optional), one a line" value={v.audiences} errors={p.errors} hint="Default: this Keyward's issuer" />
-      <Field name="maxTokenAgeSeconds" label="Max token age in seconds (optional)" type="number" min={60} max={86400} value={v.maxTokenAgeSeconds} errors={p.errors} />
+      <TextArea name="audiences" label="Audiences (optional), one a line" value={v.audiences} errors={p.errors} idPrefix="fed-" hint="Default: this Keyward's issuer" />
+      <Field name="maxTokenAgeSeconds" label="Max token age in seconds (optional)" type="number" min={60} max={86400} value={v.maxTokenAgeSeconds} errors={p.errors} idPrefix="fed-" />
       <button type="submit">Add federated credential</button>
     </PostForm>
   );

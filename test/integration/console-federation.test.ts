@@ -76,11 +76,15 @@ describe("console federated credentials: the list", () => {
     const html = expectPage(await consoleGet(w.account, w.cookie));
     expect(html).toContain("No federated credential.");
     expect(hasFormTo(html, w.section)).toBe(true);
-    const options = [...html.matchAll(/<select id="f-issuer" name="issuer"[^>]*>([\s\S]*?)<\/select>/g)][0]![1]!;
+    const options = [...html.matchAll(/<select id="f-fed-issuer" name="issuer"[^>]*>([\s\S]*?)<\/select>/g)][0]![1]!;
     const values = [...options.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
     expect(values).toContain(GITHUB);
     expect(values).toContain("https://gitlab.com");
     expect(values.every((v) => v!.startsWith("https://") || v!.startsWith("http://127.0.0.1"))).toBe(true);
+    // Its form shares field names with the token and key forms: every element id stays unique.
+    const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids).toContain("f-fed-name");
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
   });
 });
 
@@ -154,8 +158,8 @@ describe("console federated credentials: inline errors (the API's codes)", () =>
     const form = addForm({ subject: "", claims: "" });
     const html = expectPage(await consolePost(w.section, w.cookie, form), 422);
     expect(html).toContain("A federated credential needs a subject or at least one claim condition");
-    expect(html).toMatch(/id="f-subject-error"/);
-    expect(html).toMatch(/id="f-claims-error"/);
+    expect(html).toMatch(/id="f-fed-subject-error"/);
+    expect(html).toMatch(/id="f-fed-claims-error"/);
     expect(html).toContain(`value="${form.name}"`);
     expect(await rowCount(w.target.id)).toBe(0);
   });
@@ -163,7 +167,7 @@ describe("console federated credentials: inline errors (the API's codes)", () =>
   it("an issuer not allowed (posted by hand): 422 issuer_not_allowed beside the issuer; nothing added", async () => {
     const w = await world();
     const html = expectPage(await consolePost(w.section, w.cookie, addForm({ issuer: "https://evil.example" })), 422);
-    expect(html).toMatch(/id="f-issuer-error"[^>]*>[^<]*not in FEDERATION_ALLOWED_ISSUERS/);
+    expect(html).toMatch(/id="f-fed-issuer-error"[^>]*>[^<]*not in FEDERATION_ALLOWED_ISSUERS/);
     expect(await rowCount(w.target.id)).toBe(0);
   });
 
@@ -180,12 +184,12 @@ describe("console federated credentials: inline errors (the API's codes)", () =>
     ];
     for (const [extra, field] of cases) {
       const html = expectPage(await consolePost(w.section, w.cookie, addForm(extra)), 400);
-      expect(html, JSON.stringify(extra)).toMatch(new RegExp(`id="f-${field}-error"`));
+      expect(html, JSON.stringify(extra)).toMatch(new RegExp(`id="f-fed-${field}-error"`));
     }
     expect(await rowCount(w.target.id)).toBe(0);
     const taken = await apiPolicy(w);
     const dupe = expectPage(await consolePost(w.section, w.cookie, addForm({ name: taken.name })), 409);
-    expect(dupe).toMatch(/id="f-name-error"/);
+    expect(dupe).toMatch(/id="f-fed-name-error"/);
     expect(await rowCount(w.target.id)).toBe(1);
   });
 });
