@@ -67,6 +67,7 @@ describe("console federated credentials: the list", () => {
     }
     expect(section).toMatch(/<span class="badge active">enabled<\/span>/);
     expect(section).toMatch(/<span class="badge disabled">disabled<\/span>/);
+    expect(html).toContain("pending invitations and federated credentials (trust policies) are removed.");
     // Its own page shows the same list.
     expect(expectPage(await consoleGet(w.section, w.cookie))).toContain(two.name);
   });
