@@ -214,6 +214,25 @@ describe("console federated credentials: security", () => {
     expect(await rowCount(w.target.id)).toBe(1);
   });
 
+  it("no escalation: a service-account-admin cannot add a policy to an account holding more than it (403 page), nor toggle its policy", async () => {
+    const w = await world();
+    const strong = await newAccount(w.adminToken, w.org.id, { roles: [{ role: "org-admin" }] });
+    const strongApi = `/api/v1/orgs/${w.org.id}/service-accounts/${strong.account.id}/federated-credentials`;
+    const existing = await call("POST", strongApi, { token: w.adminToken, body: { name: unique("gh"), issuer: GITHUB, subject: "repo:acme/x:ref:refs/heads/main" } });
+    expectStatus(existing, 201);
+    const saAdmin = await newAccount(w.adminToken, w.org.id, { roles: [{ role: "service-account-admin" }] });
+    const cookie = await consoleLogin(saAdmin.token);
+    const strongSection = `/console/orgs/${w.org.slug}/service-accounts/${strong.account.id}/federated-credentials`;
+    expectPage(await consolePost(strongSection, cookie, addForm()), 403);
+    expectPage(await consolePost(`${strongSection}/${existing.json.id}/disable`, cookie, { from: "account" }), 403);
+    expect(await rowCount(strong.account.id)).toBe(1);
+    // On an account it covers (one holding nothing), the same principal may add one.
+    const weak = await newAccount(w.adminToken, w.org.id);
+    const weakSection = `/console/orgs/${w.org.slug}/service-accounts/${weak.account.id}/federated-credentials`;
+    expectRedirect(await consolePost(weakSection, cookie, addForm()), `/service-accounts/${weak.account.id}#federated-heading`);
+    expect(await rowCount(weak.account.id)).toBe(1);
+  });
+
   it("another org's account is 404 to read, add, toggle and remove; its policy stays", async () => {
     const mine = await world();
     const other = await world();
