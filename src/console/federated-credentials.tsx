@@ -37,7 +37,10 @@ function PolicyRow(p: { policy: TrustPolicy; base: string; write: boolean; from:
   const claims = Object.entries(policy.claims);
   return (
     <tr>
-      <td>{policy.name}</td>
+      <td>
+        {policy.name}
+        {policy.description && <div class="muted">{policy.description}</div>}
+      </td>
       <td>
         <code>{policy.issuer}</code>
       </td>

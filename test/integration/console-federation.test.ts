@@ -110,7 +110,9 @@ describe("console federated credentials: add, toggle, remove", () => {
     const events = (await auditRows(policy.id)).filter((e) => e.action === "federated_credential.created");
     expect(events.length).toBe(1);
     expect(events[0]!.actor_id).toBe(w.admin.id);
-    expect(expectPage(await follow(res, w.cookie))).toContain(form.name);
+    const after = expectPage(await follow(res, w.cookie));
+    expect(after).toContain(form.name);
+    expect(after).toContain("Deploys from main");
   });
 
   it("a policy with only claims and default audience, posted from its own page, goes back to that page", async () => {
