@@ -250,7 +250,7 @@ const renderAccount: RenderAccount = async (c, extras, status = 200, refs = { or
                     `The service account ${account.name} is deleted.`,
                     `Its ${activeTokens} active access token(s) are revoked, and every JWT issued from them stops working.`,
                     `Its ${keys.length} public key(s) are removed.`,
-                    "Its role assignments and pending invitations are removed.",
+                    "Its role assignments, pending invitations and federated credentials (trust policies) are removed.",
                   ]}
                 />
               </div>

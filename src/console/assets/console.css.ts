@@ -72,6 +72,7 @@ dl.facts dt { font-weight: 600; color: var(--muted); }
 dl.facts dd { margin: 0; }
 .pager { display: flex; gap: 1rem; margin: .8rem 0; }
 ul.actions { list-style: none; padding: 0; }
+ul.plain { list-style: none; padding: 0; margin: 0; }
 .badge { white-space: nowrap; }
 fieldset.checks { border: 1px solid var(--line); border-radius: 6px; padding: .6rem 1rem; max-width: 44rem; }
 fieldset.checks legend { font-weight: 600; padding: 0 .3rem; }
