@@ -73,7 +73,11 @@ describe("the token itself", () => {
     const other = await testIssuer("sec-two");
     const { client } = await trustingAccount(other.url);
     expectRefused(await jwtBearer(await main.sign(claims({ iss: other.url }))));
-    expect(await refusalReason(client.account.id, /signature|no key/)).toBeTruthy();
+    // Its claims are unverified: the refusal is the platform's, on the issuer, and the trusting
+    // org's log gets nothing an outsider wrote.
+    expect(await refusalReason(other.url, /signature|no key/)).toBeTruthy();
+    const own = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE target_id = ? AND action = 'credential.federation_refused'").bind(client.account.id).first<{ n: number }>();
+    expect(own?.n).toBe(0);
   });
 
   it("issuer not allowed: a policy naming it (written past the routes' check) takes nothing, and nothing is fetched from it", async () => {

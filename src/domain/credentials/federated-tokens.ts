@@ -82,6 +82,11 @@ function verifyFailure(err: unknown): string {
   return "not verifiable";
 }
 
+/** True when the token's signature was never verified (no key, a bad signature, an algorithm refused). */
+function unsignedFailure(err: unknown): boolean {
+  return !(err instanceof DomainError || err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed);
+}
+
 /** Why a policy does not take the verified token, or null when it does. */
 function policyRefusal(ctx: Ctx, policy: TrustPolicy, claims: JWTPayload): string | null {
   const audiences = policy.audiences.length > 0 ? policy.audiences : [ctx.config.ISSUER];
@@ -136,7 +141,9 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
     }));
   } catch (err) {
     const reason = err instanceof DomainError ? err.detail : verifyFailure(err);
-    return refuse(reason, { ...who, candidates });
+    // Claims of a token whose signature did not verify are anyone's to write: such a refusal goes
+    // to the platform's log on the issuer, not into the logs of every org trusting that issuer.
+    return refuse(reason, unsignedFailure(err) ? who : { ...who, candidates });
   }
   if (typeof claims.iat === "number" && claims.iat > ctx.now() / 1000 + FEDERATION_CLOCK_SKEW_S) return refuse("iat is in the future", { ...who, candidates });
 
