@@ -10,6 +10,7 @@ CREATE TABLE `federated_credentials` (
 	`claims` text DEFAULT '{}' NOT NULL,
 	`max_token_age_seconds` integer,
 	`enabled` integer DEFAULT true NOT NULL,
+	`single_use` integer DEFAULT true NOT NULL,
 	`created_at` integer NOT NULL,
 	`created_by` text NOT NULL,
 	`updated_at` integer NOT NULL

@@ -8,7 +8,7 @@ import { addAccountSection } from "./account-sections.ts";
 import { buttonAction } from "./actions.ts";
 import { consoleCtx, consoleRouter, operationsAt, pageOrg, paths, principalOf, type Can, type ConsoleContext } from "./context.ts";
 import { redirectWith } from "./flash.ts";
-import { Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostButton, PostForm, readForm, Select, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
+import { Check, Confirm, ErrorSummary, Field, handleForm, noErrors, parseWith, PostButton, PostForm, readForm, Select, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
 import { Heading, page, Table } from "./layout.tsx";
 
 /**
@@ -70,6 +70,7 @@ function PolicyRow(p: { policy: TrustPolicy; base: string; write: boolean; from:
         </ul>
       </td>
       <td>{policy.maxTokenAgeSeconds === null ? <span class="muted">no bound</span> : `${policy.maxTokenAgeSeconds} s`}</td>
+      <td>{policy.singleUse ? "once" : "until it expires"}</td>
       <td>
         <span class={`badge ${policy.enabled ? "active" : "disabled"}`}>{policy.enabled ? "enabled" : "disabled"}</span>
       </td>
@@ -116,6 +117,14 @@ function AddForm(p: { base: string; from: string; issuers: readonly string[]; er
       />
       <TextArea name="audiences" label="Audiences (optional), one a line" value={v.audiences} errors={p.errors} idPrefix="fed-" hint="Default: this Keyward's issuer" />
       <Field name="maxTokenAgeSeconds" label="Max token age in seconds (optional)" type="number" min={60} max={86400} value={v.maxTokenAgeSeconds} errors={p.errors} idPrefix="fed-" />
+      <Check
+        name="singleUse"
+        label="Each token is accepted once (uncheck for Kubernetes projected tokens that a pod re-reads)"
+        checked={p.values === undefined || v.singleUse === "on"}
+        hint="Unchecked, a token may be exchanged again until it expires: a stolen one too."
+        errors={p.errors}
+        idPrefix="fed-"
+      />
       <button type="submit">Add federated credential</button>
     </PostForm>
   );
@@ -142,7 +151,7 @@ export async function federatedSection(c: ConsoleContext, p: SectionInput) {
       <p class="muted">Tokens of an external OIDC issuer (a CI job's, a Kubernetes workload's) that may act as this account, with no stored secret.</p>
       <Table
         caption="Trust policies"
-        head={["Name", "Issuer", "Subject", "Claim conditions", "Audiences", "Max token age", "Status", ...(write ? ["Actions"] : [])]}
+        head={["Name", "Issuer", "Subject", "Claim conditions", "Audiences", "Max token age", "Token accepted", "Status", ...(write ? ["Actions"] : [])]}
         rows={policies.length}
         empty="No federated credential."
       >
@@ -209,6 +218,7 @@ function createInput(form: FormValues) {
     ...(claims ? { claims } : {}),
     ...(audiences && audiences.length > 0 ? { audiences } : {}),
     ...(age ? { maxTokenAgeSeconds: Number(age) } : {}),
+    singleUse: form.checked("singleUse"),
   });
 }
 

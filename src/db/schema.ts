@@ -163,6 +163,8 @@ export const federatedCredentials = sqliteTable(
     /** Tokens issued (`iat`) longer ago than this are refused; null for no bound beyond `exp`. */
     maxTokenAgeSeconds: integer("max_token_age_seconds"),
     enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    /** True: a token's `jti` is spent by its first accepted presentation. False: a token may be exchanged again while it lives (Kubernetes projected tokens, re-read from a file). */
+    singleUse: integer("single_use", { mode: "boolean" }).notNull().default(true),
     createdAt: ms("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     updatedAt: ms("updated_at").notNull(),

@@ -49,6 +49,8 @@ export interface TrustPolicyInput {
   claims?: Record<string, string> | undefined;
   maxTokenAgeSeconds?: number | null | undefined;
   enabled?: boolean | undefined;
+  /** Default true: a token's jti is accepted once. False: a token may be exchanged again while it lives. */
+  singleUse?: boolean | undefined;
 }
 
 const invalid = (path: string, message: string) => new DomainError("validation_failed", message, { errors: [{ path, message }] });
@@ -113,6 +115,7 @@ export const createFederatedCredential = withPermission(
       claims: { ...input.claims },
       maxTokenAgeSeconds: input.maxTokenAgeSeconds ?? null,
       enabled: input.enabled ?? true,
+      singleUse: input.singleUse ?? true,
       createdAt: now,
       createdBy: ctx.meta.actorId,
       updatedAt: now,

@@ -22,6 +22,7 @@ export interface TrustPolicyPatch {
   claims?: Record<string, string> | undefined;
   maxTokenAgeSeconds?: number | null | undefined;
   enabled?: boolean | undefined;
+  singleUse?: boolean | undefined;
 }
 
 /** A change to an account's trust policies, planned and applied by the account's Durable Object. */
@@ -61,7 +62,7 @@ export async function planFederatedChange(ctx: Ctx, accountId: string, change: F
     if (await named(policy.name)) return fail("name_taken", `A federated credential named '${policy.name}' already exists on this account`);
     const d1 = [
       statement(ctx.db.insert(t).values(policy).onConflictDoNothing()),
-      audit("federated_credential.created", policy, { issuer: policy.issuer, subject: policy.subject, claims: Object.keys(policy.claims), enabled: policy.enabled }),
+      audit("federated_credential.created", policy, { issuer: policy.issuer, subject: policy.subject, claims: Object.keys(policy.claims), enabled: policy.enabled, singleUse: policy.singleUse }),
     ];
     return { ok: true, value: { change: { kvBefore: [], d1, kvAfter: [] }, policy } };
   }
@@ -83,7 +84,7 @@ export async function planFederatedChange(ctx: Ctx, accountId: string, change: F
   }
   const d1 = [
     statement(ctx.db.update(t).set({ ...set, updatedAt: change.updatedAt }).where(eq(t.id, existing.id))),
-    audit("federated_credential.updated", updated, { changed: changedFields(change.patch), issuer: updated.issuer, enabled: updated.enabled }),
+    audit("federated_credential.updated", updated, { changed: changedFields(change.patch), issuer: updated.issuer, enabled: updated.enabled, singleUse: updated.singleUse }),
   ];
   return { ok: true, value: { change: { kvBefore: [], d1, kvAfter: [] }, policy: updated } };
 }

@@ -27,7 +27,8 @@ import { cachedTrustPolicies } from "./trust-policy-cache.ts";
  *     (now - iat) within its maxTokenAgeSeconds, then its subject and claim conditions;
  *  4. among the policies that hold: those of the account `client_id` names, if one was sent; they
  *     must all be of one account ("several accounts match; send client_id" otherwise);
- *  5. a `jti`, where present, accepted once (until the token's exp plus the skew).
+ *  5. a `jti`, where present, accepted once (until the token's exp plus the skew), unless the
+ *     chosen policy has singleUse false: then the token may be exchanged again while it lives.
  * The account's being alive and its network bounds are the credential resolver's to check.
  */
 
@@ -163,9 +164,11 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
 
   if (claims.jti !== undefined) {
     if (typeof claims.jti !== "string" || claims.jti.length > 256) return refuse("jti malformed", { ...who, candidates: [policy] });
-    const { cache, key } = replayShard(ctx, iss, claims.jti);
-    const fresh = await cache.rememberJti(key, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
-    if (!fresh) return refuse("jti already used", { ...who, candidates: [policy] });
+    if (policy.singleUse) {
+      const { cache, key } = replayShard(ctx, iss, claims.jti);
+      const fresh = await cache.rememberJti(key, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
+      if (!fresh) return refuse("jti already used", { ...who, candidates: [policy] });
+    }
   }
   return { ok: true, match: { policy, claims: claims as FederatedMatch["claims"], sub: typeof claims.sub === "string" ? claims.sub : "" } };
 }

@@ -37,6 +37,10 @@ const claims = z
       "Claim name (top-level, or a dotted path such as `kubernetes.io.namespace`) -> pattern: exact, or a glob where `*` matches within one `:` segment and `**` matches anything. A string claim must match; an array claim needs one matching element. Every condition must hold.",
     example: { repository_owner: "acme", ref: "refs/heads/main", job_workflow_ref: "acme/deploy-bot/.github/workflows/*@refs/heads/main" },
   });
+const singleUse = z.boolean().openapi({
+  description:
+    "Default true: a token's `jti` is accepted once. False: the same token may be exchanged again while it lives (and within maxTokenAgeSeconds), for Kubernetes projected tokens a pod re-reads from its file",
+});
 const maxTokenAgeSeconds = z.number().int().min(L.minTokenAgeSeconds).max(L.maxTokenAgeSeconds).nullable().openapi({ description: "Refuse tokens issued (`iat`) longer ago; null for no bound beyond `exp`" });
 
 export const createFederatedCredentialBody = z
@@ -49,6 +53,7 @@ export const createFederatedCredentialBody = z
     claims: claims.optional(),
     maxTokenAgeSeconds: maxTokenAgeSeconds.optional(),
     enabled: z.boolean().optional().openapi({ description: "Default true; a disabled policy matches nothing" }),
+    singleUse: singleUse.optional(),
   })
   .strict()
   .openapi("CreateFederatedCredential", {
@@ -66,6 +71,7 @@ export const patchFederatedCredentialBody = z
     claims: claims.optional().openapi({ description: "Replaces every claim condition" }),
     maxTokenAgeSeconds: maxTokenAgeSeconds.optional(),
     enabled: z.boolean().optional(),
+    singleUse: singleUse.optional(),
   })
   .strict()
   .openapi("PatchFederatedCredential", { example: { name: "deploy-from-main", description: "Paused while the repository moves", enabled: false } });
@@ -82,6 +88,7 @@ export const federatedCredentialSchema = z
     claims: z.record(z.string(), z.string()),
     maxTokenAgeSeconds: z.number().int().nullable(),
     enabled: z.boolean(),
+    singleUse: z.boolean(),
     createdAt: z.string(),
     createdBy: z.string(),
     updatedAt: z.string(),
@@ -99,6 +106,7 @@ export const toFederatedCredentialDto = (p: TrustPolicy) => ({
   claims: p.claims,
   maxTokenAgeSeconds: p.maxTokenAgeSeconds,
   enabled: p.enabled,
+  singleUse: p.singleUse,
   createdAt: iso(p.createdAt)!,
   createdBy: p.createdBy,
   updatedAt: iso(p.updatedAt)!,
