@@ -103,6 +103,7 @@ function AddForm(p: { base: string; from: string; issuers: readonly string[]; er
     <PostForm action={p.base} label="Add a federated credential">
       <h3>Add a federated credential</h3>
       <input type="hidden" name="from" value={p.from} />
+      <input type="hidden" name="singleUseOffered" value="1" />
       <ErrorSummary errors={p.errors} />
       <Field name="name" label="Name" required value={v.name} errors={p.errors} idPrefix="fed-" />
       <Field name="description" label="Description (optional)" value={v.description} errors={p.errors} idPrefix="fed-" />
@@ -218,7 +219,8 @@ function createInput(form: FormValues) {
     ...(claims ? { claims } : {}),
     ...(audiences && audiences.length > 0 ? { audiences } : {}),
     ...(age ? { maxTokenAgeSeconds: Number(age) } : {}),
-    singleUse: form.checked("singleUse"),
+    // An unticked box sends nothing: only a form that offered it (not an older page) may turn it off.
+    singleUse: form.text("singleUseOffered") === undefined || form.checked("singleUse"),
   });
 }
 

@@ -50,8 +50,18 @@ const addForm = (extra: Record<string, string> = {}) => ({
   claims: "ref=refs/heads/main\njob_workflow_ref = acme/deploy-bot/.github/workflows/*@refs/heads/main\n",
   audiences: "https://keyward.example.test\nsts.example.test",
   maxTokenAgeSeconds: "600",
+  // What a browser sends for the form as shown: the box "accepted once" is ticked by default.
+  singleUseOffered: "1",
+  singleUse: "on",
   ...extra,
 });
+
+/** The add form's "accepted once" checkbox, as rendered. */
+const singleUseBox = (html: string) => {
+  const box = html.match(/<input id="f-fed-singleUse"[^>]*>/)?.[0];
+  expect(box, "the form has the singleUse checkbox").toBeDefined();
+  return box!;
+};
 
 describe("console federated credentials: the list", () => {
   it("the account page lists each policy (name, issuer, subject, conditions, audiences, max age, status) after the Access section", async () => {
@@ -106,6 +116,7 @@ describe("console federated credentials: add, toggle, remove", () => {
       audiences: ["https://keyward.example.test", "sts.example.test"],
       maxTokenAgeSeconds: 600,
       enabled: true,
+      singleUse: true,
     });
     const events = (await auditRows(policy.id)).filter((e) => e.action === "federated_credential.created");
     expect(events.length).toBe(1);
@@ -152,6 +163,51 @@ describe("console federated credentials: add, toggle, remove", () => {
     expect(flashOf(removed)).toContain("Federated credential removed.");
     expect(await policiesOf(w)).toEqual([]);
     expect((await auditRows(policy.id)).map((e) => e.action)).toEqual(["federated_credential.created", "federated_credential.updated", "federated_credential.updated", "federated_credential.deleted"]);
+  });
+});
+
+describe("console federated credentials: each token accepted once (singleUse)", () => {
+  it("the form offers the box ticked; ticked, the policy is single-use and listed as such", async () => {
+    const w = await world();
+    const html = expectPage(await consoleGet(w.account, w.cookie));
+    expect(html).toContain("Each token is accepted once (uncheck for Kubernetes projected tokens that a pod re-reads)");
+    expect(singleUseBox(html)).toMatch(/\schecked(=""|\s|>)/);
+    const form = addForm();
+    const res = await consolePost(w.section, w.cookie, form);
+    expectRedirect(res, `${w.account}#federated-heading`);
+    expect((await policiesOf(w))[0].singleUse).toBe(true);
+    const after = expectPage(await follow(res, w.cookie));
+    const section = after.slice(after.indexOf('id="federated-heading"'));
+    expect(section).toContain('<th scope="col">Token accepted</th>');
+    expect(section).toContain("<td>once</td>");
+  });
+
+  it("unticked, the policy takes a token again while it lives: stored false, audited, listed 'until it expires'", async () => {
+    const w = await world();
+    const { singleUse: _ticked, ...form } = addForm({ name: unique("k8s"), issuer: "https://oidc.cluster.example.test", subject: "system:serviceaccount:ci:api", claims: "" });
+    const res = await consolePost(w.section, w.cookie, form);
+    expectRedirect(res, `${w.account}#federated-heading`);
+    const [policy] = await policiesOf(w);
+    expect(policy.singleUse).toBe(false);
+    const [created] = (await auditRows(policy.id)).filter((e) => e.action === "federated_credential.created");
+    expect(JSON.parse(created!.details)).toMatchObject({ singleUse: false });
+    const section = expectPage(await follow(res, w.cookie));
+    expect(section.slice(section.indexOf('id="federated-heading"'))).toContain("<td>until it expires</td>");
+  });
+
+  it("a form shown again after an error keeps the box as it was sent (unticked stays unticked)", async () => {
+    const w = await world();
+    const { singleUse: _ticked, ...unticked } = addForm({ subject: "", claims: "" });
+    expect(singleUseBox(expectPage(await consolePost(w.section, w.cookie, unticked), 422))).not.toMatch(/\schecked/);
+    expect(singleUseBox(expectPage(await consolePost(w.section, w.cookie, addForm({ subject: "", claims: "" })), 422))).toMatch(/\schecked/);
+    expect(await rowCount(w.target.id)).toBe(0);
+  });
+
+  it("a post from a form that never offered the box (an older page) keeps the safe default: single-use", async () => {
+    const w = await world();
+    const { singleUse: _a, singleUseOffered: _b, ...old } = addForm();
+    expectRedirect(await consolePost(w.section, w.cookie, old), `${w.account}#federated-heading`);
+    expect((await policiesOf(w))[0].singleUse).toBe(true);
   });
 });
 

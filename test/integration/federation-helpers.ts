@@ -141,6 +141,7 @@ export interface PolicyInput {
   audiences?: string[];
   maxTokenAgeSeconds?: number | null;
   enabled?: boolean;
+  singleUse?: boolean;
   name?: string;
 }
 
@@ -162,6 +163,7 @@ export async function addPolicy(account: { id: string; orgId: string }, input: P
     claims: input.claims ?? {},
     maxTokenAgeSeconds: input.maxTokenAgeSeconds ?? null,
     enabled: input.enabled ?? true,
+    singleUse: input.singleUse ?? true,
     createdAt: now,
     createdBy: "test",
     updatedAt: now,

@@ -64,6 +64,7 @@ describe("federated credentials: the happy path", () => {
       claims: body.claims,
       maxTokenAgeSeconds: null,
       enabled: true,
+      singleUse: true,
       createdBy: w.admin.id,
     });
     expect(Date.parse(created.createdAt)).toBeGreaterThan(Date.now() - 60_000);
@@ -81,7 +82,30 @@ describe("federated credentials: the happy path", () => {
     expect(events[0]!.org_id).toBe(w.org.id);
     expect(events[0]!.actor_id).toBe(w.admin.id);
     expect(events[0]!.target_type).toBe("federated_credential");
-    expect(JSON.parse(events[0]!.details)).toMatchObject({ accountId: w.target.id, issuer: GITHUB, claims: ["ref", "job_workflow_ref"], enabled: true });
+    expect(JSON.parse(events[0]!.details)).toMatchObject({ accountId: w.target.id, issuer: GITHUB, claims: ["ref", "job_workflow_ref"], enabled: true, singleUse: true });
+    expect((await rowsOf(w.target.id))[0]).toMatchObject({ single_use: 1 });
+  });
+
+  it("singleUse: false on create is stored, returned and audited; PATCH turns it back on and off", async () => {
+    const w = await world();
+    const created = await createOk(w.adminToken, w.path, githubPolicy({ singleUse: false }));
+    expect(created.singleUse).toBe(false);
+    expect((await call("GET", `${w.path}/${created.id}`, { token: w.adminToken })).json.singleUse).toBe(false);
+    const [made] = (await auditRows(created.id)).filter((e) => e.action === "federated_credential.created");
+    expect(JSON.parse(made!.details)).toMatchObject({ singleUse: false });
+
+    const on = await call("PATCH", `${w.path}/${created.id}`, { token: w.adminToken, body: { singleUse: true } });
+    expectStatus(on, 200);
+    expect(on.json.singleUse).toBe(true);
+    const off = await call("PATCH", `${w.path}/${created.id}`, { token: w.adminToken, body: { singleUse: false } });
+    expectStatus(off, 200);
+    expect(off.json).toMatchObject({ singleUse: false, enabled: true, subject: created.subject });
+    expect((await call("GET", w.path, { token: w.adminToken })).json.items[0].singleUse).toBe(false);
+    expect((await rowsOf(w.target.id))[0]).toMatchObject({ single_use: 0 });
+    const updates = (await auditRows(created.id)).filter((e) => e.action === "federated_credential.updated").map((e) => JSON.parse(e.details));
+    // Two edits within one millisecond have no order in the log: each names the field and the value it set.
+    expect(updates.map((u) => u.changed)).toEqual([["singleUse"], ["singleUse"]]);
+    expect(updates.map((u) => u.singleUse).sort()).toEqual([false, true]);
   });
 
   it("takes claims without subject, given audiences (deduplicated) and maxTokenAgeSeconds", async () => {
@@ -217,6 +241,7 @@ describe("federated credentials: validation", () => {
     expectFieldError(await post({ claims: { ref: 5 } }), "claims.ref");
     expect(expectProblem(await post({ serviceAccountId: "sa_x" }), 400, "validation_failed").detail).toContain("serviceAccountId");
     expectProblem(await post({ enabled: "yes" }), 400, "validation_failed");
+    expectFieldError(await post({ singleUse: "false" }), "singleUse");
     // A condition is never dropped silently: a JSON key __proto__ (which parsing would lose) and odd names are refused.
     const proto = await call("POST", w.path, { token: w.adminToken, body: `{"name":"p","issuer":"${GITHUB}","subject":"s","claims":{"__proto__":"x"}}` });
     expectProblem(proto, 400, "validation_failed");

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { issuerKeys, MIN_FRESH_S, REFRESH_EVERY_MS } from "../../src/domain/credentials/issuer-keys.ts";
 import { createCtx } from "../../src/domain/shared/context.ts";
 import { DomainError } from "../../src/domain/shared/errors.ts";
@@ -12,6 +12,7 @@ import {
   forgetFederationCaches,
   githubActionsClaims,
   jwtBearer,
+  kubernetesClaims,
   signingKey,
   testIssuer,
   waitForAudit,
@@ -403,5 +404,84 @@ describe("the issuer's keys", () => {
     await forgetFederationCaches([issuer.url]);
     const ctx = createCtx(env, { actorId: "t", requestId: null, ip: null, userAgent: null });
     await expect(issuerKeys(ctx, issuer.url, undefined)).rejects.toBeInstanceOf(DomainError);
+  });
+});
+
+// Last in the file: these move the clock of the test and the Worker (one isolate), which would
+// stamp the issuer's cached keys and refresh limiter "in the future" for any test after them.
+describe("singleUse: a Kubernetes projected token a pod re-reads from its file", () => {
+  /** Moves the clock of the test and of the Worker (same isolate) by `ms`. */
+  const advanceClock = (ms: number) => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + ms);
+  };
+  afterEach(async () => {
+    vi.useRealTimers();
+    await forgetFederationCaches([main.url]);
+  });
+
+  /** A fresh account trusting main's tokens of `system:serviceaccount:<namespace>:api`. */
+  async function podAccount(policy: Partial<Parameters<typeof addPolicy>[1]>) {
+    const namespace = `ns-${crypto.randomUUID().slice(0, 8)}`;
+    const c = await newClient(root.token, { roles: [{ role: "viewer" }] });
+    const p = await addPolicy(accountOf(c), { issuer: main.url, subject: `system:serviceaccount:${namespace}:api`, ...policy });
+    // The kubelet's token: a jti, an hour of life (expirationSeconds 3600), read again and again.
+    const token = (o: jose.JWTPayload = {}) => main.sign({ ...kubernetesClaims(namespace, "api"), exp: nowS() + 3600, ...o });
+    return { client: c, policy: p, token };
+  }
+
+  it("singleUse true (the default): the pod's second read of the same token is refused, as a replay", async () => {
+    const { client, policy, token } = await podAccount({});
+    expect(policy.singleUse).toBe(true);
+    const t = await token();
+    expectStatus(await jwtBearer(t), 200);
+    expectRefused(await jwtBearer(t));
+    expect(await refusalReason(client.account.id, /jti/)).toBe("jti already used");
+  });
+
+  it("singleUse false: the same token, jti and all, is exchanged again and again while it lives", async () => {
+    const { client, token } = await podAccount({ singleUse: false });
+    const t = await token();
+    for (let i = 0; i < 3; i++) {
+      const res = await jwtBearer(t);
+      expectStatus(res, 200);
+      expect(jose.decodeJwt(res.json.access_token).sub).toBe(client.account.id);
+    }
+    // Ten minutes on (the pod's next JWT, before the kubelet rotates the file), still good.
+    advanceClock(600_000);
+    expectStatus(await jwtBearer(t), 200);
+  });
+
+  it("singleUse false: once expired (beyond the skew) the token is refused", async () => {
+    const { client, token } = await podAccount({ singleUse: false });
+    const t = await token({ exp: nowS() + 120 });
+    expectStatus(await jwtBearer(t), 200);
+    advanceClock(160_000);
+    expectRefused(await jwtBearer(t));
+    vi.useRealTimers();
+    expect(await refusalReason(client.account.id, /expired/)).toBe("expired");
+  });
+
+  it("singleUse false: older than maxTokenAgeSeconds the token is refused, though it has not expired", async () => {
+    const { client, token } = await podAccount({ singleUse: false, maxTokenAgeSeconds: 600 });
+    const t = await token();
+    expectStatus(await jwtBearer(t), 200);
+    expectStatus(await jwtBearer(t), 200);
+    advanceClock(700_000);
+    expectRefused(await jwtBearer(t));
+    vi.useRealTimers();
+    expect(await refusalReason(client.account.id, /older/)).toMatch(/maxTokenAgeSeconds/);
+  });
+
+  it("the chosen policy decides: client_id naming the account whose policy is single-use spends the jti there", async () => {
+    const reusable = await podAccount({ singleUse: false });
+    const once = await newClient(root.token, { roles: [{ role: "viewer" }] });
+    await addPolicy(accountOf(once), { issuer: main.url, subject: reusable.policy.subject });
+    const t = await reusable.token();
+    expectStatus(await jwtBearer(t, { client_id: reusable.client.account.id }), 200);
+    expectStatus(await jwtBearer(t, { client_id: once.account.id }), 200);
+    expectRefused(await jwtBearer(t, { client_id: once.account.id }));
+    // The reusable policy's account is not held back by the other's spent jti.
+    expectStatus(await jwtBearer(t, { client_id: reusable.client.account.id }), 200);
   });
 });
