@@ -415,18 +415,24 @@ describe("singleUse: a Kubernetes projected token a pod re-reads from its file",
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(Date.now() + ms);
   };
+  // Not sec-main: a refusal is audited for at most 10 of the accounts trusting the issuer, and
+  // this file puts many more than that on sec-main.
+  let pod: TestIssuer;
+  beforeAll(async () => {
+    pod = await testIssuer("sec-kid");
+  });
   afterEach(async () => {
     vi.useRealTimers();
-    await forgetFederationCaches([main.url]);
+    await forgetFederationCaches([pod.url]);
   });
 
   /** A fresh account trusting main's tokens of `system:serviceaccount:<namespace>:api`. */
   async function podAccount(policy: Partial<Parameters<typeof addPolicy>[1]>) {
     const namespace = `ns-${crypto.randomUUID().slice(0, 8)}`;
     const c = await newClient(root.token, { roles: [{ role: "viewer" }] });
-    const p = await addPolicy(accountOf(c), { issuer: main.url, subject: `system:serviceaccount:${namespace}:api`, ...policy });
+    const p = await addPolicy(accountOf(c), { issuer: pod.url, subject: `system:serviceaccount:${namespace}:api`, ...policy });
     // The kubelet's token: a jti, an hour of life (expirationSeconds 3600), read again and again.
-    const token = (o: jose.JWTPayload = {}) => main.sign({ ...kubernetesClaims(namespace, "api"), exp: nowS() + 3600, ...o });
+    const token = (o: jose.JWTPayload = {}) => pod.sign({ ...kubernetesClaims(namespace, "api"), exp: nowS() + 3600, ...o });
     return { client: c, policy: p, token };
   }
 
@@ -476,7 +482,7 @@ describe("singleUse: a Kubernetes projected token a pod re-reads from its file",
   it("the chosen policy decides: client_id naming the account whose policy is single-use spends the jti there", async () => {
     const reusable = await podAccount({ singleUse: false });
     const once = await newClient(root.token, { roles: [{ role: "viewer" }] });
-    await addPolicy(accountOf(once), { issuer: main.url, subject: reusable.policy.subject });
+    await addPolicy(accountOf(once), { issuer: pod.url, subject: reusable.policy.subject });
     const t = await reusable.token();
     expectStatus(await jwtBearer(t, { client_id: reusable.client.account.id }), 200);
     expectStatus(await jwtBearer(t, { client_id: once.account.id }), 200);
