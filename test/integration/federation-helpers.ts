@@ -173,9 +173,9 @@ export async function addPolicy(account: { id: string; orgId: string }, input: P
   return row;
 }
 
-/** Forgets what this isolate cached of issuers' keys and policies (and KV's copy of the keys). */
+/** Forgets what this isolate cached of issuers' keys, policies and verified tokens (and KV's copy of the keys). */
 export async function forgetFederationCaches(issuers: string[] = []) {
-  resetIsolateState("trust-policies", "issuer-keys");
+  resetIsolateState("trust-policies", "issuer-keys", "federated-verified-tokens");
   await Promise.all(issuers.map((iss) => env.TOKENS.delete(issuerKeysKvKey(iss))));
 }
 

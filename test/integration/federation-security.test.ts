@@ -4,6 +4,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { issuerKeys, MIN_FRESH_S, REFRESH_EVERY_MS } from "../../src/domain/credentials/issuer-keys.ts";
 import { createCtx } from "../../src/domain/shared/context.ts";
 import { DomainError } from "../../src/domain/shared/errors.ts";
+import { resetIsolateState } from "../../src/domain/shared/isolate-state.ts";
 import { testIssuerUrl } from "../federation/issuers.ts";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
 import { b64json, expectOAuthError, ISSUER, jwtFor, newClient, nowS, type Client } from "./oauth-helpers.ts";
@@ -456,6 +457,25 @@ describe("singleUse: a Kubernetes projected token a pod re-reads from its file",
     // Ten minutes on (the pod's next JWT, before the kubelet rotates the file), still good.
     advanceClock(600_000);
     expectStatus(await jwtBearer(t), 200);
+  });
+
+  it("a token verified before: a copy with another signature is not taken for it", async () => {
+    const { token } = await podAccount({ singleUse: false });
+    const t = await token();
+    expectStatus(await jwtBearer(t), 200);
+    const [h, p, sig] = t.split(".");
+    const forged = `${h}.${p}.${sig!.slice(0, -4)}${sig!.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`;
+    expectRefused(await jwtBearer(forged));
+    expectStatus(await jwtBearer(t), 200);
+  });
+
+  it("a token verified before: its policy is read again on every presentation (disabled: refused)", async () => {
+    const { policy, token } = await podAccount({ singleUse: false });
+    const t = await token();
+    expectStatus(await jwtBearer(t), 200);
+    await env.DB.prepare("UPDATE federated_credentials SET enabled = 0 WHERE id = ?").bind(policy.id).run();
+    resetIsolateState("trust-policies");
+    expectRefused(await jwtBearer(t));
   });
 
   it("singleUse false: once expired (beyond the skew) the token is refused", async () => {

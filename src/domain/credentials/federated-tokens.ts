@@ -12,6 +12,7 @@ import { policyMatches } from "./claim-conditions.ts";
 import { policiesForIssuer, type TrustPolicy } from "./federated-credentials.ts";
 import { issuerKeys } from "./issuer-keys.ts";
 import { cachedTrustPolicies } from "./trust-policy-cache.ts";
+import { recallVerified, rememberVerified } from "./verified-tokens.ts";
 
 /**
  * Verification of an external OIDC token (a GitHub Actions ID token, a Kubernetes projected
@@ -61,7 +62,8 @@ export interface FederatedRefusal {
 
 export type FederatedOutcome = { ok: true; match: FederatedMatch } | ({ ok: false } & FederatedRefusal);
 
-const refuse = (reason: string, more: Partial<FederatedRefusal> = {}): FederatedOutcome => ({ ok: false, reason, candidates: [], ...more });
+const refuseWith = (reason: string, more: Partial<FederatedRefusal> = {}): { ok: false } & FederatedRefusal => ({ ok: false, reason, candidates: [], ...more });
+const refuse = (reason: string, more: Partial<FederatedRefusal> = {}): FederatedOutcome => refuseWith(reason, more);
 
 /** Whether a token's unverified `iss` is another issuer's than ours (so the federation path, not our own JWTs', takes it). */
 export function isForeignToken(token: string, ownIssuer: string): boolean {
@@ -107,28 +109,30 @@ function replayShard(ctx: Ctx, issuer: string, jti: string) {
   return { cache: replayCache(ctx, `federation:${sha256Hex(issuer).slice(0, 16)}:${parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS}`), key: `fed:${hash}` };
 }
 
-/**
- * Verifies an external token against the trust policies of its issuer (the steps above).
- * `clientId`, when given, names the account the caller wants. Never throws for a bad token.
- */
-export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: string): Promise<FederatedOutcome> {
-  if (token.length > MAX_TOKEN_BYTES) return refuse("token too large");
+/** Steps 1 and 2: the token's verified claims and the policies naming its issuer, or a refusal. */
+async function verifiedToken(ctx: Ctx, token: string): Promise<{ claims: FederatedMatch["claims"]; candidates: TrustPolicy[] } | ({ ok: false } & FederatedRefusal)> {
+  const hash = sha256Hex(token);
+  const known = recallVerified(hash, ctx.now(), FEDERATION_CLOCK_SKEW_S);
+  if (known) {
+    const candidates = ctx.config.FEDERATION_ALLOWED_ISSUERS.includes(known.iss) ? await cachedPolicies(ctx, known.iss) : [];
+    if (candidates.length > 0) return { claims: known, candidates };
+  }
   let header: ReturnType<typeof decodeProtectedHeader>;
   let unverified: JWTPayload;
   try {
     header = decodeProtectedHeader(token);
     unverified = decodeJwt(token);
   } catch {
-    return refuse("not a JWT");
+    return refuseWith("not a JWT");
   }
   const iss = typeof unverified.iss === "string" ? unverified.iss : undefined;
   const claimedSub = typeof unverified.sub === "string" ? unverified.sub.slice(0, 256) : undefined;
-  if (!iss) return refuse("iss missing");
+  if (!iss) return refuseWith("iss missing");
   const who = { iss: iss.slice(0, 256), sub: claimedSub };
-  if (!ALGORITHMS.includes(header.alg ?? "")) return refuse(`alg ${String(header.alg).slice(0, 16)} not accepted`, who);
-  if (!ctx.config.FEDERATION_ALLOWED_ISSUERS.includes(iss)) return refuse("issuer not allowed", who);
+  if (!ALGORITHMS.includes(header.alg ?? "")) return refuseWith(`alg ${String(header.alg).slice(0, 16)} not accepted`, who);
+  if (!ctx.config.FEDERATION_ALLOWED_ISSUERS.includes(iss)) return refuseWith("issuer not allowed", who);
   const candidates = await cachedPolicies(ctx, iss);
-  if (candidates.length === 0) return refuse("no trust policy names this issuer", who);
+  if (candidates.length === 0) return refuseWith("no trust policy names this issuer", who);
 
   let claims: JWTPayload;
   try {
@@ -144,9 +148,24 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
     const reason = err instanceof DomainError ? err.detail : verifyFailure(err);
     // Claims of a token whose signature did not verify are anyone's to write: such a refusal goes
     // to the platform's log on the issuer, not into the logs of every org trusting that issuer.
-    return refuse(reason, unsignedFailure(err) ? who : { ...who, candidates });
+    return refuseWith(reason, unsignedFailure(err) ? who : { ...who, candidates });
   }
-  if (typeof claims.iat === "number" && claims.iat > ctx.now() / 1000 + FEDERATION_CLOCK_SKEW_S) return refuse("iat is in the future", { ...who, candidates });
+  if (typeof claims.iat === "number" && claims.iat > ctx.now() / 1000 + FEDERATION_CLOCK_SKEW_S) return refuseWith("iat is in the future", { ...who, candidates });
+  const verifiedClaims = claims as FederatedMatch["claims"];
+  rememberVerified(hash, verifiedClaims, ctx.now());
+  return { claims: verifiedClaims, candidates };
+}
+
+/**
+ * Verifies an external token against the trust policies of its issuer (the steps above).
+ * `clientId`, when given, names the account the caller wants. Never throws for a bad token.
+ */
+export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: string): Promise<FederatedOutcome> {
+  if (token.length > MAX_TOKEN_BYTES) return refuse("token too large");
+  const verified = await verifiedToken(ctx, token);
+  if ("reason" in verified) return verified;
+  const { claims, candidates } = verified;
+  const who = { iss: claims.iss.slice(0, 256), sub: typeof claims.sub === "string" ? claims.sub.slice(0, 256) : undefined };
 
   const policyReasons: Record<string, string> = {};
   const holding = candidates.filter((policy) => {
@@ -165,7 +184,7 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
   if (claims.jti !== undefined) {
     if (typeof claims.jti !== "string" || claims.jti.length > 256) return refuse("jti malformed", { ...who, candidates: [policy] });
     if (policy.singleUse) {
-      const { cache, key } = replayShard(ctx, iss, claims.jti);
+      const { cache, key } = replayShard(ctx, claims.iss, claims.jti);
       const fresh = await cache.rememberJti(key, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
       if (!fresh) return refuse("jti already used", { ...who, candidates: [policy] });
     }
