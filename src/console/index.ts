@@ -7,7 +7,7 @@ import { assetRoutes } from "./assets.ts";
 import { consoleRouter, type ConsoleEnv } from "./context.ts";
 import { notFoundPage, onConsoleError } from "./errors.tsx";
 import { orgPages } from "./orgs.tsx";
-import { serviceAccountPages } from "./service-accounts.tsx";
+import { serviceAccountPages } from "./account-pages.tsx";
 import { accessPages } from "./access.tsx";
 import { auditPages } from "./audit.tsx";
 import { federatedCredentialPages } from "./federated-credentials.tsx";

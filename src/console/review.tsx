@@ -8,6 +8,7 @@ import { reviewQuery } from "../http/routes/tokens.ts";
 import { consoleCtx, consoleRouter, pageOf, pageOrg, paths, principalOf, type ConsoleContext } from "./context.ts";
 import { ErrorSummary, Field, formErrors, noErrors, parseWith, type FormErrors } from "./forms.tsx";
 import { page, Pager, Table, When } from "./layout.tsx";
+import { TokenCells } from "./token-pages.tsx";
 
 /**
  * Credential review, over the review filters of the API (`GET …/tokens`, `GET …/service-accounts`):
@@ -42,22 +43,7 @@ const TokenRows = (p: { org: string; items: AccessToken[]; now: number }) => (
             <code>{t.accountId}</code>
           </a>
         </td>
-        <td>{t.name ?? <span class="muted">—</span>}</td>
-        <td>
-          <code>{t.hint}</code>
-        </td>
-        <td>
-          <span class={`badge ${tokenStatus(t, p.now)}`}>{tokenStatus(t, p.now)}</span>
-        </td>
-        <td>
-          <When ms={t.createdAt} />
-        </td>
-        <td>
-          <When ms={t.expiresAt} none="Never" />
-        </td>
-        <td>
-          <When ms={t.lastUsedAt} none="Never" />
-        </td>
+        <TokenCells token={t} status={tokenStatus(t, p.now)} unnamed="—" />
       </tr>
     ))}
   </>

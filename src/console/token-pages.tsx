@@ -18,7 +18,7 @@ export interface NewSecret {
   regenerated?: boolean;
 }
 
-/** What the account page renders with (a new secret, a form's errors), from tokens.tsx and keys.tsx. */
+/** What the account page renders with (a new secret, a form's errors), from token-pages.tsx and key-pages.tsx. */
 export interface AccountPageExtras {
   secret?: NewSecret;
   tokenErrors?: FormErrors;
@@ -60,6 +60,28 @@ const GRACE = [
   { value: "86400", label: "24 hours" },
 ];
 
+/** A token's cells in every token table: name, hint (never the secret), status and its dates. */
+export const TokenCells = (p: { token: AccessToken; status: string; unnamed: string }) => (
+  <>
+    <td>{p.token.name ?? <span class="muted">{p.unnamed}</span>}</td>
+    <td>
+      <code>{p.token.hint}</code>
+    </td>
+    <td>
+      <span class={`badge ${p.status}`}>{p.status}</span>
+    </td>
+    <td>
+      <When ms={p.token.createdAt} />
+    </td>
+    <td>
+      <When ms={p.token.expiresAt} none="Never" />
+    </td>
+    <td>
+      <When ms={p.token.lastUsedAt} none="Never" />
+    </td>
+  </>
+);
+
 export function TokensSection(p: { base: string; tokens: AccessToken[]; can: Can; now: number; errors?: FormErrors | undefined; values?: Record<string, string> | undefined; limit: number }) {
   const write = p.can("service-accounts.access-tokens.edit");
   const active = p.tokens.filter((t) => tokenStatus(t, p.now) === "active").length;
@@ -74,22 +96,7 @@ export function TokensSection(p: { base: string; tokens: AccessToken[]; can: Can
           const status = tokenStatus(t, p.now);
           return (
             <tr>
-              <td>{t.name ?? <span class="muted">unnamed</span>}</td>
-              <td>
-                <code>{t.hint}</code>
-              </td>
-              <td>
-                <span class={`badge ${status}`}>{status}</span>
-              </td>
-              <td>
-                <When ms={t.createdAt} />
-              </td>
-              <td>
-                <When ms={t.expiresAt} none="Never" />
-              </td>
-              <td>
-                <When ms={t.lastUsedAt} none="Never" />
-              </td>
+              <TokenCells token={t} status={status} unnamed="unnamed" />
               {write && (
                 <td>
                   {status === "active" && (

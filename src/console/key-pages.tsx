@@ -7,7 +7,7 @@ import { consoleCtx, consoleRouter, paths, principalOf, type Can } from "./conte
 import { redirectWith } from "./flash.ts";
 import { Confirm, ErrorSummary, Field, handleForm, parseWith, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
 import { Table, When } from "./layout.tsx";
-import type { RenderAccount } from "./tokens.tsx";
+import type { RenderAccount } from "./token-pages.tsx";
 
 /** Public keys on the account page (private_key_jwt): add a PEM or a JWK (the algorithm is detected), list by fingerprint, remove. */
 

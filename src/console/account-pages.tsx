@@ -15,8 +15,8 @@ import { redirectWith } from "./flash.ts";
 import { Check, Confirm, ErrorSummary, Field, formErrors, handleForm, noErrors, parseWith, PostButton, Select, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
 import { Heading, page, Pager, Table, When } from "./layout.tsx";
 import { scopeInput, scopeOptions, ScopeSelect } from "./scope-picker.tsx";
-import { keyPages, KeysSection } from "./keys.tsx";
-import { SecretOnce, tokenPages, TokensSection, type RenderAccount } from "./tokens.tsx";
+import { keyPages, KeysSection } from "./key-pages.tsx";
+import { SecretOnce, tokenPages, TokensSection, type RenderAccount } from "./token-pages.tsx";
 import { DomainError } from "../domain/shared/errors.ts";
 
 /** Service accounts: list (search, group, status, pages), create, the account page, edit, disable/enable, delete. */
