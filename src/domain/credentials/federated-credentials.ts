@@ -39,19 +39,8 @@ export const CLAIM_NAME = /^[\x21-\x7e]+$/;
 /** Claims the verification itself checks (signature, times, audience, replay): no condition may name them. */
 const VERIFIED_CLAIMS = new Set(["iss", "aud", "exp", "nbf", "iat", "jti"]);
 
-export interface TrustPolicyInput {
-  name: string;
-  description?: string | null | undefined;
-  issuer: string;
-  /** Default: the Keyward issuer (ISSUER). */
-  audiences?: string[] | undefined;
-  subject?: string | null | undefined;
-  claims?: Record<string, string> | undefined;
-  maxTokenAgeSeconds?: number | null | undefined;
-  enabled?: boolean | undefined;
-  /** Default true: a token's jti is accepted once. False: a token may be exchanged again while it lives. */
-  singleUse?: boolean | undefined;
-}
+/** A new policy: a patch's fields, with name and issuer required (audiences default to ISSUER; singleUse to true). */
+export type TrustPolicyInput = TrustPolicyPatch & { name: string; issuer: string };
 
 const invalid = (path: string, message: string) => new DomainError("validation_failed", message, { errors: [{ path, message }] });
 

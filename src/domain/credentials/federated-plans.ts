@@ -22,6 +22,7 @@ export interface TrustPolicyPatch {
   claims?: Record<string, string> | undefined;
   maxTokenAgeSeconds?: number | null | undefined;
   enabled?: boolean | undefined;
+  /** Default true: a token's jti is accepted once. False: a token may be exchanged again while it lives. */
   singleUse?: boolean | undefined;
 }
 
