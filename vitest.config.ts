@@ -10,6 +10,7 @@ export default defineConfig(async () => {
   // because the Worker's allow-list must name it, and the globalSetup serves on it.
   process.env.KEYWARD_TEST_ISSUER_PORT ||= String(await freePort());
   const testIssuerBase = `http://127.0.0.1:${process.env.KEYWARD_TEST_ISSUER_PORT}`;
+  process.env.KEYWARD_TEST_WEBHOOK_PORT ||= String(await freePort());
   return {
     test: {
       projects: [
@@ -27,6 +28,12 @@ export default defineConfig(async () => {
                   // Trust policies may name these (docs/federation.md), and the federation tests' loopback issuers.
                   FEDERATION_ALLOWED_ISSUERS: `https://token.actions.githubusercontent.com,https://gitlab.com,https://oidc.cluster.example.test,${allowedTestIssuers(testIssuerBase)}`,
                   TEST_ISSUER_BASE: testIssuerBase,
+                  // Webhooks (test/webhooks/): the receiver is on loopback; retries 1 s apart, attempts 1 s at most.
+                  WEBHOOK_ALLOW_LOOPBACK: "true",
+                  WEBHOOK_RETRY_BASE_SECONDS: "1",
+                  WEBHOOK_RETRY_MAX_DELAY_SECONDS: "1",
+                  WEBHOOK_TIMEOUT_MS: "1000",
+                  TEST_WEBHOOK_RECEIVER: `http://127.0.0.1:${process.env.KEYWARD_TEST_WEBHOOK_PORT}`,
                 },
               },
             }),
@@ -35,7 +42,7 @@ export default defineConfig(async () => {
             name: "workers",
             include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
             setupFiles: ["test/setup.ts"],
-            globalSetup: ["test/federation/global-setup.ts"],
+            globalSetup: ["test/federation/global-setup.ts", "test/webhooks/global-setup.ts"],
             testTimeout: 30_000,
           },
         },

@@ -42,7 +42,8 @@ const persistArgs = persistTo ? ["--persist-to", persistTo] : [];
 const shown = `http://localhost:${port}`;
 const issuer = process.env.KEYWARD_ISSUER || shown;
 const federationIssuers = process.env.KEYWARD_FEDERATION_ALLOWED_ISSUERS;
-const varArgs = ["--var", `ISSUER:${issuer}`, ...(federationIssuers ? ["--var", `FEDERATION_ALLOWED_ISSUERS:${federationIssuers}`] : [])];
+// Local development may point webhooks at a receiver on loopback (docs/webhooks.md); a deployment never does.
+const varArgs = ["--var", `ISSUER:${issuer}`, "--var", "WEBHOOK_ALLOW_LOOPBACK:true", ...(federationIssuers ? ["--var", `FEDERATION_ALLOWED_ISSUERS:${federationIssuers}`] : [])];
 
 function migrate() {
   const result = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {

@@ -12,6 +12,8 @@ import { adminRoutes } from "./http/routes/admin.ts";
 import { exchangeRoutes } from "./http/routes/exchange.ts";
 import { keyRoutes } from "./http/routes/keys.ts";
 import { federatedCredentialRoutes } from "./http/routes/federated-credentials.ts";
+import { webhookRoutes } from "./http/routes/webhooks.ts";
+import { enqueueAfterChanges } from "./http/middleware/webhooks.ts";
 import { roleRoutes } from "./http/routes/roles.ts";
 import { orgAuditRoutes, platformAuditRoutes } from "./http/routes/audit.ts";
 import { authorizeRoutes, invitationRoutes } from "./http/routes/invitations.ts";
@@ -49,6 +51,7 @@ function methodNotAllowed(routes: { method: string; path: string }[]) {
 export function buildApp() {
   const app = router();
   app.use("*", requestContext);
+  app.use("*", enqueueAfterChanges);
   for (const path of ["/api/v1/*", "/api/auth/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, jsonBodies);
   // The admin console: its own middleware (session, CSRF, headers), before the API's.
   app.route("/console", consoleRoutes);
@@ -67,6 +70,7 @@ export function buildApp() {
   app.route("/api/v1/orgs", tokenRoutes);
   app.route("/api/v1/orgs", keyRoutes);
   app.route("/api/v1/orgs", federatedCredentialRoutes);
+  app.route("/api/v1/orgs", webhookRoutes);
   app.route("/api/v1/orgs", roleRoutes);
   app.route("/api/v1/orgs", invitationRoutes);
   app.route("/api/v1/auth", authorizeRoutes);

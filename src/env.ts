@@ -18,6 +18,8 @@ export interface Bindings {
   /** Count failed authentications per IP and per client id (optional: without them nothing is limited). */
   AUTH_FAILURES_IP?: RateLimit;
   AUTH_FAILURES_CLIENT?: RateLimit;
+  /** The webhook delivery queue (producer; the same Worker consumes it): without it nothing is sent. */
+  WEBHOOKS?: Queue<unknown>;
   ISSUER?: string;
   SERVICE_ACCOUNT_EMAIL_DOMAIN?: string;
   DEFAULT_JWT_TTL_SECONDS?: string;
@@ -34,6 +36,13 @@ export interface Bindings {
   MAX_CLIENT_ASSERTION_LIFETIME_SECONDS?: string;
   CORS_ALLOWED_ORIGINS?: string;
   FEDERATION_ALLOWED_ISSUERS?: string;
+  WEBHOOK_ALLOW_LOOPBACK?: string;
+  WEBHOOK_TIMEOUT_MS?: string;
+  WEBHOOK_RETRY_BASE_SECONDS?: string;
+  WEBHOOK_RETRY_MAX_DELAY_SECONDS?: string;
+  WEBHOOK_RETRY_WINDOW_SECONDS?: string;
+  WEBHOOK_MAX_ATTEMPTS?: string;
+  WEBHOOK_DISABLE_AFTER_DAYS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -84,6 +93,21 @@ const configSchema = z.object({
     .string()
     .default("")
     .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
+  /** Webhook URLs on loopback (http or https) allowed: local development and tests only (docs/webhooks.md). */
+  WEBHOOK_ALLOW_LOOPBACK: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** One delivery attempt's whole exchange. */
+  WEBHOOK_TIMEOUT_MS: intVar(3000, 100, 30_000),
+  /** The first retry's delay; each next one is 4 times longer, up to WEBHOOK_RETRY_MAX_DELAY_SECONDS (with jitter). */
+  WEBHOOK_RETRY_BASE_SECONDS: intVar(5, 1, 3600),
+  WEBHOOK_RETRY_MAX_DELAY_SECONDS: intVar(21_600, 1, 43_200),
+  /** How long after its event a delivery is still retried before it is marked failed. */
+  WEBHOOK_RETRY_WINDOW_SECONDS: intVar(86_400, 60, 7 * 86_400),
+  WEBHOOK_MAX_ATTEMPTS: intVar(12, 1, 50),
+  /** An endpoint whose deliveries have all failed for this long is disabled (an event tells the org's other endpoints). */
+  WEBHOOK_DISABLE_AFTER_DAYS: intVar(5, 1, 60),
 });
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);

@@ -15,6 +15,8 @@ declare global {
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       /** The loopback OIDC issuers' base URL (test/federation/issuer-server.ts). */
       TEST_ISSUER_BASE: string;
+      /** The loopback webhook receiver's base URL (test/webhooks/receiver-server.ts). */
+      TEST_WEBHOOK_RECEIVER: string;
     }
   }
 }

@@ -6,10 +6,12 @@ import { purge } from "./purge.ts";
 import { reconcile } from "./reconcile.ts";
 import { revokeUnused } from "./revoke-unused.ts";
 import { rotateKeys } from "./rotate-keys.ts";
+import { expiryNotices } from "./expiry-notices.ts";
+import { webhookOutbox } from "./webhook-outbox.ts";
 import type { Job, JobResult } from "./types.ts";
 
 /** The jobs of one run, in order. Each is idempotent and handles at most one batch. */
-export const JOBS: Record<string, Job> = { expireTokens, expireAccounts, revokeUnused, reconcile, purge, rotateKeys };
+export const JOBS: Record<string, Job> = { expireTokens, expireAccounts, revokeUnused, reconcile, purge, rotateKeys, expiryNotices, webhookOutbox };
 
 export interface RunOptions {
   /** The clock (tests advance it). */

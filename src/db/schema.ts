@@ -15,6 +15,11 @@ export interface OrgPolicy {
    * Keyward operation: those come from roles). Stored policies from before it read as [].
    */
   scopes: string[];
+  /**
+   * Days before a token's or an account's expiry at which the cron writes `access_token.expiring` /
+   * `service_account.expiring` (webhook events), each threshold once; absent: [7, 1].
+   */
+  expiryWarningDays?: number[];
 }
 
 export const orgs = sqliteTable("orgs", {
@@ -281,6 +286,93 @@ export const systemState = sqliteTable("system_state", {
   createdAt: ms("created_at").notNull(),
 });
 
+/** A webhook signing secret, wrapped (AES-256-GCM under SIGNING_KEY_ENCRYPTION_KEY, the endpoint id as additional data). */
+export interface WrappedWebhookSecret {
+  iv: string;
+  data: string;
+  createdAt: number;
+  /** Null for the current secret; a rotated-out secret still signs until then (the grace period). */
+  expiresAt: number | null;
+}
+
+/** Webhook endpoints of an org (docs/webhooks.md). */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    url: text("url").notNull(),
+    description: text("description"),
+    /** Event types of the catalogue, or ["*"] for all. */
+    events: text("events", { mode: "json" }).$type<string[]>().notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    /** The current secret first, then a rotated-out one during its grace period. */
+    secrets: text("secrets", { mode: "json" }).$type<WrappedWebhookSecret[]>().notNull(),
+    /** When the current run of failed attempts began (null after a success). */
+    failingSince: ms("failing_since"),
+    disabledReason: text("disabled_reason"),
+    createdAt: ms("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [index("webhook_endpoints_org").on(t.orgId, t.createdAt, t.id)],
+);
+
+export type WebhookDeliveryState = "pending" | "delivered" | "failed";
+
+/**
+ * The outbox: one row per (endpoint, event), inserted by the `webhook_outbox` trigger on
+ * audit_events (migrations/0006_webhooks.sql) in the transaction of the change itself.
+ */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    endpointId: text("endpoint_id").notNull(),
+    orgId: text("org_id").notNull(),
+    /** The audit event (`evt_...`): the `webhook-id` of every attempt. */
+    eventId: text("event_id").notNull(),
+    eventType: text("event_type").notNull(),
+    state: text("state").$type<WebhookDeliveryState>().notNull().default("pending"),
+    /** Attempts since the retry window began (a manual retry starts a new window). */
+    attempts: integer("attempts").notNull().default(0),
+    windowStartedAt: ms("window_started_at").notNull(),
+    nextAttemptAt: ms("next_attempt_at"),
+    /** When the row was last sent to the queue; null: it never reached the queue (the cron sends it). */
+    enqueuedAt: ms("enqueued_at"),
+    /** A consumer is sending it until then; no other one may. */
+    leaseUntil: ms("lease_until"),
+    lastStatus: integer("last_status"),
+    lastError: text("last_error"),
+    createdAt: ms("created_at").notNull(),
+    deliveredAt: ms("delivered_at"),
+  },
+  (t) => [
+    uniqueIndex("webhook_deliveries_endpoint_event").on(t.endpointId, t.eventId),
+    index("webhook_deliveries_endpoint_time").on(t.endpointId, t.createdAt, t.id),
+  ],
+);
+
+/** Every delivery attempt: when, how long, the status or the reason it got none. */
+export const webhookAttempts = sqliteTable(
+  "webhook_attempts",
+  {
+    deliveryId: text("delivery_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    startedAt: ms("started_at").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    status: integer("status"),
+    error: text("error"),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.startedAt, t.attempt] })],
+);
+
+/** Which audit actions are webhook events (a copy of EVENT_CATALOGUE, read by the outbox trigger). */
+export const webhookEventTypes = sqliteTable("webhook_event_types", {
+  action: text("action").primaryKey(),
+  eventType: text("event_type").notNull(),
+});
+
 export type Org = typeof orgs.$inferSelect;
 export type Project = typeof projects.$inferSelect;
 export type Environment = typeof environments.$inferSelect;
@@ -292,3 +384,6 @@ export type PublicKey = typeof publicKeys.$inferSelect;
 export type Role = typeof roles.$inferSelect;
 export type Invitation = typeof invitations.$inferSelect;
 export type FederatedCredential = typeof federatedCredentials.$inferSelect;
+export type WebhookEndpoint = typeof webhookEndpoints.$inferSelect;
+export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
+export type WebhookAttempt = typeof webhookAttempts.$inferSelect;

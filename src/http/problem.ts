@@ -33,6 +33,8 @@ export const ERROR_STATUS = {
   federated_credential_limit_reached: 409,
   issuer_not_allowed: 422,
   policy_too_broad: 422,
+  webhook_url_not_allowed: 422,
+  webhook_limit_reached: 409,
   conflict: 409,
   token_not_active: 409,
   account_not_active: 409,

@@ -12,6 +12,8 @@ export const ID_PREFIXES = {
   invitation: "inv_",
   event: "evt_",
   federatedCredential: "fed_",
+  webhook: "whk_",
+  webhookDelivery: "whd_",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -96,3 +96,45 @@ export async function fetchJson(url: string, limits: OutboundLimits = DEFAULT_OU
     if (!res.bodyUsed) await res.body?.cancel().catch(() => undefined);
   }
 }
+
+/** What a receiver answered to a POST: its status, how long it asked us to wait (Retry-After), and nothing of its body. */
+export interface PostOutcome {
+  status: number;
+  /** Retry-After in seconds (delta-seconds or an HTTP date), when the answer states one. */
+  retryAfterSeconds: number | null;
+}
+
+/** Retry-After (RFC 9110 10.2.3) as seconds from `now`, or null when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now: number): number | null {
+  if (!header) return null;
+  const text = header.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * POSTs `body` to `url` under the same limits as fetchJson: no redirect followed (a 3xx is an
+ * answer, never a hop), the whole exchange within the timeout, and at most `maxBytes` of the
+ * answer read (then dropped: a receiver's body is never kept). A network failure or timeout is an
+ * OutboundError; any status is an outcome.
+ */
+export async function postLimited(url: string, body: string, headers: Record<string, string>, limits: OutboundLimits = DEFAULT_OUTBOUND_LIMITS): Promise<PostOutcome> {
+  const signal = AbortSignal.timeout(limits.timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", redirect: "manual", headers, body, signal });
+  } catch {
+    throw new OutboundError(signal.aborted ? `no answer within ${limits.timeoutMs} ms` : "unreachable");
+  }
+  try {
+    await readLimited(res.body, limits.maxBytes);
+  } catch (err) {
+    if (signal.aborted) throw new OutboundError(`no answer within ${limits.timeoutMs} ms`);
+    // An answer over the limit still has its status: the receiver answered.
+    if (!(err instanceof OutboundError)) throw new OutboundError("body unreadable");
+  } finally {
+    if (!res.bodyUsed) await res.body?.cancel().catch(() => undefined);
+  }
+  return { status: res.status, retryAfterSeconds: retryAfterSeconds(res.headers.get("retry-after"), Date.now()) };
+}

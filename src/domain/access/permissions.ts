@@ -19,6 +19,8 @@ export const OPERATIONS = {
   "roles.edit": "Create, edit and delete custom roles; assign and unassign roles",
   "invitations.edit": "Invite service accounts of other orgs; answer invitations for the org's own accounts",
   "audit.read": "Read the org's audit log",
+  "webhooks.read": "List and read the org's webhook endpoints and their delivery log",
+  "webhooks.edit": "Create, edit and delete webhook endpoints, rotate their signing secrets, send test events and retry deliveries",
 } as const;
 
 export type Operation = keyof typeof OPERATIONS;

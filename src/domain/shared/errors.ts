@@ -32,6 +32,8 @@ export const ERROR_TITLES = {
   federated_credential_limit_reached: "The account holds its maximum of federated credentials",
   issuer_not_allowed: "The issuer is not one federation may trust",
   policy_too_broad: "The trust policy would match every token of its issuer",
+  webhook_url_not_allowed: "The webhook URL is not a public https URL",
+  webhook_limit_reached: "The org holds its maximum of webhook endpoints",
   conflict: "Conflict with the current state",
   account_not_active: "The service account is not active",
   already_bootstrapped: "The platform is already bootstrapped",

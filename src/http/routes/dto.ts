@@ -21,6 +21,11 @@ export const orgPolicySchema = z.object({
     .array(scopeName)
     .max(100)
     .openapi({ description: "Scopes of the org's downstream APIs that its accounts' allowedScopes may name; never a Keyward operation (those come from roles)" }),
+  expiryWarningDays: z
+    .array(z.number().int().min(1).max(90))
+    .max(5)
+    .optional()
+    .openapi({ description: "Days before a token's or an account's expiry at which `token.expiring` / `account.expiring` webhook events are sent, each once (default [7, 1]; [] for none)" }),
 });
 
 export const orgSchema = z
