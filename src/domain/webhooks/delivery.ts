@@ -7,6 +7,7 @@ import { publicUrlProblem } from "../../lib/public-url.ts";
 import { auditRow } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import { PAYLOAD_VERSION } from "./catalogue.ts";
+import { enqueuePending } from "./outbox.ts";
 import { signatureHeader } from "./secrets.ts";
 
 /**
@@ -143,6 +144,7 @@ async function attempted(ctx: Ctx, claimed: WebhookDelivery, endpoint: WebhookEn
         .update(d)
         .set({ ...common, state: givesUp ? "failed" : "pending", nextAttemptAt: givesUp ? null : startedAt + delay * 1000 })
         .where(eq(d.id, claimed.id));
+  let disabling = false;
   const statements: BatchItem<"sqlite">[] = [ctx.db.insert(webhookAttempts).values(attemptRow).onConflictDoNothing(), deliveryUpdate];
   if (success) {
     statements.push(ctx.db.update(e).set({ failingSince: null }).where(and(eq(e.id, endpoint.id), sql`${e.failingSince} is not null`)));
@@ -151,9 +153,12 @@ async function attempted(ctx: Ctx, claimed: WebhookDelivery, endpoint: WebhookEn
     const failingSince = endpoint.failingSince ?? startedAt;
     if (endpoint.enabled && startedAt - failingSince >= config.WEBHOOK_DISABLE_AFTER_DAYS * 86_400_000) {
       statements.push(...disableStatements(ctx, endpoint, failingSince));
+      disabling = true;
     }
   }
   await ctx.db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  // The disable event was written here, off any request: its deliveries to the other endpoints go out now.
+  if (disabling) await enqueuePending(ctx, { limit: 100 });
   return success || givesUp ? { kind: "done" } : { kind: "retry", delaySeconds: delay };
 }
 
@@ -174,9 +179,24 @@ function disableStatements(ctx: Ctx, endpoint: WebhookEndpoint, failingSince: nu
   });
   return [
     ctx.db.update(e).set({ enabled: false, disabledReason: reason, updatedAt: ctx.now() }).where(and(eq(e.id, endpoint.id), eq(e.enabled, true))),
-    ctx.db.run(sql`insert into audit_events (id, org_id, actor_id, action, target_type, target_id, request_id, ip, user_agent, details, created_at)
-      select ${row.id}, ${row.orgId}, ${row.actorId}, ${row.action}, ${row.targetType}, ${row.targetId}, ${row.requestId}, ${row.ip}, ${row.userAgent}, ${JSON.stringify(row.details)}, ${row.createdAt}
-      where changes() = 1`),
+    ctx.db.insert(auditEvents).select(
+      ctx.db
+        .select({
+          id: sql`${row.id}`.as("id"),
+          orgId: sql`${row.orgId}`.as("org_id"),
+          actorId: sql`${row.actorId}`.as("actor_id"),
+          action: sql`${row.action}`.as("action"),
+          targetType: sql`${row.targetType}`.as("target_type"),
+          targetId: sql`${row.targetId}`.as("target_id"),
+          requestId: sql`${row.requestId}`.as("request_id"),
+          ip: sql`${row.ip}`.as("ip"),
+          userAgent: sql`${row.userAgent}`.as("user_agent"),
+          details: sql`${JSON.stringify(row.details)}`.as("details"),
+          createdAt: sql`${row.createdAt}`.as("created_at"),
+        })
+        .from(e)
+        .where(and(eq(e.id, endpoint.id), sql`changes() = 1`)),
+    ),
   ];
 }
 
