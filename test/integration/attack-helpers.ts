@@ -257,6 +257,8 @@ export function bodyFor(op: ApiOperation, ids: Record<string, string>, m: BodyMa
     "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/invitations/{inv}": { state: "accepted" },
     "POST /api/v1/auth/authorize": { org: ids.org ?? "" },
     "POST /api/service-accounts": { name: unique("intruder"), permissions: ["service-accounts.read"] },
+    "POST /api/v1/orgs/{org}/webhooks": { url: `${env.TEST_WEBHOOK_RECEIVER}/hook/${unique("evil")}` },
+    "PATCH /api/v1/orgs/{org}/webhooks/{whk}": { description: "pwned", enabled: false },
   };
   return key in table ? table[key] : undefined;
 }

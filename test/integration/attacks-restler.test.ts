@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
+import { webhookWithDelivery } from "./webhook-helpers.ts";
 import {
   type ApiOperation,
   apiOperations,
@@ -320,9 +321,10 @@ describe("resource hierarchy", () => {
     expectStatus(invitee, 201);
     const sent = await inviteTo(o.adminToken, o.org.id, invitee.json.email, "viewer");
     expectStatus(sent, 201);
+    const hook = await webhookWithDelivery(o.adminToken, o.org.id);
     return {
       x,
-      ids: { sa: x.id, tok: x.tokenId, key: x.keyId, fed: x.fedId, ra: x.raId, role: role.id, prj: prj.json.id, env: env.json.id, sentInv: sent.json.id, recvInv: x.invId, clientId: x.id },
+      ids: { sa: x.id, tok: x.tokenId, key: x.keyId, fed: x.fedId, ra: x.raId, role: role.id, prj: prj.json.id, env: env.json.id, sentInv: sent.json.id, recvInv: x.invId, clientId: x.id, ...hook },
     };
   }
   /** The {inv} of a template: the invitation the org sent, or the one its account received. */
@@ -442,7 +444,7 @@ describe("privilege escalation", () => {
   it("a service-account-admin cannot edit allowedScopes or allowedCidrs of an account holding more (org-wide or at a project), and the account is unchanged", async () => {
     const prj = await call("POST", `/api/v1/orgs/${A.org.id}/projects`, { token: A.adminToken, body: { slug: unique("p"), name: "P" } });
     const caller = await furnished(A, [{ role: "service-account-admin" }]);
-    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"];
+    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"];
     for (const scope of [undefined, { type: "project" as const, id: prj.json.id }]) {
       const target = await furnished(A, [scope ? { role: "org-admin", scope } : { role: "org-admin" }]);
       const path = sa(A.org.id, target.id);
@@ -551,7 +553,7 @@ describe("privilege escalation", () => {
     const caller = await furnished(A, [{ role: "service-account-admin" }]);
     const target = await furnished(A, [{ role: "org-admin" }]);
     const path = sa(A.org.id, target.id);
-    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"];
+    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"];
     const before = stable({ tokens: (await call("GET", `${path}/tokens`, { token: A.adminToken })).json, keys: (await call("GET", `${path}/keys`, { token: A.adminToken })).json });
     const revoked = await call("DELETE", `${path}/tokens/${target.tokenId}`, { token: caller.token });
     expectMissing(revoked, lacks);
@@ -577,7 +579,7 @@ describe("privilege escalation", () => {
     const responder = await furnished(A, [{ role: responderRole.id }]);
     const target = await furnished(A, [{ role: "org-admin" }]);
     const path = sa(A.org.id, target.id);
-    const lacks = ["orgs.admin", "invitations.edit", "audit.read"];
+    const lacks = ["orgs.admin", "invitations.edit", "audit.read", "webhooks.read", "webhooks.edit"];
     // Handing out stays guarded: no token, no regenerate, no key, no edit that could widen.
     expectMissing(await call("POST", `${path}/tokens/${target.tokenId}/regenerate`, { token: responder.token, body: {} }), lacks);
     expectMissing(await call("POST", `${path}/keys`, { token: responder.token, body: { publicKey: material.pem } }), lacks);

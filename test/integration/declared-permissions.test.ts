@@ -4,6 +4,7 @@ import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpe
 import { bodyFor, fill, withoutAuthLimiter, type ApiOperation } from "./attack-helpers.ts";
 import { builtinOperations, createRole, inviteTo, sa, sas } from "./authz-helpers.ts";
 import { addPublicKey } from "./oauth-helpers.ts";
+import { webhookWithDelivery } from "./webhook-helpers.ts";
 
 /**
  * Issue 16: the permission a route declares (`x-required-permission` in the OpenAPI document) is
@@ -124,7 +125,9 @@ describe("the declared permission is the enforced one", () => {
       const who = await principalsFor(op.permission);
       const { ids, material } = await fixture(who.role);
       const inv = op.template.includes("/service-accounts/{sa}/invitations") ? ids.recvInv : ids.sentInv;
-      const all = { ...ids, inv };
+      // An org holds 20 webhook endpoints at most: one only for the routes that name one.
+      const hook = op.template.includes("{whk}") ? await webhookWithDelivery(O.adminToken, O.org.id) : {};
+      const all = { ...ids, inv, ...hook };
       const body = op.method === "POST" && op.template === "/api/service-accounts" ? { name: unique("pc"), permissions: [], tokenEndpointAuthMethod: "client_secret_basic" } : bodyFor(op, all, material);
       const send = (token: string) => call(op.method, fill(op.template, all), body === undefined ? { token } : { token, body });
       const label = `${op.method} ${op.template} (declares ${op.permission})`;

@@ -264,7 +264,7 @@ describe("escalation attempts are refused", () => {
   it("with roles.edit it still cannot assign org-admin, to another account or to itself (403 listing what it lacks)", async () => {
     const t = await saAdmin(true);
     const { account } = await newAccount(t.adminToken, t.org.id);
-    const lacks = ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.incident-response"];
+    const lacks = ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"];
     expectMissing(await assign(t.callerToken, t.org.id, account.id, "org-admin"), lacks);
     expectMissing(await assign(t.callerToken, t.org.id, t.caller.id, "org-admin"), lacks);
     expectMissing(await assign(t.callerToken, t.org.id, account.id, "viewer"), ["audit.read"]);
@@ -290,7 +290,7 @@ describe("escalation attempts are refused", () => {
     const t = await saAdmin(false);
     const name = unique("wannabe");
     const res = await call("POST", sas(t.org.id), { token: t.callerToken, body: { name, roles: [{ role: "org-admin" }], issueToken: true } });
-    expectMissing(res, ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"]);
+    expectMissing(res, ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"]);
     const atProject = await call("POST", sas(t.org.id), { token: t.callerToken, body: { name, roles: [{ role: "org-admin", scope: { type: "project", id: t.prjA.id } }] } });
     expect(atProject.status, atProject.text).toBe(403);
     const list = await call("GET", `${sas(t.org.id)}?q=${name}`, { token: t.adminToken });
@@ -303,7 +303,7 @@ describe("escalation attempts are refused", () => {
     const t = await saAdmin(false);
     const target = await newAccount(t.adminToken, t.org.id, { roles: [{ role: "org-admin" }] });
     const targetTokenId = target.account.token.id as string;
-    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"];
+    const lacks = ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"];
     // An org-admin account without a token: but for the check, issuing would succeed under the one-token rule.
     const bare = await newAccount(t.adminToken, t.org.id, { roles: [{ role: "org-admin" }], issueToken: false });
 
@@ -325,7 +325,7 @@ describe("escalation attempts are refused", () => {
   it("the same guard holds for a project-level grant the caller lacks there", async () => {
     const t = await saAdmin(false);
     const target = await newAccount(t.adminToken, t.org.id, { roles: [{ role: "org-admin", scope: { type: "environment", id: t.envB2.id } }], issueToken: false });
-    expectMissing(await call("POST", `${sa(t.org.id, target.account.id)}/tokens`, { token: t.callerToken, body: {} }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"]);
+    expectMissing(await call("POST", `${sa(t.org.id, target.account.id)}/tokens`, { token: t.callerToken, body: {} }), ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"]);
   });
 
   it("a service-account-admin manages accounts whose roles it covers", async () => {
@@ -343,7 +343,7 @@ describe("escalation attempts are refused", () => {
     expectStatus(limited, 200);
     const jwt = limited.json.jwt as string;
     const { account } = await newAccount(t.adminToken, t.org.id);
-    expectMissing(await assign(jwt, t.org.id, account.id, "org-admin"), ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.access-tokens.edit", "service-accounts.federated-credentials.edit", "service-accounts.incident-response"]);
+    expectMissing(await assign(jwt, t.org.id, account.id, "org-admin"), ["orgs.admin", "invitations.edit", "audit.read", "service-accounts.access-tokens.edit", "service-accounts.federated-credentials.edit", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"]);
     expectMissing(await call("POST", sas(t.org.id), { token: jwt, body: { name: unique("x"), roles: [{ role: "viewer" }] } }), ["audit.read"]);
     expectMissing(await call("POST", `${sa(t.org.id, account.id)}/tokens`, { token: jwt, body: {} }), ["service-accounts.access-tokens.edit"]);
     expect(await assignmentsOf(t.adminToken, t.org.id, account.id)).toEqual([]);

@@ -336,6 +336,8 @@ describe("invitation errors", () => {
       "roles.edit",
       "audit.read",
       "service-accounts.incident-response",
+      "webhooks.read",
+      "webhooks.edit",
     ]);
     // Another org's admin cannot invite on A's behalf.
     expectStatus(await inviteTo(w.C.adminToken, w.A.org.id, w.account.email, "viewer"), 404);

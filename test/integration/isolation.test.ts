@@ -251,7 +251,7 @@ describe("role assignments", () => {
     const name = unique("escalate");
     expectDenied(
       await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, { token: t, body: { name, roles: [{ role: "org-admin" }] } }),
-      ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response"],
+      ["orgs.admin", "roles.edit", "invitations.edit", "audit.read", "service-accounts.incident-response", "webhooks.read", "webhooks.edit"],
     );
     expectDenied(await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, { token: t, body: { name, roles: [{ role: "viewer" }] } }), ["audit.read"]);
     const list = await call("GET", `/api/v1/orgs/${org.id}/service-accounts?q=${name}`, { token: t });

@@ -33,6 +33,8 @@ const ORG_OPERATIONS = [
   "service-accounts.federated-credentials.edit",
   "service-accounts.incident-response",
   "service-accounts.read",
+  "webhooks.edit",
+  "webhooks.read",
 ];
 
 describe("GET /api/v1/permissions: the catalogue", () => {

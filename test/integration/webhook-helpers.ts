@@ -66,3 +66,12 @@ export async function deliveryRows(endpointId: string) {
   const { results } = await env.DB.prepare("select * from webhook_deliveries where endpoint_id = ? order by created_at, id").bind(endpointId).all<Record<string, any>>();
   return results;
 }
+
+/** An endpoint of the org with one delivery (a test event): the `{whk}` and `{dlv}` of the route-walking tests. */
+export async function webhookWithDelivery(token: string, orgId: string): Promise<{ whk: string; dlv: string }> {
+  const created = await call("POST", hooks(orgId), { token, body: { url: receiver().url } });
+  expectStatus(created, 201);
+  const sent = await call("POST", `${hooks(orgId)}/${created.json.id}/test`, { token });
+  expectStatus(sent, 202);
+  return { whk: created.json.id, dlv: sent.json.id };
+}

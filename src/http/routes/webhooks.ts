@@ -33,7 +33,7 @@ export const createWebhookBody = z
 export const patchWebhookBody = z
   .object({ url: url.optional(), events: events.optional(), enabled: z.boolean().optional().openapi({ description: "True again clears an automatic disable" }), description: displayText(L.description).nullable().optional() })
   .strict()
-  .openapi("PatchWebhook", { example: { events: ["*"], enabled: true } });
+  .openapi("PatchWebhook", { example: { events: ["*"], enabled: true, description: "Every credential event" } });
 
 export const rotateSecretBody = z
   .object({ graceSeconds: z.number().int().min(0).max(L.maxGraceSeconds).optional().openapi({ description: `How long the previous secret still signs beside the new one (default ${DEFAULT_GRACE_SECONDS}; 0: it stops at once)` }) })
