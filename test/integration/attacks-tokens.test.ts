@@ -20,6 +20,7 @@ import {
   standardClaims,
   TOKEN_EXCHANGE,
 } from "./oauth-helpers.ts";
+import { webhookWithDelivery } from "./webhook-helpers.ts";
 
 /**
  * Token attacks, each tried at every place the credential is accepted (attack-helpers `Point`):
@@ -322,8 +323,10 @@ describe("JWT: org confinement", () => {
     // An invitation B sent (to w, an account of A: A's admin still has no say over it through B's paths).
     const inv = await inviteTo(B.adminToken, B.org.id, (await call("GET", `/api/v1/orgs/${A.org.id}/service-accounts/${w.id}`, { token: A.adminToken })).json.email, "viewer");
     expectStatus(inv, 201);
+    const hook = await webhookWithDelivery(B.adminToken, B.org.id);
     const snapshot = await snapshotOrg(B.adminToken, B.org.id);
     const ids: Record<string, string> = {
+      ...hook,
       org: B.org.id,
       sa: B.admin.id,
       tok: B.admin.token.id,
@@ -505,6 +508,7 @@ describe("access tokens", () => {
       role: role.json.id,
       inv: "inv_doesnotmatter00000000000",
       clientId: v.id,
+      ...(await webhookWithDelivery(A.adminToken, A.org.id)),
     };
     const before = await snapshotOrg(A.adminToken, A.org.id);
     for (const op of (await apiOperations()).filter((o) => o.params.includes("org"))) {
