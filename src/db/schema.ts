@@ -59,6 +59,12 @@ export const environments = sqliteTable(
   (t) => [uniqueIndex("environments_project_slug").on(t.projectId, t.slug), index("environments_org").on(t.orgId)],
 );
 
+/** At most this many JWTs per minute and per day (docs/quotas.md); an absent bound is no bound. */
+export interface JwtQuota {
+  perMinute?: number | undefined;
+  perDay?: number | undefined;
+}
+
 export type AccountStatus = "active" | "disabled";
 export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt";
 
@@ -86,6 +92,8 @@ export const serviceAccounts = sqliteTable(
     tokenEndpointAuthMethod: text("token_endpoint_auth_method").$type<TokenEndpointAuthMethod>(),
     /** Operations held platform-wide (platform accounts only), e.g. `platform.root`. */
     platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
+    /** JWTs the account may be issued per minute and per day; null: the org policy's default. */
+    jwtQuota: text("jwt_quota", { mode: "json" }).$type<JwtQuota>(),
     createdAt: ms("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     updatedAt: ms("updated_at").notNull(),
@@ -119,6 +127,21 @@ export const accessTokens = sqliteTable(
     revokedAt: ms("revoked_at"),
     revokedBy: text("revoked_by"),
     lastUsedAt: ms("last_used_at"),
+    /** The token's own scopes (a subset of its account's at creation); null for the account's. */
+    scopes: text("scopes", { mode: "json" }).$type<string[]>(),
+    /** The token's own networks (within its account's); null for the account's. */
+    allowedCidrs: text("allowed_cidrs", { mode: "json" }).$type<string[]>(),
+    /**
+     * Uses left; null for unlimited. The account's Durable Object counts them (its storage is the
+     * live count) and writes the count here after each use, for display and review.
+     */
+    remainingUses: integer("remaining_uses"),
+    /** The uses given at creation (or the refill amount): "near exhaustion" is measured against it. */
+    maxUses: integer("max_uses"),
+    /** Refill: every refillIntervalMs the remaining uses are set back to refillAmount. */
+    refillAmount: integer("refill_amount"),
+    refillIntervalMs: integer("refill_interval_ms"),
+    lastRefillAt: ms("last_refill_at"),
   },
   (t) => [index("access_tokens_account").on(t.accountId, t.status), index("access_tokens_status_expiry").on(t.status, t.expiresAt)],
 );

@@ -21,6 +21,8 @@ import type { AccountCredentialsRpc } from "../domain/credentials/account-object
 import { planFederatedChange, type FederatedChange, type TrustPolicy } from "../domain/credentials/federated-plans.ts";
 import { Serial } from "../lib/serial.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
+import { loadCounter, takeUse, type StoredCounter } from "../domain/credentials/token-uses.ts";
+import type { UseOutcome } from "../domain/credentials/token-limits.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;
@@ -36,6 +38,10 @@ const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, user
  */
 export class AccountCredentials extends DurableObject<Bindings> implements AccountCredentialsRpc {
   private readonly lock = new Serial();
+  /** Uses of limited tokens: one at a time (the first reads D1), apart from credential changes. */
+  private readonly uses = new Serial();
+  /** The D1 mirror of use counts, written in the order the uses were taken. */
+  private readonly useWrites = new Serial();
 
   private ctxFor(meta: RequestMeta): Ctx {
     return createCtx(this.env, meta);
@@ -153,6 +159,30 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
 
   changeFederatedCredential(accountId: string, change: FederatedChange, meta: RequestMeta): Promise<Outcome<{ policy: TrustPolicy | null }>> {
     return this.mutate(accountId, () => planFederatedChange(this.ctxFor(meta), accountId, change));
+  }
+
+  /**
+   * Takes one use of a limited token. The count in storage is read and written with no await
+   * between (the lock covers the first read from D1), so concurrent uses never over-spend; the D1
+   * mirror follows in order off the answer's path, except the exhausting use, whose audit event
+   * (and webhook) is written before the answer.
+   */
+  useToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<UseOutcome> {
+    return this.uses.run(async () => {
+      const key = `uses:${tokenId}`;
+      const ctx = this.ctxFor({ ...meta, actorId: accountId });
+      const stored = this.ctx.storage.kv.get<StoredCounter>(key) ?? (await loadCounter(ctx, accountId, tokenId));
+      if (!stored) return { accepted: false, remaining: 0, exhausted: false };
+      const { counter, outcome, change } = takeUse(ctx, tokenId, stored);
+      this.ctx.storage.kv.put(key, counter);
+      if (change) {
+        const written = this.useWrites.run(() => runChange(this.env, change));
+        const logged = written.catch((err) => console.error(JSON.stringify({ level: "warn", event: "token_use_mirror_failed", tokenId, error: String(err) })));
+        if (outcome.exhausted) await logged;
+        else this.ctx.waitUntil(logged);
+      }
+      return outcome;
+    });
   }
 
   /**

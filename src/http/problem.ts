@@ -6,6 +6,7 @@ import { DomainError, ERROR_TITLES, type ErrorCode } from "../domain/shared/erro
 import type { AppEnv } from "./app-env.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 import { validationError } from "./validation.ts";
+import { rateLimitHeaders } from "../lib/ratelimit-headers.ts";
 
 /** Every stable error code of the management API, with its HTTP status (docs/errors.md's table). */
 export const ERROR_STATUS = {
@@ -28,6 +29,9 @@ export const ERROR_STATUS = {
   slug_taken: 409,
   already_assigned: 409,
   token_limit_reached: 409,
+  token_scope_not_allowed: 422,
+  token_cidr_not_allowed: 422,
+  jwt_quota_exceeded: 429,
   key_exists: 409,
   key_limit_reached: 409,
   federated_credential_limit_reached: 409,
@@ -55,6 +59,7 @@ function problemHeaders(err: DomainError): Record<string, string> {
   // RFC 6750 section 3: a 401 names the scheme the caller should use.
   if (err.code === "unauthenticated") headers["www-authenticate"] = 'Bearer realm="keyward"';
   if (err.data.retryAfterSeconds !== undefined) headers["retry-after"] = String(err.data.retryAfterSeconds);
+  if (err.data.rateLimit) Object.assign(headers, rateLimitHeaders(err.data.rateLimit));
   if (err.data.allow) headers.allow = err.data.allow.join(", ");
   return headers;
 }

@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../http/app-env.ts";
 import { DomainError, type ErrorCode } from "../domain/shared/errors.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
+import { rateLimitHeaders } from "../lib/ratelimit-headers.ts";
 
 /** RFC 6749 §5.2 error codes (plus RFC 8707's invalid_target). */
 export type OAuthErrorCode =
@@ -69,6 +70,7 @@ const OAUTH_ERRORS: Partial<Record<ErrorCode, { error: OAuthErrorCode; status?: 
   signing_not_configured: { error: "temporarily_unavailable", status: 503 },
   payload_too_large: { error: "invalid_request", status: 413 },
   rate_limited: { error: "slow_down", status: 429 },
+  jwt_quota_exceeded: { error: "slow_down", status: 429 },
   // A client acting on a token that is not its own (RFC 7009 revocation of another client's token).
   permission_denied: { error: "unauthorized_client" },
 };
@@ -76,5 +78,6 @@ const OAUTH_ERRORS: Partial<Record<ErrorCode, { error: OAuthErrorCode; status?: 
 function fromDomainError(err: DomainError): OAuthError {
   const mapped = OAUTH_ERRORS[err.code] ?? { error: "invalid_request" };
   const headers: Record<string, string> = err.data.retryAfterSeconds !== undefined ? { "retry-after": String(err.data.retryAfterSeconds) } : {};
+  if (err.data.rateLimit) Object.assign(headers, rateLimitHeaders(err.data.rateLimit));
   return new OAuthError(mapped.error, err.detail, mapped.status ?? 400, headers);
 }

@@ -5,6 +5,7 @@ import type { AccessToken, PublicKey, ServiceAccount } from "../../db/schema.ts"
 import type { RequestMeta } from "../shared/context.ts";
 import type { AccountPatch, IssueInput, Outcome } from "./plans.ts";
 import type { FederatedChange, TrustPolicy } from "./federated-plans.ts";
+import type { UseOutcome } from "./token-limits.ts";
 
 /**
  * What the domain asks of an account's Durable Object (src/durable-objects/account-credentials.ts
@@ -22,6 +23,11 @@ export interface AccountCredentialsRpc {
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>>;
   /** Creates, updates or deletes one of the account's trust policies (federated credentials). */
   changeFederatedCredential(accountId: string, change: FederatedChange, meta: RequestMeta): Promise<Outcome<{ policy: TrustPolicy | null }>>;
+  /**
+   * Takes one use of a token with a use limit (refilled first if a refill is due); refused at 0.
+   * The count lives in the object's storage, so it is atomic however many isolates ask at once.
+   */
+  useToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<UseOutcome>;
   /** False when the jti was already used; over RPC the answer comes as a promise. */
   rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
 }
@@ -44,7 +50,7 @@ export function accountObject(ctx: Pick<Ctx, "env">, accountId: string) {
   });
 }
 
-/** The same object, for its jti replay cache only (no credential change, so no eviction). */
+/** The same object, for what changes no credential record (jti replay cache, use counts): no eviction. */
 export function replayCache(ctx: Pick<Ctx, "env">, accountId: string): AccountCredentialsRpc {
   const namespace: DurableObjectNamespace = ctx.env.ACCOUNT_DO;
   return namespace.get(namespace.idFromName(accountId)) as unknown as AccountCredentialsRpc;

@@ -30,6 +30,13 @@ export interface AccountClaims {
   allowedCidrs: string[];
   /** The only OAuth client authentication a platform client may use; null allows any. */
   tokenEndpointAuthMethod: string | null;
+  /**
+   * Set by the credential resolver for an access token with its own scopes or networks (never
+   * stored in the account's record): the token's scopes narrow the account's in any org, and its
+   * networks apply beside the account's.
+   */
+  tokenScopes?: string[] | undefined;
+  tokenCidrs?: string[] | undefined;
 }
 
 export interface TokenRecord {
@@ -39,6 +46,15 @@ export interface TokenRecord {
   /** Epoch ms when the token itself expires (the bound on JWTs minted from it). */
   tokenExpiresAt: number | null;
   account: AccountClaims;
+  /** The token's own scopes; absent: the account's. At use, the token may do what both allow. */
+  scopes?: string[] | undefined;
+  /** The token's own networks; absent: the account's. At use, both apply. */
+  allowedCidrs?: string[] | undefined;
+  /**
+   * Whether the token has a use limit: every use then asks the account's Durable Object, which
+   * counts (this record, cached or not, never lets a used-up token through).
+   */
+  limitedUses?: true | undefined;
 }
 
 export interface AccountKey {

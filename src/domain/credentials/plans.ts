@@ -10,6 +10,7 @@ import type { Ctx } from "../shared/context.ts";
 import { OWN_JWT_CLOCK_SKEW_SECONDS } from "../signing/jwt.ts";
 import { accountKey, revokedTokenKey, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
 import { longestJwtLifetimeSeconds } from "../signing/lifetime.ts";
+import { checkRestrictions, recordRestrictions, type TokenRestrictions } from "./token-limits.ts";
 
 /**
  * The credential changes of one account, computed from D1 state. Only the account's Durable
@@ -34,7 +35,7 @@ function grantOps(token: AccessToken, claims: AccountClaims, now: number): KvOp[
   const put = (hash: string, expiresAt: number | null): KvOp => ({
     op: "put",
     key: tokenKey(hash),
-    value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims } satisfies TokenRecord),
+    value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims, ...recordRestrictions(token) } satisfies TokenRecord),
     expiresAt,
   });
   const ops = [put(token.secretHash, token.expiresAt)];
@@ -92,6 +93,8 @@ export interface IssueInput {
   name: string | null;
   expiresAt: number | null;
   limit: number;
+  /** The token's own scopes, networks and use limit (checked here against the account as it is now). */
+  restrictions?: TokenRestrictions | undefined;
 }
 
 export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ change: Change; token: AccessToken; secret: string }>> {
@@ -107,8 +110,11 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
       `The account already holds ${live.length} active token(s), the org's limit; revoke or regenerate one instead`,
     );
   }
+  const restricted = checkRestrictions(input.restrictions ?? {}, claimsOf(state), now);
+  if (!restricted.ok) return fail(restricted.code, restricted.detail);
   const secret = generateAccessToken();
   const token: AccessToken = {
+    ...restricted.columns,
     id: newId("token"),
     accountId: account.id,
     orgId: account.orgId,
@@ -135,7 +141,16 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
         orgId: account.orgId,
         targetType: "access_token",
         targetId: token.id,
-        details: { accountId: account.id, hint: token.hint, name: token.name, expiresAt: token.expiresAt },
+        details: {
+          accountId: account.id,
+          hint: token.hint,
+          name: token.name,
+          expiresAt: token.expiresAt,
+          ...(token.scopes ? { scopes: token.scopes } : {}),
+          ...(token.allowedCidrs ? { allowedCidrs: token.allowedCidrs } : {}),
+          ...(token.remainingUses !== null ? { remainingUses: token.remainingUses } : {}),
+          ...(token.refillAmount !== null ? { refill: { amount: token.refillAmount, intervalSeconds: token.refillIntervalMs! / 1000 } } : {}),
+        },
       }),
     ],
     kvAfter: [accountRecordOp(state), ...grantOps(token, claimsOf(state), now)],

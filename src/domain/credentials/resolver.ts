@@ -4,7 +4,8 @@ import { liveAccountRecord, verifyAccessToken } from "./record-cache.ts";
 import { MAX_EXCHANGE_DEPTH, NO_SOURCE, sourceOf, verifyJwt, type JwtSource, type VerifiedJwt } from "../signing/jwt.ts";
 import { auditFederationRefused, isForeignToken, verifyFederatedToken, type FederatedMatch } from "./federated-tokens.ts";
 import { accountKey, credentialExpiry, type AccountClaims, type AccountRecord } from "./kv-records.ts";
-import { syncAccounts } from "./account-object.ts";
+import { replayCache, syncAccounts } from "./account-object.ts";
+import { narrowedClaims } from "./token-limits.ts";
 import { auditedNetworkCheck } from "./network.ts";
 import { recordUse } from "./usage.ts";
 
@@ -15,7 +16,9 @@ import { recordUse } from "./usage.ts";
  * `resolveAccount` for the account a private_key_jwt assertion names. The checks live here once:
  * the access token's record and expiry, the JWT's signature, claims and revocation (its own jti,
  * its ancestors' and its root access token's), the account being alive, the account's network
- * bounds, and the recording of uses. A new kind of credential is one new branch of `resolveCredential`.
+ * bounds, a token's own restrictions (its scopes narrow the account's, its networks apply beside
+ * the account's, and a token with a use limit spends one use, counted by the account's Durable
+ * Object, each time it is accepted to act or to exchange), and the recording of uses. A new kind of credential is one new branch of `resolveCredential`.
  * `federated`: an external OIDC token (its issuer not ours) that a trust policy accepts
  * (federated-tokens.ts) stands for the policy's account; a refusal is audited there.
  */
@@ -58,8 +61,10 @@ export interface ResolvedCredential {
   expiresAt: number | null;
   /** What a JWT minted from this credential carries as its source, or null when the chain is at its bound. */
   derivedSource: JwtSource | null;
-  /** A JWT's scope: its operations are the most it can do. */
+  /** A JWT's scope, or an access token's own scopes: its operations are the most it can do. */
   scopeLimit?: string[] | undefined;
+  /** An access token with a use limit: each accepted use is counted by the account's Durable Object. */
+  limitedUses?: boolean | undefined;
   /** A JWT's org_id: the only org it is for. */
   orgLimit?: string | undefined;
   /** A JWT's verified claims. */
@@ -81,6 +86,8 @@ export async function resolveCredential(ctx: Ctx, presented: string, query: Cred
   if (!resolved || (query.accountId !== undefined && resolved.account.accountId !== query.accountId)) return null;
   if (query.purpose === "inspect") return resolved;
   if (!auditedNetworkCheck(ctx, resolved.account)) return null;
+  // Never answered from a cached record: only the object knows what is left.
+  if (resolved.limitedUses && !(await spendUse(ctx, resolved))) return null;
   if (query.purpose === "act") recordUse(ctx, { accountId: resolved.account.accountId, tokenId: resolved.kind === "access_token" ? resolved.id : undefined });
   return resolved;
 }
@@ -100,10 +107,19 @@ async function resolveAccessToken(ctx: Ctx, token: string): Promise<ResolvedCred
   return {
     kind: "access_token",
     id: record.tokenId,
-    account: record.account,
+    account: narrowedClaims(record),
     expiresAt: credentialExpiry(record),
     derivedSource: { tokenId: record.tokenId, jtis: [] },
+    scopeLimit: record.scopes,
+    limitedUses: record.limitedUses,
   };
+}
+
+/** Spends one use of a limited token in the account's Durable Object; false when none is left. */
+async function spendUse(ctx: Ctx, resolved: ResolvedCredential): Promise<boolean> {
+  const { accountId } = resolved.account;
+  const outcome = await replayCache(ctx, accountId).useToken(accountId, resolved.id, ctx.meta);
+  return outcome.accepted;
 }
 
 async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Promise<ResolvedCredential | null> {

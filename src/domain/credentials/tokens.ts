@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { accessTokens, type AccessToken, type Org, type OrgPolicy } from "../../db/schema.ts";
 import { DomainError } from "../shared/errors.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
@@ -7,6 +7,7 @@ import { accountFor } from "../registry/accounts.ts";
 import type { Ctx } from "../shared/context.ts";
 import { orgFor, policyOf } from "../registry/orgs.ts";
 import { withPermission } from "../access/permissions.ts";
+import type { TokenRestrictions } from "./token-limits.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_GRACE_SECONDS = 86_400;
@@ -18,7 +19,7 @@ export function tokenStatus(token: AccessToken, now: number): TokenView {
   return token.status;
 }
 
-export interface IssueTokenInput {
+export interface IssueTokenInput extends TokenRestrictions {
   name?: string | undefined;
   expiresAt?: string | undefined;
   expiresInSeconds?: number | undefined;
@@ -85,7 +86,16 @@ export async function issueFor(ctx: Ctx, org: Org | null, accountId: string, inp
   const expiresAt = tokenExpiry(input, policy, ctx.now(), accountExpiresAt);
   const stub = accountObject(ctx, accountId);
   return unwrap(
-    await stub.issueToken({ accountId, name: input.name ?? null, expiresAt, limit: policy.maxActiveTokensPerAccount }, ctx.meta),
+    await stub.issueToken(
+      {
+        accountId,
+        name: input.name ?? null,
+        expiresAt,
+        limit: policy.maxActiveTokensPerAccount,
+        restrictions: { scopes: input.scopes, allowedCidrs: input.allowedCidrs, remainingUses: input.remainingUses, refill: input.refill },
+      },
+      ctx.meta,
+    ),
   );
 }
 
@@ -97,6 +107,8 @@ export interface TokenReview extends PageQuery {
   unusedForDays?: number | undefined;
   /** Tokens that have never authenticated anything. */
   neverUsed?: boolean | undefined;
+  /** Live tokens with a use limit near its end: at most 1 use, or at most 10 % of their uses, left. */
+  nearExhaustion?: boolean | undefined;
 }
 
 /** Filters for credential review: what is about to expire, what nobody uses (candidates to rotate or revoke). */
@@ -114,6 +126,15 @@ export function reviewFilters(q: Omit<TokenReview, keyof PageQuery>, now: number
     q.expiringWithinDays !== undefined ? and(live, lte(t.expiresAt, now + q.expiringWithinDays * DAY_MS)) : undefined,
     q.unusedForDays !== undefined ? lte(sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`, now - q.unusedForDays * DAY_MS) : undefined,
     q.neverUsed ? isNull(t.lastUsedAt) : undefined,
+    q.nearExhaustion
+      ? and(
+          live,
+          isNotNull(t.remainingUses),
+          or(lte(t.remainingUses, 1), lte(sql`${t.remainingUses} * 10`, t.maxUses)),
+          // A refill that is due (applied lazily, at the next use) already gave the uses back.
+          or(isNull(t.refillIntervalMs), gt(sql`${t.lastRefillAt} + ${t.refillIntervalMs}`, now)),
+        )
+      : undefined,
   );
 }
 

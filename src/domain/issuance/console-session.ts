@@ -77,9 +77,10 @@ export async function resumeConsoleSession(ctx: Ctx, jws: string): Promise<Resum
   const jwt = credential?.jwt;
   if (!credential || !jwt) return null;
   const principal = principalOf(credential);
-  // Opened with an access token (no JWT in its lineage): the session acts as that token, unlimited.
+  // Opened with an access token (no JWT in its lineage): the session acts as that token, unlimited
+  // unless the token had its own scopes (then the session's scope is theirs).
   if (!jwt.source_jtis || jwt.source_jtis.length === 0) {
-    principal.scopeLimit = undefined;
+    if (!jwt.scope) principal.scopeLimit = undefined;
     principal.orgLimit = undefined;
   }
   let name = names.cache.get(principal.accountId, ctx.now());

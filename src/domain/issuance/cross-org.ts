@@ -33,7 +33,11 @@ export function claimsFor(ctx: Ctx, account: AccountClaims, orgRef: string | und
 async function claimsInNamedOrg(ctx: Ctx, account: AccountClaims, orgRef: string): Promise<AccountClaims> {
   const org = await findOrg(ctx, orgRef);
   if (org && org.id === account.orgId) return account;
-  return claimsInOrg(ctx, account.accountId, orgRef);
+  const claims = await claimsInOrg(ctx, account.accountId, orgRef);
+  // A token with its own scopes is narrowed by them in every org, not only in its home org.
+  if (!account.tokenScopes) return claims;
+  const own = new Set(account.tokenScopes);
+  return { ...claims, scopes: claims.scopes.filter((s) => own.has(s)), tokenScopes: account.tokenScopes };
 }
 
 /** `POST /api/v1/auth/authorize`: a JWT for another org, valid a day by default, clipped to the caller's credential. */

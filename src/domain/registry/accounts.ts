@@ -158,6 +158,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,
     platformPermissions: null,
+    jwtQuota: null,
     createdAt: now,
     createdBy: principal.accountId,
     updatedAt: now,

@@ -41,6 +41,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     status: "active",
     expiresAt: null,
     platformPermissions: [...new Set(input.permissions)],
+    jwtQuota: null,
     createdAt: now,
     createdBy: input.createdBy,
     updatedAt: now,

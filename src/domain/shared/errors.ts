@@ -27,6 +27,9 @@ export const ERROR_TITLES = {
   already_assigned: "The account already holds this role at this scope",
   token_limit_reached: "The account already holds its maximum of active tokens",
   token_not_active: "The token is not active",
+  token_scope_not_allowed: "The token's scopes are not within its account's",
+  token_cidr_not_allowed: "The token's networks are not within its account's",
+  jwt_quota_exceeded: "The account's JWT issuance quota is used up for now",
   key_exists: "A key with this kid is already registered",
   key_limit_reached: "The account holds its maximum of public keys",
   federated_credential_limit_reached: "The account holds its maximum of federated credentials",
@@ -60,6 +63,8 @@ export interface ErrorData {
   missing?: string[];
   /** How long to wait before trying again. */
   retryAfterSeconds?: number;
+  /** A quota's state, for the RateLimit and RateLimit-Policy headers (draft-ietf-httpapi-ratelimit-headers). */
+  rateLimit?: { limit: number; remaining: number; resetSeconds: number; windowSeconds: number } | undefined;
   /** The methods a path takes (method_not_allowed). */
   allow?: string[];
 }

@@ -3,6 +3,7 @@ import type { AccessToken, Environment, Org, Project, RoleAssignment, ServiceAcc
 import { accountStatus } from "../../domain/registry/accounts.ts";
 import { policyOf } from "../../domain/registry/orgs.ts";
 import { tokenStatus } from "../../domain/credentials/tokens.ts";
+import { refilled } from "../../domain/credentials/token-limits.ts";
 import { findBuiltinRole } from "../../domain/access/permissions.ts";
 import { iso, matching } from "./common.ts";
 
@@ -103,6 +104,13 @@ export const tokenSchema = z
     previousSecretExpiresAt: timestamp.nullable().openapi({ description: "End of the grace period of the previous secret after a regenerate" }),
     revokedAt: timestamp.nullable(),
     lastUsedAt: timestamp.nullable(),
+    scopes: z.array(z.string()).nullable().openapi({ description: "The token's own scopes (null: its account's); at use it may do what both allow" }),
+    allowedCidrs: z.array(z.string()).nullable().openapi({ description: "The token's own networks (null: its account's); at use both apply" }),
+    remainingUses: z.number().int().nullable().openapi({ description: "Uses left (null: unlimited); may trail the live count by a moment" }),
+    refill: z
+      .object({ amount: z.number().int(), intervalSeconds: z.number().int(), nextRefillAt: timestamp })
+      .nullable()
+      .openapi({ description: "Every intervalSeconds the remaining uses are set back to amount" }),
   })
   .openapi("AccessToken");
 export type TokenDto = z.infer<typeof tokenSchema>;
@@ -119,7 +127,22 @@ export const toTokenDto = (t: AccessToken, now = Date.now()): TokenDto => ({
   previousSecretExpiresAt: t.previousSecretExpiresAt && t.previousSecretExpiresAt > now ? iso(t.previousSecretExpiresAt) : null,
   revokedAt: iso(t.revokedAt),
   lastUsedAt: iso(t.lastUsedAt),
+  ...usesView(t, now),
 });
+
+function usesView(t: AccessToken, now: number): Pick<TokenDto, "scopes" | "allowedCidrs" | "remainingUses" | "refill"> {
+  const limited = t.remainingUses !== null && t.remainingUses !== undefined;
+  const counter = limited ? refilled({ remaining: t.remainingUses!, refillAmount: t.refillAmount, refillIntervalMs: t.refillIntervalMs, lastRefillAt: t.lastRefillAt }, now) : null;
+  return {
+    scopes: t.scopes ?? null,
+    allowedCidrs: t.allowedCidrs ?? null,
+    remainingUses: counter?.remaining ?? null,
+    refill:
+      counter && counter.refillAmount !== null && counter.refillIntervalMs && counter.lastRefillAt !== null
+        ? { amount: counter.refillAmount, intervalSeconds: counter.refillIntervalMs / 1000, nextRefillAt: iso(counter.lastRefillAt + counter.refillIntervalMs)! }
+        : null,
+  };
+}
 
 export const issuedTokenSchema = tokenSchema
   .extend({

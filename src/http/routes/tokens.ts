@@ -1,15 +1,38 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { issueToken, listOrgTokens, listTokens, MAX_GRACE_SECONDS, regenerateToken, revokeToken } from "../../domain/credentials/tokens.ts";
 import { ctxOf, displayText, errors, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
-import { issuedTokenSchema, toIssuedTokenDto, toTokenDto, tokenSchema } from "./dto.ts";
+import { issuedTokenSchema, scopeName, toIssuedTokenDto, toTokenDto, tokenSchema } from "./dto.ts";
+import { parseCidr } from "../../lib/cidr.ts";
+
+const tokenCidrs = z
+  .array(z.string().max(64).refine((c) => parseCidr(c) !== null, "Not a CIDR block (e.g. 10.0.0.0/8 or 2001:db8::/32)"))
+  .min(1)
+  .max(50)
+  .openapi({ description: "Networks the token may be used from, each within one of the account's when it has any (both apply)", example: ["10.1.0.0/16"] });
+
+const MAX_USES = 1_000_000_000;
+const refill = z
+  .object({
+    amount: z.number().int().min(1).max(MAX_USES),
+    interval: z.enum(["minute", "hour", "day"]).optional(),
+    intervalSeconds: z.number().int().min(60).max(366 * 86_400).optional(),
+  })
+  .strict()
+  .refine((r) => (r.interval === undefined) !== (r.intervalSeconds === undefined), "Give interval or intervalSeconds, one of them")
+  .openapi({ description: "Every interval the remaining uses are set back to amount (needs remainingUses)", example: { amount: 100, interval: "day" } });
 
 export const issueTokenBody = z
   .object({
     name: displayText(64).optional(),
     expiresAt: z.iso.datetime({ offset: true }).optional(),
     expiresInSeconds: z.number().int().min(60).max(3650 * 86_400).optional(),
+    scopes: z.array(scopeName).min(1).max(100).optional().openapi({ description: "The token's own scopes, a subset of what the account may request (422 otherwise); at use, the intersection with the account's current scopes" }),
+    allowedCidrs: tokenCidrs.optional(),
+    remainingUses: z.number().int().min(1).max(MAX_USES).optional().openapi({ description: "Uses before the token stops working (1: a one-time token); each accepted exchange, grant or API call spends one" }),
+    refill: refill.optional(),
   })
   .strict()
+  .refine((b) => b.refill === undefined || b.remainingUses !== undefined, { message: "refill needs remainingUses", path: ["refill"] })
   .openapi("IssueAccessToken", { example: { name: "ci", expiresInSeconds: 2_592_000 } });
 
 export const regenerateBody = z
@@ -24,6 +47,7 @@ export const reviewQuery = pageQuery.extend({
   expiringWithinDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Active tokens expiring within N days" }),
   unusedForDays: z.coerce.number().int().min(0).max(3650).optional().openapi({ description: "Tokens not used for N days (never used: counted from creation)" }),
   neverUsed: z.stringbool().optional().openapi({ description: "true: only tokens that have never been used" }),
+  nearExhaustion: z.stringbool().optional().openapi({ description: "true: only live tokens with a use limit and at most 1 use (or 10 % of their uses) left" }),
 });
 
 const saParam = z.object({ org: z.string().max(100), sa: z.string().max(100) });
