@@ -15,7 +15,7 @@ const refill = z
   .object({
     amount: z.number().int().min(1).max(MAX_USES),
     interval: z.enum(["minute", "hour", "day"]).optional(),
-    intervalSeconds: z.number().int().min(60).max(366 * 86_400).optional(),
+    intervalSeconds: z.number().int().min(1).max(366 * 86_400).optional(),
   })
   .strict()
   .refine((r) => (r.interval === undefined) !== (r.intervalSeconds === undefined), "Give interval or intervalSeconds, one of them")
