@@ -5,6 +5,7 @@ import { call, expectStatus, platformRoot } from "../helpers.ts";
 import { auditOf, freshOrg, issue, issueOk, kvKeyOf, readSelf, regenerate, setPolicy, tokensPath, viewerAccount } from "./token-helpers.ts";
 import { expectProblem, expectUnauthenticated, sleep } from "./registry-helpers.ts";
 import { postForm } from "./oauth-helpers.ts";
+import { consoleGet, consoleLogin } from "./console-helpers.ts";
 
 /**
  * Issue 20, per-token restrictions: a token's own scopes (within its account's), networks (within
@@ -134,6 +135,29 @@ describe("per-token restrictions: scopes at use", () => {
     expectStatus(await call("POST", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}/role-assignments`, { token: adminToken, body: { role: "sa-reader" } }), 201);
     for (const a of assignments.json.items) expectStatus(await call("DELETE", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}/role-assignments/${a.id}`, { token: adminToken }), 204);
     expect(scopeOf((await exchange(tok.token)).json.jwt)).toBe("service-accounts.read");
+  });
+});
+
+describe("per-token restrictions: the console", () => {
+  it("a session opened with a token with its own scopes keeps them (no wider than the token)", async () => {
+    const { org, adminToken, sa } = await setup();
+    const scoped = await issueOk(adminToken, org.id, sa.id, { scopes: ["service-accounts.read"] });
+    const plain = await issueOk(adminToken, org.id, sa.id);
+    const audit = `/console/orgs/${org.id}/audit`;
+    const open = await consoleGet(audit, await consoleLogin(plain.token));
+    expect(open.status, open.text.slice(0, 500)).toBe(200);
+    const narrowed = await consoleGet(audit, await consoleLogin(scoped.token));
+    expect(narrowed.status, narrowed.text.slice(0, 500)).toBe(403);
+    const own = await consoleGet(`/console/orgs/${org.id}/service-accounts/${sa.id}`, await consoleLogin(scoped.token));
+    expect(own.status, own.text.slice(0, 500)).toBe(200);
+  });
+
+  it("signing in spends a use; the session's pages do not", async () => {
+    const { org, adminToken, sa } = await setup();
+    const tok = await issueOk(adminToken, org.id, sa.id, { remainingUses: 1 });
+    const cookie = await consoleLogin(tok.token);
+    for (let i = 0; i < 3; i++) expect((await consoleGet(`/console/orgs/${org.id}/service-accounts/${sa.id}`, cookie)).status).toBe(200);
+    expectUnauthenticated(await exchange(tok.token));
   });
 });
 
