@@ -20,6 +20,8 @@ export interface OrgPolicy {
    * `service_account.expiring` (webhook events), each threshold once; absent: [7, 1].
    */
   expiryWarningDays?: number[];
+  /** The JWT quota of the org's accounts that have none of their own (docs/quotas.md); absent or null: none. */
+  jwtQuota?: JwtQuota | null;
 }
 
 export const orgs = sqliteTable("orgs", {

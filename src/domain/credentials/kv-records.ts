@@ -1,4 +1,4 @@
-import type { PublicKeyAlg } from "../../db/schema.ts";
+import type { JwtQuota, PublicKeyAlg } from "../../db/schema.ts";
 
 /**
  * The KV side of credentials (the layout is documented in docs/architecture.md, "KV layout"). KV only ever holds hashes
@@ -30,6 +30,8 @@ export interface AccountClaims {
   allowedCidrs: string[];
   /** The only OAuth client authentication a platform client may use; null allows any. */
   tokenEndpointAuthMethod: string | null;
+  /** The account's own JWT quota; absent: its org policy's default (src/domain/issuance/jwt-quota.ts). */
+  jwtQuota?: JwtQuota | undefined;
   /**
    * Set by the credential resolver for an access token with its own scopes or networks (never
    * stored in the account's record): the token's scopes narrow the account's in any org, and its

@@ -244,7 +244,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota">
 >;
 
 /**

@@ -8,6 +8,7 @@ import type { AccountClaims } from "../credentials/kv-records.ts";
 import { exchangeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
 import { recordUse } from "../credentials/usage.ts";
+import { takeJwtQuota } from "./jwt-quota.ts";
 
 /**
  * Turning credentials into short-lived JWTs: the rules shared by the token exchange endpoint and
@@ -57,8 +58,10 @@ export interface JwtToIssue {
   federated?: FederatedOrigin | undefined;
 }
 
-/** Mints the JWT, and records the exchange (and the access token exchanged, if one was) for review. */
+/** Counts the JWT against the account's quota (429 over it), mints it, and records the exchange (and the access token exchanged, if one was) for review. */
 export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtToIssue): Promise<IssuedJwt> {
+  const quota = takeJwtQuota(ctx, account);
+  if (quota) await quota;
   const { jws, jti } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source, federated: input.federated });
   recordUse(ctx, { accountId: account.accountId, tokenId: input.exchangedTokenId, exchange: true });
   return { jws, jti, expiresIn: input.ttlSeconds, scope: input.scope };

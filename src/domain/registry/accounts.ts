@@ -1,5 +1,5 @@
 import { and, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
-import { invitations, serviceAccounts, type Org, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
+import { invitations, serviceAccounts, type JwtQuota, type Org, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
 import { DomainError, notFound } from "../shared/errors.ts";
 import { randomBase62 } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
@@ -65,6 +65,7 @@ export interface CreateAccountInput extends Validity {
   groups?: string[] | undefined;
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
+  jwtQuota?: JwtQuota | undefined;
   externalId?: string | undefined;
   roles?: AssignmentInput[] | undefined;
   /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
@@ -158,7 +159,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,
     platformPermissions: null,
-    jwtQuota: null,
+    jwtQuota: input.jwtQuota ?? null,
     createdAt: now,
     createdBy: principal.accountId,
     updatedAt: now,
@@ -263,6 +264,7 @@ export interface PatchAccountInput extends Validity {
   status?: "active" | "disabled" | undefined;
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
+  jwtQuota?: JwtQuota | null | undefined;
 }
 
 /** Only disabling takes access away; every other edit may hand some out (claims, validity, networks). */
@@ -286,6 +288,7 @@ async function editAccount(gate: Gate, orgRef: string, accountId: string, input:
   if (input.allowedScopes !== undefined) patch.allowedScopes = [...new Set(input.allowedScopes)];
   if (input.allowedCidrs !== undefined) patch.allowedCidrs = [...new Set(input.allowedCidrs)];
   if (input.externalId !== undefined) patch.externalId = input.externalId;
+  if (input.jwtQuota !== undefined) patch.jwtQuota = input.jwtQuota;
   if (input.status !== undefined) patch.status = input.status;
   if (expiresAt !== undefined) patch.expiresAt = expiresAt;
   if (Object.keys(patch).length === 0) return account;

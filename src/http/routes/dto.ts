@@ -14,6 +14,15 @@ const timestamp = z.string().openapi({ format: "date-time", example: "2026-11-23
 /** An RFC 6749 scope-token (NQCHAR, no spaces or quotes), 1-128 characters. */
 export const scopeName = matching(z.string().min(1).max(128), /^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be 1-128 printable ASCII characters, without spaces, quotes or backslashes").openapi({ example: "billing:read" });
 
+export const jwtQuotaSchema = z
+  .object({
+    perMinute: z.number().int().min(1).max(1_000_000).optional(),
+    perDay: z.number().int().min(1).max(100_000_000).optional(),
+  })
+  .strict()
+  .refine((q) => q.perMinute !== undefined || q.perDay !== undefined, "Give perMinute, perDay or both")
+  .openapi("JwtQuota", { description: "At most this many JWTs per minute and per day; over it 429 with Retry-After and RateLimit headers (bounds: docs/quotas.md)", example: { perMinute: 60, perDay: 10_000 } });
+
 export const orgPolicySchema = z.object({
   maxActiveTokensPerAccount: z.number().int().min(1).max(10).openapi({ description: "Active access tokens one account may hold (the one-active-token rule is 1)" }),
   maxTokenLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on an access token's lifetime" }),
@@ -27,6 +36,7 @@ export const orgPolicySchema = z.object({
     .max(5)
     .optional()
     .openapi({ description: "Days before a token's or an account's expiry at which `token.expiring` / `account.expiring` webhook events are sent, each once (default [7, 1]; [] for none)" }),
+  jwtQuota: jwtQuotaSchema.nullable().optional().openapi({ description: "The JWT quota of accounts without their own (null: none)" }),
 });
 
 export const orgSchema = z
@@ -61,6 +71,7 @@ export const accountSchema = z
     groups: z.array(z.string()),
     allowedScopes: z.array(z.string()),
     allowedCidrs: z.array(z.string()),
+    jwtQuota: jwtQuotaSchema.nullable().openapi({ description: "The account's own JWT quota (null: its org policy's jwtQuota)" }),
     externalId: z.string().nullable(),
     status: z.enum(["active", "disabled", "expired"]),
     expiresAt: timestamp.nullable(),
@@ -81,6 +92,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   groups: a.groups,
   allowedScopes: a.allowedScopes,
   allowedCidrs: a.allowedCidrs,
+  jwtQuota: a.jwtQuota ?? null,
   externalId: a.externalId,
   status: accountStatus(a, now),
   expiresAt: iso(a.expiresAt),

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { accountPermissions, assignRole, listAccountAssignments, unassignRole } from "../../domain/access/account-roles.ts";
 import { accountUsage, deleteAccount, listAccounts, MAX_VALIDITY_DAYS, patchAccount, readAccount } from "../../domain/registry/accounts.ts";
 import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, nameText, needs, pageOf, pageQuery, router } from "./common.ts";
-import { accountSchema, assignmentSchema, issuedTokenSchema, scopeName, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
+import { accountSchema, assignmentSchema, issuedTokenSchema, jwtQuotaSchema, scopeName, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../../domain/registry/provision.ts";
 import { parseCidr } from "../../lib/cidr.ts";
 import { publicKeyInput } from "./keys.ts";
@@ -42,6 +42,7 @@ export const createAccountBody = z
     permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
+    jwtQuota: jwtQuotaSchema.optional(),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
@@ -60,6 +61,7 @@ export const patchAccountBody = z
     status: z.enum(["active", "disabled"]).optional(),
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
+    jwtQuota: jwtQuotaSchema.nullable().optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })
