@@ -3,6 +3,7 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { allowedTestIssuers } from "./test/federation/issuers.ts";
 import { freePort } from "./test/federation/issuer-server.ts";
+import { SECRET_SCANNING_KEYS_JSON } from "./test/fixtures/secret-scanning-keys.ts";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
@@ -34,6 +35,8 @@ export default defineConfig(async () => {
                   WEBHOOK_RETRY_MAX_DELAY_SECONDS: "1",
                   WEBHOOK_TIMEOUT_MS: "1000",
                   TEST_WEBHOOK_RECEIVER: `http://127.0.0.1:${process.env.KEYWARD_TEST_WEBHOOK_PORT}`,
+                  // Secret scanning reports (docs/leaked-tokens.md): the public halves of the test key pairs in test/fixtures/.
+                  SECRET_SCANNING_KEYS: SECRET_SCANNING_KEYS_JSON,
                 },
               },
             }),

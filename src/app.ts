@@ -24,6 +24,7 @@ import { permissionRoutes, publicRoutes } from "./http/routes/meta.ts";
 import { orgRoutes } from "./http/routes/orgs.ts";
 import { serviceAccountRoutes } from "./http/routes/service-accounts.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
+import { currentTokenRoutes, leakReportRoutes } from "./http/routes/leaks.ts";
 import { consoleRoutes } from "./console/index.ts";
 
 const API_INFO = {
@@ -60,6 +61,8 @@ export function buildApp() {
   app.route("/oauth", oauthRoutes);
   app.route("/api/m2m/oauth", m2mRoutes);
   app.route("/.well-known", wellKnownRoutes);
+  // Leak reports authenticate by signature or not at all: before bearer authentication.
+  app.route("/", leakReportRoutes);
   app.use("/api/v1/*", requireAuth);
   app.use("/api/service-accounts/*", requireAuth);
   app.use("/api/service-accounts", requireAuth);
@@ -68,6 +71,7 @@ export function buildApp() {
   app.route("/api/v1/orgs", orgRoutes);
   app.route("/api/v1/orgs", serviceAccountRoutes);
   app.route("/api/v1/orgs", tokenRoutes);
+  app.route("/api/v1/tokens", currentTokenRoutes);
   app.route("/api/v1/orgs", keyRoutes);
   app.route("/api/v1/orgs", federatedCredentialRoutes);
   app.route("/api/v1/orgs", webhookRoutes);

@@ -18,6 +18,8 @@ export interface Bindings {
   /** Count failed authentications per IP and per client id (optional: without them nothing is limited). */
   AUTH_FAILURES_IP?: RateLimit;
   AUTH_FAILURES_CLIENT?: RateLimit;
+  /** Counts reports of leaked tokens per IP (POST /api/v1/leaked-tokens); without it nothing is limited. */
+  LEAK_REPORTS?: RateLimit;
   /** The webhook delivery queue (producer; the same Worker consumes it): without it nothing is sent. */
   WEBHOOKS?: Queue<unknown>;
   ISSUER?: string;
@@ -43,6 +45,7 @@ export interface Bindings {
   WEBHOOK_RETRY_WINDOW_SECONDS?: string;
   WEBHOOK_MAX_ATTEMPTS?: string;
   WEBHOOK_DISABLE_AFTER_DAYS?: string;
+  SECRET_SCANNING_KEYS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -108,7 +111,34 @@ const configSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: intVar(12, 1, 50),
   /** An endpoint whose deliveries have all failed for this long is disabled (an event tells the org's other endpoints). */
   WEBHOOK_DISABLE_AFTER_DAYS: intVar(5, 1, 60),
+  /**
+   * The public keys that sign secret scanning reports (POST /api/v1/secret-scanning,
+   * docs/leaked-tokens.md), as GitHub's meta endpoint serves them; empty: the endpoint is off.
+   */
+  SECRET_SCANNING_KEYS: z.string().default(""),
 });
+
+export interface ScannerKey {
+  keyIdentifier: string;
+  /** PEM SubjectPublicKeyInfo of an ECDSA P-256 key. */
+  pem: string;
+}
+
+const scannerKeysSchema = z.object({
+  public_keys: z.array(z.object({ key_identifier: z.string().min(1).max(256), key: z.string().min(1).max(4096), is_current: z.boolean().optional() })).max(50),
+});
+
+/** SECRET_SCANNING_KEYS parsed: `{"public_keys":[{"key_identifier","key","is_current"}]}` (GitHub's meta shape); every listed key verifies. */
+export function parseScannerKeys(text: string): ScannerKey[] {
+  if (text.trim() === "") return [];
+  let parsed: z.infer<typeof scannerKeysSchema>;
+  try {
+    parsed = scannerKeysSchema.parse(JSON.parse(text));
+  } catch {
+    throw new Error('SECRET_SCANNING_KEYS: expected {"public_keys":[{"key_identifier":"...","key":"-----BEGIN PUBLIC KEY-----...","is_current":true}]}');
+  }
+  return parsed.public_keys.map((k) => ({ keyIdentifier: k.key_identifier, pem: k.key }));
+}
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -132,7 +162,7 @@ export function parseAllowedIssuers(entries: string[], issuer: string): string[]
   return [...new Set(entries)];
 }
 
-export type Config = z.infer<typeof configSchema> & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
+export type Config = Omit<z.infer<typeof configSchema>, "SECRET_SCANNING_KEYS"> & { SECRET_SCANNING_KEYS: ScannerKey[] } & { bootstrapSecret: string | undefined; signingSecret: string | undefined };
 
 const cache = new WeakMap<object, Config>();
 
@@ -147,6 +177,7 @@ export function getConfig(env: Bindings): Config {
       ...parsed,
       ISSUER: parsed.ISSUER.replace(/\/+$/, ""),
       FEDERATION_ALLOWED_ISSUERS: parseAllowedIssuers(parsed.FEDERATION_ALLOWED_ISSUERS, parsed.ISSUER),
+      SECRET_SCANNING_KEYS: parseScannerKeys(parsed.SECRET_SCANNING_KEYS),
       bootstrapSecret: env.BOOTSTRAP_SECRET,
       signingSecret: env.SIGNING_KEY_ENCRYPTION_KEY,
     };

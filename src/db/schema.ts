@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Timestamps are milliseconds since the epoch; the API renders them as ISO-8601 UTC. */
@@ -145,7 +146,12 @@ export const accessTokens = sqliteTable(
     refillIntervalMs: integer("refill_interval_ms"),
     lastRefillAt: ms("last_refill_at"),
   },
-  (t) => [index("access_tokens_account").on(t.accountId, t.status), index("access_tokens_status_expiry").on(t.status, t.expiresAt)],
+  (t) => [
+    index("access_tokens_account").on(t.accountId, t.status),
+    index("access_tokens_status_expiry").on(t.status, t.expiresAt),
+    // migrations/0008_leaks.sql: leaked-token reports look up previous secrets too.
+    index("access_tokens_previous_secret_hash").on(t.previousSecretHash).where(sql`${t.previousSecretHash} IS NOT NULL`),
+  ],
 );
 
 export type PublicKeyAlg = "ES256" | "RS256" | "EdDSA";

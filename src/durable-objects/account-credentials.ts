@@ -15,6 +15,7 @@ import {
   planSync,
   type AccountPatch,
   type IssueInput,
+  type LeakReport,
   type Outcome,
 } from "../domain/credentials/plans.ts";
 import type { AccountCredentialsRpc } from "../domain/credentials/account-object.ts";
@@ -124,8 +125,8 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
     return this.mutate(input.accountId, () => planIssue(this.ctxFor(meta), input));
   }
 
-  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string): Promise<Outcome<{ token: AccessToken }>> {
-    return this.mutate(accountId, () => planRevoke(this.ctxFor(meta), accountId, tokenId, reason));
+  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string, leak?: LeakReport): Promise<Outcome<{ token: AccessToken }>> {
+    return this.mutate(accountId, () => planRevoke(this.ctxFor(meta), accountId, tokenId, reason, leak));
   }
 
   revokeAll(accountId: string, reason: string): Promise<Outcome<{ revoked: number }>> {

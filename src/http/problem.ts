@@ -20,6 +20,7 @@ export const ERROR_STATUS = {
   invalid_target: 400,
   issuer_unavailable: 503,
   unauthenticated: 401,
+  invalid_signature: 401,
   permission_denied: 403,
   not_found: 404,
   route_not_found: 404,
@@ -50,6 +51,7 @@ export const ERROR_STATUS = {
   internal_error: 500,
   bootstrap_not_configured: 503,
   signing_not_configured: 503,
+  secret_scanning_not_configured: 503,
 } as const satisfies Record<ErrorCode, ContentfulStatusCode>;
 
 

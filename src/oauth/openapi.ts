@@ -195,7 +195,7 @@ export function registerOAuthDocs(registry: Registry): void {
     path: "/oauth/revoke",
     tags: ["OAuth"],
     summary: "RFC 7009 token revocation",
-    description: `Client-authenticated (${AUTH_METHODS}). A client revokes its own tokens (the platform root any): an access token at once, a JWT by its jti. 200 also for an unknown or dead token (RFC 7009 section 2.2).`,
+    description: `Client-authenticated (${AUTH_METHODS}): a client revokes its own tokens (the platform root any): an access token at once, a JWT by its jti. Without client credentials the token authenticates itself and is revoked (self-revocation; a \`client_id\`, if sent, must be its account). 200 also for an unknown or dead token (RFC 7009 section 2.2).`,
     security: CLIENT_AUTH,
     request: { body: { required: true, content: { [FORM]: { schema: tokenQuery, example: { token: "<access token or JWT>" } } } } },
     responses: { 200: { description: "Revoked, or nothing to revoke" }, ...oauthErrors({ 400: "invalid_request, unauthorized_client (not the client's token)", 401: "invalid_client", 429: "slow_down" }) },

@@ -1,9 +1,9 @@
 import { Hono, type Context } from "hono";
 import type { Ctx } from "../domain/shared/context.ts";
-import { resolveCredential, type CredentialQuery } from "../domain/credentials/resolver.ts";
+import { resolveCredential } from "../domain/credentials/resolver.ts";
 import type { IssuedJwt } from "../domain/issuance/exchange.ts";
 import { failureKeys, limitFailedAttempts } from "../domain/credentials/failure-limits.ts";
-import { introspection, revokeInspected } from "../domain/credentials/inspection.ts";
+import { INSPECTED, introspection, revokeInspected, revokeSelf } from "../domain/credentials/inspection.ts";
 import type { AppEnv } from "../http/app-env.ts";
 import { mediaType } from "../lib/http.ts";
 import { limitBody } from "../http/middleware/request.ts";
@@ -70,8 +70,6 @@ async function tokenEndpoint(ctx: Ctx, request: Request) {
 
 const token = new Hono<AppEnv>().post("/", requireForm, async (c) => c.json(await tokenEndpoint(ctxOf(c), c.req.raw), 200, noStore));
 
-/** A token asked about by a third party: an access token or any of our JWTs, whatever its audience. */
-const INSPECTED: CredentialQuery = { purpose: "inspect", accessToken: true, jwtAudience: null };
 
 /** RFC 7662: `{active: false}` for anything not active or not the client's to see, and nothing else about it. */
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
@@ -82,9 +80,17 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   return c.json(introspection(ctx, client.account, resolved), 200, noStore);
 });
 
-/** RFC 7009: 200 for unknown or dead tokens; a client may revoke its own tokens (the platform root anyone's). */
+/**
+ * RFC 7009: 200 for unknown or dead tokens; a client may revoke its own tokens (the platform root
+ * anyone's). Without client credentials the token authenticates itself: whoever holds it may
+ * revoke it (docs/leaked-tokens.md), and the answer is the same 200 whatever it was.
+ */
 const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
+  if (!presentsClientCredentials(c.req.header("authorization"), body)) {
+    await revokeSelf(ctxOf(c, "self"), body.token ?? "", body.client_id);
+    return c.body(null, 200, noStore);
+  }
   const client = await authenticated(ctxOf(c), c.req.raw, body, "act");
   const ctx = ctxOf(c, client.clientId);
   await revokeInspected(ctx, client.account, await resolveCredential(ctx, body.token ?? "", INSPECTED));

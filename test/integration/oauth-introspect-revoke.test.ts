@@ -181,10 +181,13 @@ describe("introspection: anything else is exactly {active: false}", () => {
 });
 
 describe("revocation (RFC 7009)", () => {
-  it("unauthenticated is 401 invalid_client, and the token survives", async () => {
+  it("without client credentials the token authenticates itself (self-revocation, test/integration/self-revocation.test.ts); bad client credentials stay 401 invalid_client, and the token survives", async () => {
     const c = await member();
-    expectOAuthError(await postForm("/oauth/revoke", { token: c.token }), 401, "invalid_client");
+    expectOAuthError(await postForm("/oauth/revoke", { token: c.token, client_id: c.account.id, client_secret: "wrong" }), 401, "invalid_client");
+    expectOAuthError(await postForm("/oauth/revoke", { token: c.token }, { basic: [c.account.id, "wrong"] }), 401, "invalid_client");
     expectStatus(await whoami(c, c.token), 200);
+    expectStatus(await postForm("/oauth/revoke", { token: c.token }), 200);
+    expectUnauthorized(await whoami(c, c.token));
   });
 
   it("revoking an access token: 200, then 401 on the API and inactive", async () => {

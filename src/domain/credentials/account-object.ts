@@ -3,7 +3,7 @@ import { forgetCredentials } from "./record-cache.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccessToken, PublicKey, ServiceAccount } from "../../db/schema.ts";
 import type { RequestMeta } from "../shared/context.ts";
-import type { AccountPatch, IssueInput, Outcome } from "./plans.ts";
+import type { AccountPatch, IssueInput, LeakReport, Outcome } from "./plans.ts";
 import type { FederatedChange, TrustPolicy } from "./federated-plans.ts";
 import type { UseOutcome } from "./token-limits.ts";
 
@@ -13,7 +13,8 @@ import type { UseOutcome } from "./token-limits.ts";
  */
 export interface AccountCredentialsRpc {
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>>;
-  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string): Promise<Outcome<{ token: AccessToken }>>;
+  /** `leak`: the token was reported leaked; its `access_token.leaked` event is written with the revocation. */
+  revokeToken(accountId: string, tokenId: string, meta: RequestMeta, reason?: string, leak?: LeakReport): Promise<Outcome<{ token: AccessToken }>>;
   revokeAll(accountId: string, reason: string): Promise<Outcome<{ revoked: number }>>;
   regenerateToken(accountId: string, tokenId: string, graceSeconds: number, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>>;
   updateAccount(accountId: string, patch: AccountPatch, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount }>>;

@@ -2,7 +2,7 @@ import { DomainError } from "../shared/errors.ts";
 import { accountObject } from "./account-object.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
-import type { ResolvedCredential } from "./resolver.ts";
+import { resolveCredential, type CredentialQuery, type ResolvedCredential } from "./resolver.ts";
 import { revokeJti } from "../signing/jwt.ts";
 import type { AccountClaims } from "./kv-records.ts";
 
@@ -54,17 +54,34 @@ export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCr
  * the JWTs minted from it), a JWT by putting its jti on the revocation list (which also kills the
  * JWTs exchanged from it). An unknown or dead token is no error (RFC 7009 2.2).
  */
-export async function revokeInspected(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null): Promise<void> {
+export async function revokeInspected(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null, reason?: string): Promise<void> {
   if (!token) return;
   if (token.account.accountId !== client.accountId && !isPlatformRootAccount(client)) {
     throw new DomainError("permission_denied", "A client may revoke only its own tokens");
   }
   const accountId = token.account.accountId;
   if (token.kind === "access_token") {
-    await accountObject(ctx, accountId).revokeToken(accountId, token.id, ctx.meta);
+    await accountObject(ctx, accountId).revokeToken(accountId, token.id, ctx.meta, reason);
     return;
   }
   const jwt = token.jwt!;
   await revokeJti(ctx, jwt.jti, jwt.exp);
-  await auditInsert(ctx, { action: "jwt.revoked", orgId: jwt.org_id ?? null, targetType: "jwt", targetId: jwt.jti, details: { accountId, exp: jwt.exp } });
+  await auditInsert(ctx, { action: "jwt.revoked", orgId: jwt.org_id ?? null, targetType: "jwt", targetId: jwt.jti, details: { accountId, exp: jwt.exp, ...(reason ? { reason } : {}) } });
+}
+
+/** A token presented by a third party or by itself: an access token or any of our JWTs, whatever its audience. */
+export const INSPECTED: CredentialQuery = { purpose: "inspect", accessToken: true, jwtAudience: null };
+
+/**
+ * Self-revocation: the holder of a credential revokes that credential, authenticated by nothing
+ * but the credential itself (DELETE /api/v1/tokens/current, RFC 7009 without client
+ * authentication). The credential is its own client, so the one revocation path applies as is;
+ * `clientId`, when the request names one, must be the credential's account. Nothing happens for a
+ * credential that is dead or unknown.
+ */
+export async function revokeSelf(ctx: Ctx, presented: string, clientId?: string): Promise<void> {
+  const token = await resolveCredential(ctx, presented, INSPECTED);
+  if (!token || (clientId !== undefined && clientId !== token.account.accountId)) return;
+  const holder = token.account.accountId;
+  await revokeInspected({ ...ctx, meta: { ...ctx.meta, actorId: holder } }, token.account, token, "self");
 }

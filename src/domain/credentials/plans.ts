@@ -166,8 +166,20 @@ async function loadToken(ctx: Ctx, accountId: string, tokenId: string) {
     .get();
 }
 
-/** Revocation is idempotent: an already dead token yields no change and no audit event. */
-export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string, reason?: string): Promise<Outcome<{ change: Change | null; token: AccessToken }>> {
+/** Where a leaked secret was found, as its reporter says (docs/leaked-tokens.md); small, secret-free facts. */
+export interface LeakReport {
+  /** `github`: the secret scanning partner programme; `report`: POST /api/v1/leaked-tokens. */
+  reporter: "github" | "report";
+  /** What kind of place it was found in, e.g. `content`, `commit`, `gist` (GitHub's `source`). */
+  source: string | null;
+  url: string | null;
+}
+
+/**
+ * Revocation is idempotent: an already dead token yields no change and no audit event. A leak
+ * report adds its `access_token.leaked` event to the same batch, so the webhook outbox sees both.
+ */
+export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string, reason?: string, leak?: LeakReport): Promise<Outcome<{ change: Change | null; token: AccessToken }>> {
   const token = await loadToken(ctx, accountId, tokenId);
   if (!token) return fail("not_found", "Access token not found");
   if (token.status !== "active") return { ok: true, value: { change: null, token } };
@@ -178,6 +190,9 @@ export async function planRevoke(ctx: Ctx, accountId: string, tokenId: string, r
     d1: [
       statement(ctx.db.update(accessTokens).set(set).where(eq(accessTokens.id, token.id))),
       audited(ctx, { action: "access_token.revoked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint, ...(reason ? { reason } : {}) } }),
+      ...(leak
+        ? [audited(ctx, { action: "access_token.leaked", orgId: token.orgId, targetType: "access_token", targetId: token.id, details: { accountId, hint: token.hint, ...leak } })]
+        : []),
     ],
     kvAfter: [],
   };

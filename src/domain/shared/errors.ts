@@ -17,6 +17,7 @@ export const ERROR_TITLES = {
   invalid_target: "The requested audience is not allowed",
   issuer_unavailable: "The external issuer's keys are not available",
   unauthenticated: "Authentication required",
+  invalid_signature: "The request's signature does not verify",
   permission_denied: "Permission denied",
   not_found: "Not found",
   route_not_found: "No such route",
@@ -47,6 +48,7 @@ export const ERROR_TITLES = {
   internal_error: "Internal error",
   bootstrap_not_configured: "Bootstrap is not configured",
   signing_not_configured: "JWT signing is not configured",
+  secret_scanning_not_configured: "Secret scanning reports are not configured",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TITLES;
