@@ -43,6 +43,7 @@ export interface Bindings {
   WEBHOOK_RETRY_WINDOW_SECONDS?: string;
   WEBHOOK_MAX_ATTEMPTS?: string;
   WEBHOOK_DISABLE_AFTER_DAYS?: string;
+  STATUS_LIST_TTL_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -108,6 +109,11 @@ const configSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: intVar(12, 1, 50),
   /** An endpoint whose deliveries have all failed for this long is disabled (an event tells the org's other endpoints). */
   WEBHOOK_DISABLE_AFTER_DAYS: intVar(5, 1, 60),
+  /**
+   * How long a status list token may be cached (its `ttl`, `exp` and `max-age`; docs/status-list.md):
+   * the bound on how late a verifier reading the lists sees a revocation.
+   */
+  STATUS_LIST_TTL_SECONDS: intVar(60, 1, 3600),
 });
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
