@@ -39,12 +39,16 @@ export interface TokenRecord {
   /** Epoch ms when the token itself expires (the bound on JWTs minted from it). */
   tokenExpiresAt: number | null;
   account: AccountClaims;
+  /** The token's status list index (docs/status-list.md); absent in a record written before the lists. */
+  statusIdx?: number | undefined;
 }
 
 export interface AccountKey {
   kid: string;
   alg: PublicKeyAlg;
   jwk: Record<string, unknown>;
+  /** The key's status list index; absent in a record written before the lists. */
+  statusIdx?: number | undefined;
 }
 
 export interface AccountRecord {
