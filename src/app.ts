@@ -24,7 +24,9 @@ import { permissionRoutes, publicRoutes } from "./http/routes/meta.ts";
 import { orgRoutes } from "./http/routes/orgs.ts";
 import { serviceAccountRoutes } from "./http/routes/service-accounts.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
+import { statusListRoutes } from "./http/routes/status-lists.ts";
 import { consoleRoutes } from "./console/index.ts";
+import { STATUS_LIST_PATH } from "./domain/signing/status-list.ts";
 
 const API_INFO = {
   title: "Keyward",
@@ -60,6 +62,7 @@ export function buildApp() {
   app.route("/oauth", oauthRoutes);
   app.route("/api/m2m/oauth", m2mRoutes);
   app.route("/.well-known", wellKnownRoutes);
+  app.route(STATUS_LIST_PATH, statusListRoutes);
   app.use("/api/v1/*", requireAuth);
   app.use("/api/service-accounts/*", requireAuth);
   app.use("/api/service-accounts", requireAuth);
