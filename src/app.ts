@@ -25,7 +25,9 @@ import { orgRoutes } from "./http/routes/orgs.ts";
 import { serviceAccountRoutes } from "./http/routes/service-accounts.ts";
 import { tokenRoutes } from "./http/routes/tokens.ts";
 import { currentTokenRoutes, leakReportRoutes } from "./http/routes/leaks.ts";
+import { statusListRoutes } from "./http/routes/status-lists.ts";
 import { consoleRoutes } from "./console/index.ts";
+import { STATUS_LIST_PATH } from "./domain/signing/status-list.ts";
 
 const API_INFO = {
   title: "Keyward",
@@ -63,6 +65,7 @@ export function buildApp() {
   app.route("/.well-known", wellKnownRoutes);
   // Leak reports authenticate by signature or not at all: before bearer authentication.
   app.route("/", leakReportRoutes);
+  app.route(STATUS_LIST_PATH, statusListRoutes);
   app.use("/api/v1/*", requireAuth);
   app.use("/api/service-accounts/*", requireAuth);
   app.use("/api/service-accounts", requireAuth);

@@ -46,6 +46,7 @@ export interface Bindings {
   WEBHOOK_MAX_ATTEMPTS?: string;
   WEBHOOK_DISABLE_AFTER_DAYS?: string;
   SECRET_SCANNING_KEYS?: string;
+  STATUS_LIST_TTL_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -116,6 +117,11 @@ const configSchema = z.object({
    * docs/leaked-tokens.md), as GitHub's meta endpoint serves them; empty: the endpoint is off.
    */
   SECRET_SCANNING_KEYS: z.string().default(""),
+  /**
+   * How long a status list token may be cached (its `ttl`, `exp` and `max-age`; docs/status-list.md):
+   * the bound on how late a verifier reading the lists sees a revocation.
+   */
+  STATUS_LIST_TTL_SECONDS: intVar(60, 1, 3600),
 });
 
 export interface ScannerKey {

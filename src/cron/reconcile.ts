@@ -27,6 +27,8 @@ function matches(record: TokenRecord | null, token: AccessToken, account: Servic
     record.tokenId === token.id &&
     record.expiresAt === secretExpiresAt &&
     record.tokenExpiresAt === token.expiresAt &&
+    // A record written before the status lists has no index: rewriting it puts the status claim in its JWTs.
+    record.statusIdx !== undefined &&
     record.account.status === account.status &&
     record.account.expiresAt === account.expiresAt &&
     sameList(record.account.allowedCidrs, account.allowedCidrs) &&

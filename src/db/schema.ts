@@ -404,6 +404,33 @@ export const webhookEventTypes = sqliteTable("webhook_event_types", {
   eventType: text("event_type").notNull(),
 });
 
+export type CredentialType = "access_token" | "public_key" | "federated_credential";
+
+/**
+ * The status list index of every credential (migrations/0007_status_list.sql; docs/status-list.md).
+ * `revoked` is bit `idx` of the lists: set by the triggers of that migration (token revoked,
+ * expired or deleted; account disabled or deleted), cleared when the account is enabled again.
+ * Rows are never deleted.
+ */
+export const credentialStatus = sqliteTable(
+  "credential_status",
+  {
+    idx: integer("idx").primaryKey(),
+    credentialType: text("credential_type").$type<CredentialType>().notNull(),
+    credentialId: text("credential_id").notNull(),
+    accountId: text("account_id").notNull(),
+    revoked: integer("revoked", { mode: "boolean" }).notNull().default(false),
+    updatedAt: ms("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("credential_status_credential").on(t.credentialId), index("credential_status_account").on(t.accountId)],
+);
+
+/** The next status list index to hand out (one row, id 0). */
+export const credentialStatusSeq = sqliteTable("credential_status_seq", {
+  id: integer("id").primaryKey(),
+  nextIdx: integer("next_idx").notNull(),
+});
+
 export type Org = typeof orgs.$inferSelect;
 export type Project = typeof projects.$inferSelect;
 export type Environment = typeof environments.$inferSelect;
@@ -418,3 +445,4 @@ export type FederatedCredential = typeof federatedCredentials.$inferSelect;
 export type WebhookEndpoint = typeof webhookEndpoints.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type WebhookAttempt = typeof webhookAttempts.$inferSelect;
+export type CredentialStatus = typeof credentialStatus.$inferSelect;

@@ -24,6 +24,7 @@ export const ERROR_STATUS = {
   permission_denied: 403,
   not_found: 404,
   route_not_found: 404,
+  status_list_not_found: 404,
   method_not_allowed: 405,
   name_taken: 409,
   email_taken: 409,

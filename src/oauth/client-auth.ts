@@ -149,7 +149,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
     const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLIENT_CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
-    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: NO_SOURCE };
+    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: { ...NO_SOURCE, statusIdx: key.statusIdx ?? null } };
   }
   throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key");
 }

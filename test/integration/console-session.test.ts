@@ -123,7 +123,7 @@ describe("console sessions", () => {
     const root = await platformRoot();
     const ctx = createCtx(env, { actorId: "test", requestId: null, ip: null, userAgent: null });
     const record = await liveAccountRecord(env, root.id, Date.now());
-    const { jws } = await mintJwt(ctx, { account: record!.account, scope: [], audience: `${ISSUER}/console`, ttlSeconds: 1, source: { tokenId: null, jtis: [] }, orgId: null });
+    const { jws } = await mintJwt(ctx, { account: record!.account, scope: [], audience: `${ISSUER}/console`, ttlSeconds: 1, source: { tokenId: null, jtis: [], statusIdx: null }, orgId: null });
     expectPage(await consoleGet("/console", `kw_session=${jws}`));
     await new Promise((r) => setTimeout(r, 1100));
     expectRedirect(await consoleGet("/console", `kw_session=${jws}`), "/console/login?expired=1");

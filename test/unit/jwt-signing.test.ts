@@ -53,6 +53,24 @@ describe("accessTokenPayload", () => {
   });
 });
 
+describe("accessTokenPayload: the status claim", () => {
+  it("writes status: {status_list: {idx, uri}} last, as JSON.stringify would, escaping the uri", () => {
+    const status = { idx: 77, uri: 'https://keyward.example/statuslists/3"\\' };
+    const text = new TextDecoder().decode(accessTokenPayload({ ...claims, status }));
+    expect(text.endsWith(`,"status":${JSON.stringify({ status_list: status })}}`), text).toBe(true);
+    expect(JSON.parse(text).status).toEqual({ status_list: status });
+  });
+
+  it("mintJwt puts the source's index in as (list, bit), and none when the source has none", async () => {
+    const g = 2 * 131_072 + 5;
+    const minted = await mintJwt(ctx, { account, scope: [], audience: ctx.config.ISSUER, ttlSeconds: 60, source: { ...NO_SOURCE, statusIdx: g } });
+    const payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(minted.jws.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0))));
+    expect(payload.status).toEqual({ status_list: { idx: 5, uri: `${ctx.config.ISSUER}/statuslists/2` } });
+    const none = await mintJwt(ctx, { account, scope: [], audience: ctx.config.ISSUER, ttlSeconds: 60, source: NO_SOURCE });
+    expect(Object.keys(JSON.parse(atob(none.jws.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))))).not.toContain("status");
+  });
+});
+
 describe("mintJwt", () => {
   it("signs with the active key: the header is exactly {alg, kid, typ: at+jwt}, and jose verifies it", async () => {
     const minted = await mintJwt(ctx, { account, scope: ["service-accounts.read"], audience: ctx.config.ISSUER, ttlSeconds: 60, source: NO_SOURCE });

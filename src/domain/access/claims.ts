@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { publicKeys, roleAssignments, roles, serviceAccounts, type PublicKey, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
+import { credentialStatus, publicKeys, roleAssignments, roles, serviceAccounts, type PublicKey, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountClaims, AccountRecord } from "../credentials/kv-records.ts";
 import { findBuiltinRole, OPERATIONS, roleOperations } from "./permissions.ts";
@@ -10,11 +10,13 @@ export interface AccountState {
   /** Operations and names of the custom roles among the assignments. */
   customRoles: Map<string, { name: string; operations: string[] }>;
   keys: PublicKey[];
+  /** The status list index of each of the account's credentials, by credential id. */
+  statusIdx: Map<string, number>;
 }
 
 /** Everything the KV records of an account are computed from, read from D1. */
 export async function loadAccountState(ctx: Ctx, accountId: string): Promise<AccountState | null> {
-  const [account, assignments, custom, keys] = await Promise.all([
+  const [account, assignments, custom, keys, status] = await Promise.all([
     ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.id, accountId)).get(),
     ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId)),
     ctx.db
@@ -23,8 +25,10 @@ export async function loadAccountState(ctx: Ctx, accountId: string): Promise<Acc
       .innerJoin(roleAssignments, eq(roleAssignments.roleId, roles.id))
       .where(eq(roleAssignments.accountId, accountId)),
     ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, accountId)),
+    ctx.db.select({ id: credentialStatus.credentialId, idx: credentialStatus.idx }).from(credentialStatus).where(eq(credentialStatus.accountId, accountId)),
   ]);
-  return account ? { account, assignments, customRoles: new Map(custom.map((r) => [r.id, r])), keys } : null;
+  if (!account) return null;
+  return { account, assignments, customRoles: new Map(custom.map((r) => [r.id, r])), keys, statusIdx: new Map(status.map((s) => [s.id, s.idx])) };
 }
 
 /**
@@ -61,6 +65,6 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
 export function accountRecordOf(state: AccountState): AccountRecord {
   return {
     account: claimsOf(state),
-    keys: state.keys.map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk })),
+    keys: state.keys.map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk, statusIdx: state.statusIdx.get(k.id) })),
   };
 }

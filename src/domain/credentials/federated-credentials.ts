@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { forgetTrustPolicies } from "./trust-policy-cache.ts";
-import { federatedCredentials } from "../../db/schema.ts";
+import { credentialStatus, federatedCredentials } from "../../db/schema.ts";
 import { getConfig, type Bindings } from "../../env.ts";
 import { newId } from "../../lib/ids.ts";
 import { dbFor, type Ctx } from "../shared/context.ts";
@@ -168,5 +168,10 @@ export const deleteFederatedCredential = withPermission(
 export async function policiesForIssuer(env: Bindings, issuer: string): Promise<TrustPolicy[]> {
   if (!getConfig(env).FEDERATION_ALLOWED_ISSUERS.includes(issuer)) return [];
   const t = federatedCredentials;
-  return dbFor(env.DB).select().from(t).where(and(eq(t.issuer, issuer), eq(t.enabled, true)));
+  const rows = await dbFor(env.DB)
+    .select({ policy: t, statusIdx: credentialStatus.idx })
+    .from(t)
+    .leftJoin(credentialStatus, eq(credentialStatus.credentialId, t.id))
+    .where(and(eq(t.issuer, issuer), eq(t.enabled, true)));
+  return rows.map((r) => ({ ...r.policy, statusIdx: r.statusIdx }));
 }

@@ -5,12 +5,16 @@ import { statement, type Change } from "./change.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { Outcome } from "./plans.ts";
 import type { ErrorCode } from "../shared/errors.ts";
+import { allocateStatusIdx, statusInsert } from "./status-index.ts";
 
 /**
  * A trust policy (federated credential): which tokens of an external OIDC issuer may act as the
  * account. The row as stored; federated-credentials.ts is its service, claim-conditions.ts its rule.
  */
-export type TrustPolicy = FederatedCredential;
+export type TrustPolicy = FederatedCredential & {
+  /** Its status list index, where read with it (the federated grants' policies; docs/status-list.md). */
+  statusIdx?: number | null | undefined;
+};
 
 /** What a PATCH may change (null clears a nullable field). */
 export interface TrustPolicyPatch {
@@ -61,7 +65,9 @@ export async function planFederatedChange(ctx: Ctx, accountId: string, change: F
       return fail("federated_credential_limit_reached", `An account holds at most ${MAX_POLICIES_PER_ACCOUNT} federated credentials`);
     }
     if (await named(policy.name)) return fail("name_taken", `A federated credential named '${policy.name}' already exists on this account`);
+    const statusIdx = await allocateStatusIdx(ctx);
     const d1 = [
+      statusInsert(ctx, statusIdx, "federated_credential", policy.id, accountId),
       statement(ctx.db.insert(t).values(policy).onConflictDoNothing()),
       audit("federated_credential.created", policy, { issuer: policy.issuer, subject: policy.subject, claims: Object.keys(policy.claims), enabled: policy.enabled, singleUse: policy.singleUse }),
     ];

@@ -57,12 +57,16 @@ export interface TokenRecord {
    * counts (this record, cached or not, never lets a used-up token through).
    */
   limitedUses?: true | undefined;
+  /** The token's status list index (docs/status-list.md); absent in a record written before the lists. */
+  statusIdx?: number | undefined;
 }
 
 export interface AccountKey {
   kid: string;
   alg: PublicKeyAlg;
   jwk: Record<string, unknown>;
+  /** The key's status list index; absent in a record written before the lists. */
+  statusIdx?: number | undefined;
 }
 
 export interface AccountRecord {

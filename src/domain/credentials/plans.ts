@@ -11,6 +11,7 @@ import { OWN_JWT_CLOCK_SKEW_SECONDS } from "../signing/jwt.ts";
 import { accountKey, revokedTokenKey, tokenKey, type AccountClaims, type TokenRecord } from "./kv-records.ts";
 import { longestJwtLifetimeSeconds } from "../signing/lifetime.ts";
 import { checkRestrictions, recordRestrictions, type TokenRestrictions } from "./token-limits.ts";
+import { allocateStatusIdx, statusInsert } from "./status-index.ts";
 
 /**
  * The credential changes of one account, computed from D1 state. Only the account's Durable
@@ -31,11 +32,11 @@ export function isAccountLive(account: ServiceAccount, now: number): boolean {
 }
 
 /** KV puts that make a token's live secrets (current, and previous during a grace) authenticate. */
-function grantOps(token: AccessToken, claims: AccountClaims, now: number): KvOp[] {
+function grantOps(token: AccessToken, claims: AccountClaims, now: number, statusIdx: number | undefined): KvOp[] {
   const put = (hash: string, expiresAt: number | null): KvOp => ({
     op: "put",
     key: tokenKey(hash),
-    value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims, ...recordRestrictions(token) } satisfies TokenRecord),
+    value: JSON.stringify({ tokenId: token.id, expiresAt, tokenExpiresAt: token.expiresAt, account: claims, ...recordRestrictions(token), statusIdx } satisfies TokenRecord),
     expiresAt,
   });
   const ops = [put(token.secretHash, token.expiresAt)];
@@ -83,7 +84,7 @@ async function liveTokens(ctx: Ctx, accountId: string): Promise<AccessToken[]> {
 async function recordOps(ctx: Ctx, state: AccountState): Promise<KvOp[]> {
   const claims = claimsOf(state);
   const tokens = await liveTokens(ctx, state.account.id);
-  return [accountRecordOp(state), ...tokens.flatMap((t) => grantOps(t, claims, ctx.now()))];
+  return [accountRecordOp(state), ...tokens.flatMap((t) => grantOps(t, claims, ctx.now(), state.statusIdx.get(t.id)))];
 }
 
 const audited = (ctx: Ctx, input: AuditInput) => statement(auditInsert(ctx, input));
@@ -113,6 +114,7 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
   const restricted = checkRestrictions(input.restrictions ?? {}, claimsOf(state), now);
   if (!restricted.ok) return fail(restricted.code, restricted.detail);
   const secret = generateAccessToken();
+  const statusIdx = await allocateStatusIdx(ctx);
   const token: AccessToken = {
     ...restricted.columns,
     id: newId("token"),
@@ -135,6 +137,7 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
   const change: Change = {
     kvBefore: [],
     d1: [
+      statusInsert(ctx, statusIdx, "access_token", token.id, account.id),
       statement(ctx.db.insert(accessTokens).values(token).onConflictDoNothing()),
       audited(ctx, {
         action: "access_token.created",
@@ -153,7 +156,7 @@ export async function planIssue(ctx: Ctx, input: IssueInput): Promise<Outcome<{ 
         },
       }),
     ],
-    kvAfter: [accountRecordOp(state), ...grantOps(token, claimsOf(state), now)],
+    kvAfter: [accountRecordOp(state), ...grantOps(token, claimsOf(state), now, statusIdx)],
   };
   return { ok: true, value: { change, token, secret } };
 }
@@ -229,7 +232,7 @@ export async function planRegenerate(
   if (token.previousSecretHash) kvBefore.push({ op: "delete", key: tokenKey(token.previousSecretHash) });
   if (!graceEnd) kvBefore.push({ op: "delete", key: tokenKey(token.secretHash) });
   // [new secret, old secret with the grace's end]: the old one is shortened before D1 commits.
-  const [grantNew, ...shortenOld] = grantOps(next, claimsOf(state), now);
+  const [grantNew, ...shortenOld] = grantOps(next, claimsOf(state), now, state.statusIdx.get(token.id));
   const change: Change = {
     kvBefore: [...kvBefore, ...shortenOld],
     d1: [
@@ -308,9 +311,11 @@ export async function planAddKey(ctx: Ctx, key: PublicKey): Promise<Outcome<{ ch
   if (!state) return accountNotFound();
   if (state.keys.some((k) => k.kid === key.kid)) return fail("key_exists", `The account already has a key with kid '${key.kid}'`);
   if (state.keys.length >= 10) return fail("key_limit_reached", "An account holds at most 10 public keys");
+  const statusIdx = await allocateStatusIdx(ctx);
   const change: Change = {
     kvBefore: [],
     d1: [
+      statusInsert(ctx, statusIdx, "public_key", key.id, key.accountId),
       statement(ctx.db.insert(publicKeys).values(key).onConflictDoNothing()),
       audited(ctx, {
         action: "public_key.created",
@@ -320,7 +325,7 @@ export async function planAddKey(ctx: Ctx, key: PublicKey): Promise<Outcome<{ ch
         details: { accountId: key.accountId, kid: key.kid, alg: key.alg, fingerprint: key.fingerprint },
       }),
     ],
-    kvAfter: [accountRecordOp({ ...state, keys: [...state.keys, key] })],
+    kvAfter: [accountRecordOp({ ...state, keys: [...state.keys, key], statusIdx: new Map(state.statusIdx).set(key.id, statusIdx) })],
   };
   return { ok: true, value: { change, key } };
 }

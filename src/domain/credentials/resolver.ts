@@ -109,7 +109,7 @@ async function resolveAccessToken(ctx: Ctx, token: string): Promise<ResolvedCred
     id: record.tokenId,
     account: narrowedClaims(record),
     expiresAt: credentialExpiry(record),
-    derivedSource: { tokenId: record.tokenId, jtis: [] },
+    derivedSource: { tokenId: record.tokenId, jtis: [], statusIdx: record.statusIdx ?? null },
     scopeLimit: record.scopes,
     limitedUses: record.limitedUses,
   };
@@ -125,7 +125,7 @@ async function spendUse(ctx: Ctx, resolved: ResolvedCredential): Promise<boolean
 async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Promise<ResolvedCredential | null> {
   const jwt = await verifyJwt(ctx, token, audience);
   const live = jwt ? await liveAccountRecord(ctx.env, jwt.sub, ctx.now()) : null;
-  const source = jwt && sourceOf(jwt);
+  const source = jwt && sourceOf(jwt, ctx.config.ISSUER);
   if (!jwt || !live || !source) return null;
   const jtis = [...source.jtis, jwt.jti];
   return {
@@ -133,7 +133,7 @@ async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Pro
     id: jwt.jti,
     account: live.account,
     expiresAt: Math.min(jwt.exp * 1000, live.account.expiresAt ?? Infinity),
-    derivedSource: jtis.length <= MAX_EXCHANGE_DEPTH ? { tokenId: source.tokenId, jtis } : null,
+    derivedSource: jtis.length <= MAX_EXCHANGE_DEPTH ? { tokenId: source.tokenId, jtis, statusIdx: source.statusIdx } : null,
     scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
     orgLimit: jwt.org_id,
     jwt,
@@ -170,7 +170,7 @@ async function resolveFederated(ctx: Ctx, token: string, accountId: string | und
     account: live.account,
     // A JWT for an external token lives no longer than the token itself.
     expiresAt: Math.min(claims.exp * 1000, live.account.expiresAt ?? Infinity),
-    derivedSource: NO_SOURCE,
+    derivedSource: { ...NO_SOURCE, statusIdx: policy.statusIdx ?? null },
     federated: outcome.match,
   };
 }

@@ -21,6 +21,7 @@ export const ERROR_TITLES = {
   permission_denied: "Permission denied",
   not_found: "Not found",
   route_not_found: "No such route",
+  status_list_not_found: "No such status list",
   method_not_allowed: "Method not allowed",
   name_taken: "The name is already taken",
   email_taken: "The email is already taken",

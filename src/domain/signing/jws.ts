@@ -103,3 +103,13 @@ export const jwsText = (jws: Uint8Array) => ascii.decode(jws);
 /** The JWS of a JSON text, as text. */
 export const signCompact = async (key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, payload: string): Promise<string> =>
   jwsText(await signJws(key, privateKey, encoder.encode(payload)));
+
+/**
+ * A compact JWS with its own `typ` (a status list token's `statuslist+jwt`): the plain path, for
+ * JWTs signed once per list render rather than per request.
+ */
+export async function signTyped(key: Pick<SigningKey, "alg" | "kid">, privateKey: CryptoKey, typ: string, payload: string): Promise<string> {
+  const input = `${base64url.encode(JSON.stringify({ alg: key.alg, kid: key.kid, typ }))}.${base64url.encode(payload)}`;
+  const signature = new Uint8Array(await crypto.subtle.sign(SIGN_PARAMS[key.alg], privateKey, encoder.encode(input)));
+  return `${input}.${base64url.encode(signature)}`;
+}

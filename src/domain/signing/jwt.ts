@@ -9,6 +9,7 @@ import { KEYSET_KEY, kvExpiration, revokedJtiKey, revokedTokenKey, type AccountC
 import { longestJwtLifetimeSeconds } from "./lifetime.ts";
 import { activeKey, importVerifyKey, publishedKeys, unwrapSigningKey, type Keyset, type SigningKey, type SigningKeysRpc } from "./keyset.ts";
 import { isolateState } from "../shared/isolate-state.ts";
+import { globalStatusIdx, statusListRef, type StatusListRef } from "./status-list.ts";
 
 export { ACCESS_TOKEN_TYP };
 /** Keyset freshness in an isolate: a rotation reaches every isolate within this bound. */
@@ -115,9 +116,14 @@ function cachedKey(cache: KeyCache, key: SigningKey, load: () => Promise<CryptoK
 export interface JwtSource {
   tokenId: string | null;
   jtis: readonly string[];
+  /**
+   * The status list index of the credential at the root (an access token, a public key, a trust
+   * policy; the JWT's `status` claim), or null when the credential's record has none yet.
+   */
+  statusIdx: number | null;
 }
 
-export const NO_SOURCE: JwtSource = { tokenId: null, jtis: [] };
+export const NO_SOURCE: JwtSource = { tokenId: null, jtis: [], statusIdx: null };
 
 export interface MintInput {
   account: AccountClaims;
@@ -158,11 +164,16 @@ export function mintJwt(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
 }
 
 async function mintSlowly(ctx: Ctx, input: MintInput): Promise<MintedJwt> {
+  const { key, privateKey } = await activeSigner(ctx);
+  return signClaims(ctx, key, privateKey, input);
+}
+
+/** The active signing key and its private half (for the other JWTs Keyward signs: status lists). */
+export async function activeSigner(ctx: Ctx): Promise<{ key: SigningKey; privateKey: CryptoKey }> {
   const keyset = await getKeyset(ctx);
   const key = activeKey(keyset, ctx.now());
   if (!key) throw new Error("no active signing key");
-  const privateKey = await cachedKey(signing.privateKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!));
-  return signClaims(ctx, key, privateKey, input);
+  return { key, privateKey: await cachedKey(signing.privateKeys, key, () => unwrapSigningKey(key, ctx.config.signingSecret!)) };
 }
 
 function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: MintInput): Promise<MintedJwt> {
@@ -185,6 +196,7 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     source_token_id: input.source.tokenId,
     source_jtis: input.source.jtis,
     federated: input.federated,
+    status: input.source.statusIdx === null ? undefined : statusListRef(ctx.config.ISSUER, input.source.statusIdx),
   });
   return signJws(key, privateKey, payload).then((jws) => ({ jws: jwsText(jws), jti, exp, iat }));
 }
@@ -208,6 +220,8 @@ export interface AccessTokenClaims {
   source_token_id?: string | null | undefined;
   source_jtis?: readonly string[] | undefined;
   federated?: FederatedOrigin | undefined;
+  /** draft-ietf-oauth-status-list: where the root credential's status bit is. */
+  status?: StatusListRef | undefined;
 }
 
 const payloadWriter = new JsonBytes();
@@ -227,6 +241,7 @@ export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
   if (c.source_token_id) json.raw(',"source_token_id":').string(c.source_token_id);
   if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
   if (c.federated) json.raw(',"federated":{"iss":').string(c.federated.iss).raw(',"sub":').string(c.federated.sub).raw(',"policy_id":').string(c.federated.policy_id).raw("}");
+  if (c.status) json.raw(',"status":{"status_list":{"idx":').number(c.status.idx).raw(',"uri":').string(c.status.uri).raw("}}");
   return json.raw("}").bytes();
 }
 
@@ -241,12 +256,12 @@ export interface VerifiedJwt extends JWTPayload {
   source_jtis?: string[];
 }
 
-/** The source a verified JWT names, or null when its source claims are malformed. */
-export function sourceOf(jwt: JWTPayload): JwtSource | null {
+/** The source a verified JWT names (ours: `issuer` is the ISSUER), or null when its source claims are malformed. */
+export function sourceOf(jwt: JWTPayload, issuer: string): JwtSource | null {
   const { source_token_id: tokenId, source_jtis: jtis } = jwt;
   if (tokenId !== undefined && typeof tokenId !== "string") return null;
   if (jtis !== undefined && !(Array.isArray(jtis) && jtis.length <= MAX_EXCHANGE_DEPTH && jtis.every((j) => typeof j === "string"))) return null;
-  return { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [] };
+  return { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [], statusIdx: globalStatusIdx(issuer, jwt.status) };
 }
 
 /**
@@ -280,7 +295,7 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
     if (payload.exp! * 1000 <= ctx.now()) return null;
     // jose checks iat only against a maximum age; a JWT "issued" in the future is refused here.
     if (payload.iat! > ctx.now() / 1000 + OWN_JWT_CLOCK_SKEW_SECONDS) return null;
-    const source = sourceOf(payload);
+    const source = sourceOf(payload, ctx.config.ISSUER);
     if (!source || (await revokedAlongLineage(ctx.env, payload.jti!, source))) return null;
     return payload as VerifiedJwt;
   } catch {
