@@ -201,6 +201,18 @@ describe("a signed report", () => {
   });
 });
 
+describe("the lookup", () => {
+  it("finds current and previous secrets through indexes, never by scanning access_tokens (migration 0008)", async () => {
+    const plan = await env.DB.prepare("explain query plan select * from access_tokens where secret_hash in (?, ?) or previous_secret_hash in (?, ?)")
+      .bind("a", "b", "a", "b")
+      .all<{ detail: string }>();
+    const details = plan.results.map((r) => r.detail);
+    expect(details.join("\n")).toMatch(/access_tokens_secret_hash_unique/);
+    expect(details.join("\n")).toMatch(/access_tokens_previous_secret_hash/);
+    expect(details.filter((d) => /^SCAN access_tokens\b/.test(d)), details.join("\n")).toEqual([]);
+  });
+});
+
 describe("refused reports change nothing", () => {
   const refused = (res: Awaited<ReturnType<typeof call>>, status: number, code: string) => {
     expect(res.status, res.text).toBe(status);
