@@ -61,6 +61,8 @@ function problemHeaders(err: DomainError): Record<string, string> {
   const headers: Record<string, string> = {};
   // RFC 6750 section 3: a 401 names the scheme the caller should use.
   if (err.code === "unauthenticated") headers["www-authenticate"] = 'Bearer realm="keyward"';
+  // RFC 9110 section 11.6.1: every 401 names a scheme; a signed secret scanning report's is its signature headers.
+  if (err.code === "invalid_signature") headers["www-authenticate"] = 'Signature realm="keyward", headers="github-public-key-identifier github-public-key-signature"';
   if (err.data.retryAfterSeconds !== undefined) headers["retry-after"] = String(err.data.retryAfterSeconds);
   if (err.data.rateLimit) Object.assign(headers, rateLimitHeaders(err.data.rateLimit));
   if (err.data.allow) headers.allow = err.data.allow.join(", ");

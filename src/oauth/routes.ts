@@ -70,7 +70,6 @@ async function tokenEndpoint(ctx: Ctx, request: Request) {
 
 const token = new Hono<AppEnv>().post("/", requireForm, async (c) => c.json(await tokenEndpoint(ctxOf(c), c.req.raw), 200, noStore));
 
-
 /** RFC 7662: `{active: false}` for anything not active or not the client's to see, and nothing else about it. */
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
@@ -88,7 +87,7 @@ const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {
 const revoke = new Hono<AppEnv>().post("/", requireForm, async (c) => {
   const body = formOf(await c.req.raw.arrayBuffer(), tokenQueryForm);
   if (!presentsClientCredentials(c.req.header("authorization"), body)) {
-    await revokeSelf(ctxOf(c, "self"), body.token ?? "", body.client_id);
+    await revokeSelf(ctxOf(c), body.token ?? "", body.client_id);
     return c.body(null, 200, noStore);
   }
   const client = await authenticated(ctxOf(c), c.req.raw, body, "act");

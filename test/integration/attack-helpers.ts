@@ -33,7 +33,7 @@ export function withoutAuthLimiter(): () => void {
 
 /** Every place a credential (access token or JWT) is accepted. */
 export type Point =
-  /** `Authorization: Bearer` on the management API (and POST /api/v1/auth/authorize). */
+  /** `Authorization: Bearer` on the management API (and POST /api/v1/auth/authorize, DELETE /api/v1/tokens/current). */
   | "bearer"
   /** POST /api/auth/access-tokens/jwt {access_token}. */
   | "exchange"
@@ -92,6 +92,8 @@ const checks: Record<Point, (cred: string, h: Holder, rs: Probes) => Promise<voi
     expectUnauthorized(await call("GET", `/api/v1/orgs/${h.orgId}/service-accounts/${h.accountId}`, { token: cred }));
     expectUnauthorized(await call("GET", "/api/v1/orgs", { token: cred }));
     expectUnauthorized(await call("POST", "/api/v1/auth/authorize", { token: cred, body: { org: h.orgId } }));
+    // Self-revocation takes the same bearer credential: a refused one ends nothing.
+    expectUnauthorized(await call("DELETE", "/api/v1/tokens/current", { token: cred }));
   },
   async exchange(cred) {
     const res = await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: cred } });

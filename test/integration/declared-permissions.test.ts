@@ -25,6 +25,7 @@ const UNDECLARED = new Map([
   ["GET /api/v1/permissions", "the public catalogue, for any authenticated caller"],
   ["POST /api/v1/auth/authorize", "a JWT for an org where the caller holds an accepted role"],
   ["POST /api/v1/bootstrap", "authenticated by BOOTSTRAP_SECRET, once"],
+  ["DELETE /api/v1/tokens/current", "a credential revokes itself, whatever it may do (self-revocation)"],
 ]);
 
 let root: { id: string; token: string };

@@ -87,9 +87,16 @@ const resolve = (schema: any): any => {
 const isOAuthSurface = (path: string) => path.startsWith("/oauth/") || path.startsWith("/api/m2m/oauth/") || path.startsWith("/.well-known/");
 const managementPaths = Object.fromEntries(Object.entries(doc.paths).filter(([path]) => !isOAuthSurface(path)));
 
+/**
+ * Operations that end the credential calling them: fuzzed here they would revoke the fixtures'
+ * tokens. DELETE /api/v1/tokens/current has its junk-input property with throwaway tokens in
+ * self-revocation.test.ts.
+ */
+const SELF_ENDING = new Set(["DELETE /api/v1/tokens/current"]);
+
 const operations: Operation[] = Object.entries(managementPaths).flatMap(([path, methods]) =>
   Object.entries(methods)
-    .filter(([m]) => HTTP_METHODS.includes(m))
+    .filter(([m]) => HTTP_METHODS.includes(m) && !SELF_ENDING.has(`${m.toUpperCase()} ${path}`))
     .map(([m, op]) => ({
       method: m.toUpperCase(),
       path,
@@ -582,7 +589,8 @@ describe("outside the operations of the document", () => {
   it("wrong methods and unknown paths answer documented problems and change nothing", async () => {
     const tracker = new StateTracker();
     await tracker.reset();
-    const paths = Object.keys(managementPaths);
+    // A self-ending path keeps its own methods with a query suffix (`?x=1`): left out like its operation.
+    const paths = Object.keys(managementPaths).filter((p) => ![...SELF_ENDING].some((op) => op.endsWith(` ${p}`)));
     const arb = fc
       .record({
         path: fc.constantFrom(...paths),

@@ -186,7 +186,9 @@ export function checkProblem(req: FuzzRequest, res: FuzzResponse): void {
     for (const e of body.errors) if (typeof e?.path !== "string" || typeof e?.message !== "string") fail("errors[] item shape");
   }
   if (body.missing !== undefined && (!Array.isArray(body.missing) || body.missing.some((m: unknown) => typeof m !== "string"))) fail("missing[] shape");
-  if (res.status === 401 && !/^Bearer\b/i.test(res.headers.get("www-authenticate") ?? "")) fail("401 without WWW-Authenticate: Bearer");
+  // A signed request (POST /api/v1/secret-scanning) is challenged for its signature, anything else for a bearer credential.
+  const scheme = body.code === "invalid_signature" ? /^Signature\b/ : /^Bearer\b/i;
+  if (res.status === 401 && !scheme.test(res.headers.get("www-authenticate") ?? "")) fail(`401 without WWW-Authenticate: ${body.code === "invalid_signature" ? "Signature" : "Bearer"}`);
   if (res.status === 405 && !res.headers.get("allow")) fail("405 without Allow");
   checkRetryAfter(req, res);
 }

@@ -75,6 +75,24 @@ describe("DELETE /api/v1/tokens/current", () => {
     expectUnauthorized(await call("DELETE", "/api/v1/tokens/current", { headers: { authorization: "Basic eDp5" } }));
   });
 
+  it("junk bodies, queries and headers change nothing of the answer: 204 with a live token (then it is dead), never a 5xx", async () => {
+    const junk: { body?: string; headers?: Record<string, string>; query?: string }[] = [
+      { body: '{"token":"x"}', headers: { "content-type": "application/json" } },
+      { body: "x".repeat(70_000), headers: { "content-type": "application/json" } },
+      { body: "a=b", headers: { "content-type": "application/x-www-form-urlencoded" } },
+      { query: "?all=true&accountId=sa_x" },
+      { query: "?%ZZ=%00" },
+      { headers: { "x-request-id": "<script>", "cf-connecting-ip": "not-an-ip" } },
+    ];
+    for (const j of junk) {
+      const h = await holder();
+      const label = JSON.stringify(j).slice(0, 120);
+      const res = await call("DELETE", `/api/v1/tokens/current${j.query ?? ""}`, { token: h.secret, body: j.body, headers: j.headers ?? {} });
+      expect(res.status, `${label}: ${res.text}`).toBe(204);
+      expect(await works(h.secret), label).toBe(false);
+    }
+  });
+
   it("attack: another account's token cannot be revoked through it (the path names nothing but the caller)", async () => {
     const victim = await holder();
     const attacker = await holder();

@@ -48,10 +48,11 @@ async function tokensBySecretHash(ctx: Ctx, hashes: string[]): Promise<Map<strin
       .select()
       .from(accessTokens)
       .where(or(inArray(accessTokens.secretHash, part), inArray(accessTokens.previousSecretHash, part)));
+    const asked = new Set(part);
     for (const token of rows) {
-      if (part.includes(token.secretHash)) found.set(token.secretHash, { token, live: isTokenLive(token, now) });
+      if (asked.has(token.secretHash)) found.set(token.secretHash, { token, live: isTokenLive(token, now) });
       const previous = token.previousSecretHash;
-      if (previous && part.includes(previous)) {
+      if (previous && asked.has(previous)) {
         found.set(previous, { token, live: isTokenLive(token, now) && (token.previousSecretExpiresAt ?? 0) > now });
       }
     }
