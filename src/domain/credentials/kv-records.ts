@@ -30,6 +30,11 @@ export interface AccountClaims {
   allowedCidrs: string[];
   /** The only OAuth client authentication a platform client may use; null allows any. */
   tokenEndpointAuthMethod: string | null;
+  /**
+   * The org's custom claims for this account (policy.jwtClaims applied to it), computed when the
+   * record is written so that minting reads nothing; absent in records written before them.
+   */
+  customClaims?: Record<string, string>;
 }
 
 export interface TokenRecord {
