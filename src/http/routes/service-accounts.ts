@@ -14,7 +14,12 @@ const cidrs = z
   .max(50)
   .openapi({ description: "Networks the credentials may be used from (checked against CF-Connecting-IP); empty for anywhere", example: ["10.0.0.0/8", "2001:db8::/32"] });
 const externalId = displayText(256);
-const metadata = z.record(z.string(), z.string()).openapi({
+/** A key a parsed record would drop without a word (assigning `__proto__` sets no property): refused instead. */
+const refuseProtoKey = (raw: unknown, ctx: { addIssue: (issue: { code: "custom"; message: string; input: unknown }) => void }) => {
+  if (raw !== null && typeof raw === "object" && Object.hasOwn(raw, "__proto__")) ctx.addIssue({ code: "custom", message: 'must not have the key "__proto__"', input: raw });
+  return raw;
+};
+const metadata = z.preprocess(refuseProtoKey, z.record(z.string(), z.string())).openapi({
   description:
     "A small string map the org's custom claims (policy.jwtClaims) may copy into its JWTs: keys `^[a-zA-Z][a-zA-Z0-9_.-]{0,62}$`, at most 20, values of at most 256 characters, at most 2 KiB as JSON (else 422 invalid_metadata)",
   example: { team: "payments", costCenter: "cc-42" },
