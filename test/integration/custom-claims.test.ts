@@ -4,9 +4,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { KEYWARD_JWT_CLAIMS } from "../../src/domain/signing/jwt.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { answer, authorizeFor, inviteTo, sa } from "./authz-helpers.ts";
-import { expectTokenResponse, jwtFor, postForm, verifyAgainstJwks } from "./oauth-helpers.ts";
+import { expectTokenResponse, jwtFor, JWT_TOKEN_TYPE, postForm, TOKEN_EXCHANGE, verifyAgainstJwks } from "./oauth-helpers.ts";
 import { expectProblem, newAccount, newEnvironment, newProject } from "./registry-helpers.ts";
-import { auditOf } from "./token-helpers.ts";
+import { auditOf, kvKeyOf } from "./token-helpers.ts";
+import { forgetCredentials } from "../../src/domain/credentials/record-cache.ts";
 
 /**
  * Issue 20, custom claims: an account's metadata and the org policy's jwtClaims mapping, which
@@ -217,6 +218,16 @@ describe("JWTs carry the mapped claims", () => {
     }
   });
 
+  it("from RFC 8693 token exchange (a JWT as the subject token)", async () => {
+    const { client } = await mapped();
+    const subject = await jwtFor(client.token);
+    const res = await postForm("/oauth/token", { grant_type: TOKEN_EXCHANGE, subject_token: subject, subject_token_type: JWT_TOKEN_TYPE });
+    expectStatus(res, 200);
+    const { payload } = await verifyAgainstJwks(res.json.access_token);
+    expect(payload.team, res.text).toBe("payments");
+    expect(payload.source_jtis, res.text).toEqual([jose.decodeJwt(subject).jti]);
+  });
+
   it("a mapping change reaches the next JWT; so does a metadata change, and clearing the mapping removes the claims", async () => {
     const { w, client } = await mapped();
     await mapClaims(w, [{ claim: "squad", from: "metadata.team" }]);
@@ -232,6 +243,20 @@ describe("JWTs carry the mapped claims", () => {
     await mapClaims(w, []);
     payload = jose.decodeJwt(await jwtFor(client.token));
     expect(payload).not.toHaveProperty("squad");
+  });
+
+  it("setting the same mapping again rewrites the records (the repair after a failed rewrite)", async () => {
+    const { w, client } = await mapped();
+    const key = await kvKeyOf(client.token);
+    const record = JSON.parse((await env.TOKENS.get(key))!);
+    expect(record.account.customClaims).toEqual({ team: "payments", ext_id: "github:acme/web" });
+    delete record.account.customClaims;
+    await env.TOKENS.put(key, JSON.stringify(record));
+    forgetCredentials({ accountId: client.account.id });
+    expect(jose.decodeJwt(await jwtFor(client.token)), "the stale record is what mints").not.toHaveProperty("team");
+    const { policy } = (await call("GET", orgPath(w.org.id), { token: w.adminToken })).json;
+    await mapClaims(w, policy.jwtClaims);
+    expect(jose.decodeJwt(await jwtFor(client.token)).team).toBe("payments");
   });
 
   it("values are JSON-escaped: quotes, backslashes, non-ASCII and what looks like JSON stay a string", async () => {

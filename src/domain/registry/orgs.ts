@@ -168,7 +168,8 @@ export const patchOrg = withPermission("orgs.admin", async (gate, ref: string, i
       details: { name: input.name, policy: input.policy },
     }),
   ]);
-  if (JSON.stringify(current.jwtClaims ?? []) !== JSON.stringify(policy.jwtClaims ?? [])) await resyncOrgAccounts(ctx, org.id);
+  // Also when unchanged: setting the mapping again is how an operator repairs records a failed resync left behind.
+  if (input.policy?.jwtClaims !== undefined) await resyncOrgAccounts(ctx, org.id);
   return next;
 });
 
@@ -176,12 +177,18 @@ export const patchOrg = withPermission("orgs.admin", async (gate, ref: string, i
 const RESYNC_CONCURRENCY = 25;
 
 /**
- * After a change of the org's custom claim mapping, every account of the org gets its KV records
- * (and so its custom claims) rewritten before the PATCH answers: the next JWT minted where the
- * change was made carries the new claims; elsewhere within KV's propagation plus the 10 s record
- * cache. Accounts of other orgs need nothing: their JWTs for this org read their claims from D1.
+ * After the org's custom claim mapping is set, every account of the org gets its KV records (and
+ * so its custom claims) rewritten before the PATCH answers: the next JWT minted where the change
+ * was made carries the new claims; elsewhere within KV's propagation plus the 10 s record cache.
+ * One account's failure does not stop the others; the first is thrown once all were tried.
+ * Accounts of other orgs need nothing: their JWTs for this org read their claims from D1.
  */
 async function resyncOrgAccounts(ctx: Ctx, orgId: string): Promise<void> {
   const ids = (await ctx.db.select({ id: serviceAccounts.id }).from(serviceAccounts).where(eq(serviceAccounts.orgId, orgId))).map((r) => r.id);
-  for (const batch of chunks(ids, RESYNC_CONCURRENCY)) await syncAccounts(ctx, batch);
+  let failure: unknown;
+  for (const batch of chunks(ids, RESYNC_CONCURRENCY)) {
+    const results = await Promise.allSettled(batch.map((id) => syncAccounts(ctx, [id])));
+    for (const r of results) if (r.status === "rejected") failure ??= r.reason;
+  }
+  if (failure !== undefined) throw failure;
 }
