@@ -23,6 +23,18 @@ export interface OrgPolicy {
   expiryWarningDays?: number[];
   /** The JWT quota of the org's accounts that have none of their own (docs/quotas.md); absent or null: none. */
   jwtQuota?: JwtQuota | null;
+  /**
+   * Custom claims: which account attributes go into the org's JWTs, under which names (checked by
+   * src/domain/signing/custom-claims.ts; never a registered claim or one of Keyward's own). Absent: none.
+   */
+  jwtClaims?: ClaimMapping[];
+}
+
+/** One custom claim: its name in the JWT and where its value comes from. */
+export interface ClaimMapping {
+  claim: string;
+  /** `externalId`, `projectId`, `environmentId` or `metadata.<key>`. */
+  from: string;
 }
 
 export const orgs = sqliteTable("orgs", {
@@ -85,6 +97,8 @@ export const serviceAccounts = sqliteTable(
     description: text("description"),
     groups: text("groups", { mode: "json" }).$type<string[]>().notNull(),
     externalId: text("external_id"),
+    /** A small string map (custom claims' source): at most 20 keys, values up to 256 characters, 2 KiB in all. */
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull().default({}),
     status: text("status").$type<AccountStatus>().notNull(),
     expiresAt: ms("expires_at"),
     /** Networks the account's credentials may be used from (CIDRs); empty for anywhere. */

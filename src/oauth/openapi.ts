@@ -101,6 +101,7 @@ const introspection = z
     jti: z.string().optional(),
     org_id: z.string().optional(),
   })
+  .catchall(z.string().openapi({ description: "The org's custom claims (policy.jwtClaims, docs/claims.md)" }))
   .openapi("IntrospectionResponse", { example: { active: true, token_type: "Bearer", sub: "sa_3bW1mYg0cFj7xQ2kV9rT4e", client_id: "sa_3bW1mYg0cFj7xQ2kV9rT4e", scope: "service-accounts.read", exp: 1893456000 } });
 
 const stringList = z.array(z.string());

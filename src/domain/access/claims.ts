@@ -1,8 +1,9 @@
-import { eq } from "drizzle-orm";
-import { credentialStatus, publicKeys, roleAssignments, roles, serviceAccounts, type PublicKey, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
+import { and, eq, inArray, or } from "drizzle-orm";
+import { credentialStatus, environments, orgs, publicKeys, roleAssignments, roles, serviceAccounts, type ClaimMapping, type PublicKey, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountClaims, AccountRecord } from "../credentials/kv-records.ts";
 import { findBuiltinRole, OPERATIONS, roleOperations } from "./permissions.ts";
+import { customClaimsOf } from "../signing/custom-claims.ts";
 
 export interface AccountState {
   account: ServiceAccount;
@@ -12,11 +13,15 @@ export interface AccountState {
   keys: PublicKey[];
   /** The status list index of each of the account's credentials, by credential id. */
   statusIdx: Map<string, number>;
+  /** The custom claim mapping (policy.jwtClaims) of each org the account belongs to or holds a role in. */
+  claimMappings: Map<string, ClaimMapping[]>;
+  /** The project of each environment the account holds a role on. */
+  environmentProjects: Map<string, string>;
 }
 
 /** Everything the KV records of an account are computed from, read from D1. */
 export async function loadAccountState(ctx: Ctx, accountId: string): Promise<AccountState | null> {
-  const [account, assignments, custom, keys, status] = await Promise.all([
+  const [account, assignments, custom, keys, status, policies, envs] = await Promise.all([
     ctx.db.select().from(serviceAccounts).where(eq(serviceAccounts.id, accountId)).get(),
     ctx.db.select().from(roleAssignments).where(eq(roleAssignments.accountId, accountId)),
     ctx.db
@@ -26,9 +31,31 @@ export async function loadAccountState(ctx: Ctx, accountId: string): Promise<Acc
       .where(eq(roleAssignments.accountId, accountId)),
     ctx.db.select().from(publicKeys).where(eq(publicKeys.accountId, accountId)),
     ctx.db.select({ id: credentialStatus.credentialId, idx: credentialStatus.idx }).from(credentialStatus).where(eq(credentialStatus.accountId, accountId)),
+    ctx.db
+      .select({ id: orgs.id, policy: orgs.policy })
+      .from(orgs)
+      .where(
+        or(
+          inArray(orgs.id, ctx.db.select({ id: serviceAccounts.orgId }).from(serviceAccounts).where(eq(serviceAccounts.id, accountId))),
+          inArray(orgs.id, ctx.db.select({ id: roleAssignments.orgId }).from(roleAssignments).where(eq(roleAssignments.accountId, accountId))),
+        ),
+      ),
+    ctx.db
+      .select({ id: environments.id, projectId: environments.projectId })
+      .from(environments)
+      .innerJoin(roleAssignments, and(eq(roleAssignments.scopeId, environments.id), eq(roleAssignments.scopeType, "environment")))
+      .where(eq(roleAssignments.accountId, accountId)),
   ]);
   if (!account) return null;
-  return { account, assignments, customRoles: new Map(custom.map((r) => [r.id, r])), keys, statusIdx: new Map(status.map((s) => [s.id, s.idx])) };
+  return {
+    account,
+    assignments,
+    customRoles: new Map(custom.map((r) => [r.id, r])),
+    keys,
+    claimMappings: new Map(policies.map((o) => [o.id, o.policy.jwtClaims ?? []])),
+    environmentProjects: new Map(envs.map((e) => [e.id, e.projectId])),
+    statusIdx: new Map(status.map((s) => [s.id, s.idx])),
+  };
 }
 
 /**
@@ -47,6 +74,7 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
   if (platform.includes("platform.root")) Object.keys(OPERATIONS).forEach((op) => scopes.add(op));
   platform.forEach((op) => scopes.add(op));
   for (const a of here) roleOperations(a.roleId, customRoles.get(a.roleId)?.operations).forEach((op) => scopes.add(op));
+  const customClaims = orgId === null ? undefined : customClaimsIn(state, orgId, here);
   return {
     accountId: account.id,
     orgId: account.orgId,
@@ -59,7 +87,38 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
     allowedCidrs: account.allowedCidrs ?? [],
     tokenEndpointAuthMethod: account.tokenEndpointAuthMethod,
     ...(account.jwtQuota ? { jwtQuota: account.jwtQuota } : {}),
+    ...(customClaims ? { customClaims } : {}),
   };
+}
+
+const single = (ids: Set<string>) => (ids.size === 1 ? [...ids][0]! : null);
+
+/**
+ * The org's custom claims for the account. `projectId` / `environmentId` are the project and the
+ * environment of its project- and environment-level roles in that org when they name exactly one
+ * (none, or several: the claim is left out). `externalId` and metadata are written by the
+ * account's home org, so only its home org's JWTs carry them: another org's mapping never lets
+ * a foreign org's admin choose the value of a claim in its JWTs.
+ */
+function customClaimsIn(state: AccountState, orgId: string, here: RoleAssignment[]): Record<string, string> | undefined {
+  const mapping = state.claimMappings.get(orgId);
+  if (!mapping || mapping.length === 0) return undefined;
+  const projects = new Set<string>();
+  const envs = new Set<string>();
+  for (const a of here) {
+    if (a.scopeType === "project") projects.add(a.scopeId);
+    if (a.scopeType !== "environment") continue;
+    envs.add(a.scopeId);
+    const project = state.environmentProjects.get(a.scopeId);
+    if (project) projects.add(project);
+  }
+  const home = orgId === state.account.orgId;
+  return customClaimsOf(mapping, {
+    externalId: home ? state.account.externalId : null,
+    metadata: home ? (state.account.metadata ?? {}) : {},
+    projectId: single(projects),
+    environmentId: single(envs),
+  });
 }
 
 export function accountRecordOf(state: AccountState): AccountRecord {

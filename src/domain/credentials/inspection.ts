@@ -5,6 +5,7 @@ import type { Ctx } from "../shared/context.ts";
 import { resolveCredential, type CredentialQuery, type ResolvedCredential } from "./resolver.ts";
 import { revokeJti } from "../signing/jwt.ts";
 import type { AccountClaims } from "./kv-records.ts";
+import { customClaimsOfJwt } from "../signing/custom-claims.ts";
 
 /**
  * What an authenticated OAuth client may learn about, and do to, a token it presents:
@@ -28,12 +29,17 @@ export function mayIntrospect(client: AccountClaims, token: ResolvedCredential):
 
 export type Introspection = { active: false } | ({ active: true } & Record<string, unknown>);
 
-/** RFC 7662 2.2: the answer about a token, exactly `{active: false}` for anything dead, unknown or not the client's to see. */
+/**
+ * RFC 7662 2.2: the answer about a token, exactly `{active: false}` for anything dead, unknown or
+ * not the client's to see. The org's custom claims come first (their names are never one of the
+ * members written after them): a JWT's own, an access token's those its JWTs would carry.
+ */
 export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null): Introspection {
   if (!token || !mayIntrospect(client, token)) return { active: false };
   if (token.kind === "access_token") {
     const { account, expiresAt } = token;
     return {
+      ...account.customClaims,
       active: true,
       token_type: "access_token",
       client_id: account.accountId,
@@ -44,8 +50,9 @@ export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCr
       ...(account.orgId ? { org_id: account.orgId } : {}),
     };
   }
-  const { sub, client_id, scope, exp, iat, iss, aud, jti, org_id } = token.jwt!;
-  return { active: true, token_type: "Bearer", sub, client_id, scope, exp, iat, iss, aud, jti, ...(org_id ? { org_id } : {}) };
+  const jwt = token.jwt!;
+  const { sub, client_id, scope, exp, iat, iss, aud, jti, org_id } = jwt;
+  return { ...customClaimsOfJwt(jwt), active: true, token_type: "Bearer", sub, client_id, scope, exp, iat, iss, aud, jti, ...(org_id ? { org_id } : {}) };
 }
 
 /**

@@ -39,6 +39,11 @@ export interface AccountClaims {
    */
   tokenScopes?: string[] | undefined;
   tokenCidrs?: string[] | undefined;
+  /**
+   * The org's custom claims for this account (policy.jwtClaims applied to it), computed when the
+   * record is written so that minting reads nothing; absent in records written before them.
+   */
+  customClaims?: Record<string, string>;
 }
 
 export interface TokenRecord {

@@ -262,7 +262,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "metadata" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota">
 >;
 
 /**
@@ -291,7 +291,12 @@ export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: Acco
         orgId: account.orgId,
         targetType: "service_account",
         targetId: accountId,
-        details: { fields: Object.keys(patch).filter((k) => k !== "nameKey"), status: next.status, expiresAt: next.expiresAt },
+        details: {
+          fields: Object.keys(patch).filter((k) => k !== "nameKey"),
+          status: next.status,
+          expiresAt: next.expiresAt,
+          ...(patch.metadata !== undefined ? { metadataKeys: Object.keys(patch.metadata) } : {}),
+        },
       }),
     ],
     kvAfter: restricts ? [] : kvOps,

@@ -14,6 +14,7 @@ import { findBuiltinRole, withPermission, type Gate } from "../access/permission
 import type { Principal } from "../shared/principal.ts";
 import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "../access/role-assignments.ts";
 import { exchangeCounts } from "../credentials/usage.ts";
+import { checkMetadata } from "../signing/custom-claims.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_VALIDITY_DAYS = 730;
@@ -67,6 +68,8 @@ export interface CreateAccountInput extends Validity {
   allowedCidrs?: string[] | undefined;
   jwtQuota?: JwtQuota | undefined;
   externalId?: string | undefined;
+  /** A small string map the org's custom claims may draw on (signing/custom-claims.ts bounds it). */
+  metadata?: Record<string, string> | undefined;
   roles?: AssignmentInput[] | undefined;
   /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
   permissionsFrom?: "caller" | undefined;
@@ -89,6 +92,9 @@ async function bindWaitingInvitations(ctx: Ctx, account: ServiceAccount) {
   ]);
 }
 
+/** The metadata keys an audit event names (not the values). */
+export const metadataKeys = (metadata: Record<string, string> | null | undefined) => (metadata && Object.keys(metadata).length > 0 ? { metadataKeys: Object.keys(metadata) } : {});
+
 /**
  * Inserts an account (with its role assignments and audit event) in one batch; maps unique
  * violations to 409s. A generated email that collides gets a random suffix; the stored account is returned.
@@ -99,7 +105,7 @@ export async function insertAccount(ctx: Ctx, account: ServiceAccount, extra: Re
     orgId: account.orgId,
     targetType: "service_account",
     targetId: account.id,
-    details: { name: account.name, email: account.email, expiresAt: account.expiresAt },
+    details: { name: account.name, email: account.email, expiresAt: account.expiresAt, ...metadataKeys(account.metadata) },
   });
   const bind = await bindWaitingInvitations(ctx, account);
   try {
@@ -135,6 +141,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
   const now = ctx.now();
   if (input.email !== undefined) assertOwnEmail(ctx, org, input.email);
   if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
+  const metadata = checkMetadata(input.metadata ?? {});
   const id = newId("account");
   const asked = await planAssignments(ctx, principal, org, id, input.roles ?? []);
   const same = (a: RoleAssignment, b: RoleAssignment) => a.roleId === b.roleId && a.scopeType === b.scopeType && a.scopeId === b.scopeId;
@@ -156,6 +163,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
     externalId: input.externalId ?? null,
+    metadata,
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,
     platformPermissions: null,
@@ -261,6 +269,8 @@ export interface PatchAccountInput extends Validity {
   description?: string | null | undefined;
   groups?: string[] | undefined;
   externalId?: string | null | undefined;
+  /** Replaces the whole map; null clears it. */
+  metadata?: Record<string, string> | null | undefined;
   status?: "active" | "disabled" | undefined;
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
@@ -289,6 +299,7 @@ async function editAccount(gate: Gate, orgRef: string, accountId: string, input:
   if (input.allowedCidrs !== undefined) patch.allowedCidrs = [...new Set(input.allowedCidrs)];
   if (input.externalId !== undefined) patch.externalId = input.externalId;
   if (input.jwtQuota !== undefined) patch.jwtQuota = input.jwtQuota;
+  if (input.metadata !== undefined) patch.metadata = checkMetadata(input.metadata ?? {});
   if (input.status !== undefined) patch.status = input.status;
   if (expiresAt !== undefined) patch.expiresAt = expiresAt;
   if (Object.keys(patch).length === 0) return account;

@@ -8,6 +8,9 @@ import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import { effectiveOperations, isPlatformRoot, OPERATIONS, withPermission, type Gate } from "../access/permissions.ts";
 import type { Principal } from "../shared/principal.ts";
+import { checkClaimMapping } from "../signing/custom-claims.ts";
+import { syncAccounts } from "../credentials/account-object.ts";
+import { chunks } from "../../lib/chunks.ts";
 
 export const DEFAULT_POLICY: OrgPolicy = {
   maxActiveTokensPerAccount: 1,
@@ -96,7 +99,12 @@ export const createOrg = withPermission("platform.root", async (gate, input: Cre
     id: newId("org"),
     slug: input.slug.toLowerCase(),
     name: input.name,
-    policy: { ...DEFAULT_POLICY, ...input.policy, scopes: declaredScopes(input.policy?.scopes ?? []) },
+    policy: {
+      ...DEFAULT_POLICY,
+      ...input.policy,
+      scopes: declaredScopes(input.policy?.scopes ?? []),
+      ...(input.policy?.jwtClaims !== undefined ? { jwtClaims: checkClaimMapping(input.policy.jwtClaims) } : {}),
+    },
     createdAt: now,
     createdBy: principal.accountId,
     updatedAt: now,
@@ -149,6 +157,7 @@ export const patchOrg = withPermission("orgs.admin", async (gate, ref: string, i
       throw new DomainError("conflict", `Accounts of the org still carry ${inUse.join(", ")} in their allowedScopes; remove it from them first (PATCH .../service-accounts/{sa} {"allowedScopes": [...]})`);
     }
   }
+  if (input.policy?.jwtClaims !== undefined) policy.jwtClaims = checkClaimMapping(input.policy.jwtClaims);
   const next: Org = { ...org, name: input.name ?? org.name, policy, updatedAt: ctx.now() };
   await ctx.db.batch([
     ctx.db.update(orgs).set({ name: next.name, policy: next.policy, updatedAt: next.updatedAt }).where(eq(orgs.id, org.id)),
@@ -160,5 +169,27 @@ export const patchOrg = withPermission("orgs.admin", async (gate, ref: string, i
       details: { name: input.name, policy: input.policy },
     }),
   ]);
+  // Also when unchanged: setting the mapping again is how an operator repairs records a failed resync left behind.
+  if (input.policy?.jwtClaims !== undefined) await resyncOrgAccounts(ctx, org.id);
   return next;
 });
+
+/** How many accounts' Durable Objects a claim-mapping change rewrites at a time. */
+const RESYNC_CONCURRENCY = 25;
+
+/**
+ * After the org's custom claim mapping is set, every account of the org gets its KV records (and
+ * so its custom claims) rewritten before the PATCH answers: the next JWT minted where the change
+ * was made carries the new claims; elsewhere within KV's propagation plus the 10 s record cache.
+ * One account's failure does not stop the others; the first is thrown once all were tried.
+ * Accounts of other orgs need nothing: their JWTs for this org read their claims from D1.
+ */
+async function resyncOrgAccounts(ctx: Ctx, orgId: string): Promise<void> {
+  const ids = (await ctx.db.select({ id: serviceAccounts.id }).from(serviceAccounts).where(eq(serviceAccounts.orgId, orgId))).map((r) => r.id);
+  let failure: unknown;
+  for (const batch of chunks(ids, RESYNC_CONCURRENCY)) {
+    const results = await Promise.allSettled(batch.map((id) => syncAccounts(ctx, [id])));
+    for (const r of results) if (r.status === "rejected") failure ??= r.reason;
+  }
+  if (failure !== undefined) throw failure;
+}

@@ -38,6 +38,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
     externalId: null,
+    metadata: {},
     status: "active",
     expiresAt: null,
     platformPermissions: [...new Set(input.permissions)],

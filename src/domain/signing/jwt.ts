@@ -197,6 +197,8 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     source_jtis: input.source.jtis,
     federated: input.federated,
     status: input.source.statusIdx === null ? undefined : statusListRef(ctx.config.ISSUER, input.source.statusIdx),
+    // Computed for the account's org: a JWT for another org carries only what was computed for that org.
+    custom: orgId === input.account.orgId ? input.account.customClaims : undefined,
   });
   return signJws(key, privateKey, payload).then((jws) => ({ jws: jwsText(jws), jti, exp, iat }));
 }
@@ -222,7 +224,37 @@ export interface AccessTokenClaims {
   federated?: FederatedOrigin | undefined;
   /** draft-ietf-oauth-status-list: where the root credential's status bit is. */
   status?: StatusListRef | undefined;
+  /** The org's custom claims (src/domain/signing/custom-claims.ts), written after Keyward's own. */
+  custom?: Readonly<Record<string, string>> | undefined;
 }
+
+/**
+ * Every claim Keyward itself writes into its access tokens. A custom claim may never take one of
+ * these names (custom-claims.ts refuses them in a mapping; accessTokenPayload skips them, for a
+ * mapping stored before a claim joined this list). A new claim in AccessTokenClaims that is not
+ * listed here fails the typecheck below.
+ */
+export const KEYWARD_JWT_CLAIMS = [
+  "iss",
+  "sub",
+  "aud",
+  "iat",
+  "exp",
+  "jti",
+  "client_id",
+  "scope",
+  "org_id",
+  "groups",
+  "roles",
+  "source_token_id",
+  "source_jtis",
+  "federated",
+  "status",
+] as const satisfies readonly Exclude<keyof AccessTokenClaims, "custom">[];
+type UnlistedClaim = Exclude<keyof AccessTokenClaims, "custom" | (typeof KEYWARD_JWT_CLAIMS)[number]>;
+const everyClaimListed: [UnlistedClaim] extends [never] ? true : UnlistedClaim = true;
+void everyClaimListed;
+const KEYWARD_CLAIM_SET: ReadonlySet<string> = new Set(KEYWARD_JWT_CLAIMS);
 
 const payloadWriter = new JsonBytes();
 
@@ -242,7 +274,19 @@ export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
   if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
   if (c.federated) json.raw(',"federated":{"iss":').string(c.federated.iss).raw(',"sub":').string(c.federated.sub).raw(',"policy_id":').string(c.federated.policy_id).raw("}");
   if (c.status) json.raw(',"status":{"status_list":{"idx":').number(c.status.idx).raw(',"uri":').string(c.status.uri).raw("}}");
+  if (c.custom) writeCustomClaims(json, c.custom);
   return json.raw("}").bytes();
+}
+
+/**
+ * Custom claims after Keyward's own, each name and value JSON-escaped. A name Keyward writes itself
+ * is skipped: JSON parsers keep the last of duplicate names, so it would override ours.
+ */
+function writeCustomClaims(json: JsonBytes, custom: Readonly<Record<string, string>>): void {
+  for (const name in custom) {
+    if (KEYWARD_CLAIM_SET.has(name) || !Object.hasOwn(custom, name)) continue;
+    json.raw(",").string(name).raw(":").string(custom[name]!);
+  }
 }
 
 export interface VerifiedJwt extends JWTPayload {

@@ -37,6 +37,22 @@ export const orgPolicySchema = z.object({
     .optional()
     .openapi({ description: "Days before a token's or an account's expiry at which `token.expiring` / `account.expiring` webhook events are sent, each once (default [7, 1]; [] for none)" }),
   jwtQuota: jwtQuotaSchema.nullable().optional().openapi({ description: "The JWT quota of accounts without their own (null: none)" }),
+  jwtClaims: z
+    .array(
+      z
+        .object({
+          claim: z.string().min(1).max(64).openapi({ description: "The claim's name in the JWT: `^[a-z][a-z0-9_]{0,31}$`, never a registered claim or one Keyward writes (422 claim_name_reserved)", example: "team" }),
+          from: z.string().min(1).max(80).openapi({ description: "`externalId`, `projectId`, `environmentId` or `metadata.<key>`", example: "metadata.team" }),
+        })
+        .strict()
+        .openapi("ClaimMapping"),
+    )
+    .max(50)
+    .optional()
+    .openapi({
+      description: "Custom claims: which account attributes go into the org's JWTs, at most 10 (422 invalid_claim_mapping). A source without a value leaves its claim out. See docs/claims.md",
+      example: [{ claim: "team", from: "metadata.team" }],
+    }),
 });
 
 export const orgSchema = z
@@ -73,6 +89,7 @@ export const accountSchema = z
     allowedCidrs: z.array(z.string()),
     jwtQuota: jwtQuotaSchema.nullable().openapi({ description: "The account's own JWT quota (null: its org policy's jwtQuota)" }),
     externalId: z.string().nullable(),
+    metadata: z.record(z.string(), z.string()).openapi({ description: "The account's metadata (custom claims' source)" }),
     status: z.enum(["active", "disabled", "expired"]),
     expiresAt: timestamp.nullable(),
     createdAt: timestamp,
@@ -94,6 +111,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   allowedCidrs: a.allowedCidrs,
   jwtQuota: a.jwtQuota ?? null,
   externalId: a.externalId,
+  metadata: a.metadata ?? {},
   status: accountStatus(a, now),
   expiresAt: iso(a.expiresAt),
   createdAt: iso(a.createdAt)!,

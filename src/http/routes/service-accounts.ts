@@ -14,6 +14,16 @@ const cidrs = z
   .max(50)
   .openapi({ description: "Networks the credentials may be used from (checked against CF-Connecting-IP); empty for anywhere", example: ["10.0.0.0/8", "2001:db8::/32"] });
 const externalId = displayText(256);
+/** A key a parsed record would drop without a word (assigning `__proto__` sets no property): refused instead. */
+const refuseProtoKey = (raw: unknown, ctx: { addIssue: (issue: { code: "custom"; message: string; input: unknown }) => void }) => {
+  if (raw !== null && typeof raw === "object" && Object.hasOwn(raw, "__proto__")) ctx.addIssue({ code: "custom", message: 'must not have the key "__proto__"', input: raw });
+  return raw;
+};
+const metadata = z.preprocess(refuseProtoKey, z.record(z.string(), z.string())).openapi({
+  description:
+    "A small string map the org's custom claims (policy.jwtClaims) may copy into its JWTs: keys `^[a-zA-Z][a-zA-Z0-9_.-]{0,62}$`, at most 20, values of at most 256 characters, at most 2 KiB as JSON (else 422 invalid_metadata)",
+  example: { team: "payments", costCenter: "cc-42" },
+});
 const allowedScopes = z
   .array(scopeName)
   .max(50)
@@ -37,6 +47,7 @@ export const createAccountBody = z
     description: displayText(1024).optional(),
     groups: groups.optional(),
     externalId: externalId.optional(),
+    metadata: metadata.optional(),
     ...validity,
     roles: z.array(assignmentBody).max(20).optional().openapi({ description: "Roles to grant; none by default" }),
     permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
@@ -58,6 +69,7 @@ export const patchAccountBody = z
     description: displayText(1024).nullable().optional(),
     groups: groups.optional(),
     externalId: externalId.nullable().optional(),
+    metadata: metadata.nullable().optional().openapi({ description: "Replaces the whole map; null clears it" }),
     status: z.enum(["active", "disabled"]).optional(),
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
@@ -121,7 +133,7 @@ export const serviceAccountRoutes = router()
     },
   )
   .openapi(
-    createRoute({ method: "patch", path: "/{org}/service-accounts/{sa}", tags, summary: "Edit, disable or re-enable a service account", ...needs(patchAccount), request: { params: saParam, ...jsonBody(patchAccountBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 409) } }),
+    createRoute({ method: "patch", path: "/{org}/service-accounts/{sa}", tags, summary: "Edit, disable or re-enable a service account", ...needs(patchAccount), request: { params: saParam, ...jsonBody(patchAccountBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 409, 422) } }),
     async (c) => {
       const { org, sa } = c.req.valid("param");
       return c.json(toAccountDto(await patchAccount(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json"))), 200);
