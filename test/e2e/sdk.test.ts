@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevServer, type DevServer } from "../../scripts/dev-server.ts";
@@ -16,6 +16,30 @@ import { createKeywardVerifier, KeywardJwtError, verifyKeywardJwt } from "../../
 
 const LIST_TTL_SECONDS = 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const SRC = path.resolve(import.meta.dirname, "..", "..", "src");
+
+/** Relative imports of every .ts/.tsx file under `dir`, as [file, resolved target]. */
+function importsUnder(dir: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !/\.tsx?$/.test(entry.name)) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    for (const m of readFileSync(file, "utf8").matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)"/g)) out.push([file, path.resolve(path.dirname(file), m[1]!)]);
+  }
+  return out;
+}
+
+describe("the SDK stays out of the Worker", () => {
+  it("src/client and src/verify import nothing else from src/, and nothing else in src/ imports them", () => {
+    const sdk = [path.join(SRC, "client"), path.join(SRC, "verify")];
+    const inSdk = (p: string) => sdk.some((d) => p === d || p.startsWith(d + path.sep));
+    const all = importsUnder(SRC);
+    expect(all.length).toBeGreaterThan(100);
+    const leaks = all.filter(([file, target]) => inSdk(file) !== inSdk(target));
+    expect(leaks.map(([f, t]) => `${path.relative(SRC, f)} -> ${path.relative(SRC, t)}`)).toEqual([]);
+  });
+});
 
 describe("the SDK against the dev server", () => {
   let server: DevServer;
