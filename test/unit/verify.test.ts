@@ -133,9 +133,9 @@ describe("verifyKeywardJwt against the Worker's JWTs", () => {
 });
 
 /** An issuer made here: its key, its JWKS and status lists served by `fetch`, counting requests. */
-async function fakeIssuer(base = "https://issuer.fake.test") {
-  const { privateKey, publicKey } = await jose.generateKeyPair("ES256");
-  const jwk = { ...(await jose.exportJWK(publicKey)), kid: "fake-1", alg: "ES256", use: "sig" };
+async function fakeIssuer(base = "https://issuer.fake.test", alg: "ES256" | "RS256" | "EdDSA" = "ES256") {
+  const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: "fake-1", alg, use: "sig" };
   const served = new Map<string, () => Response>();
   const counts = new Map<string, number>();
   served.set("/.well-known/jwks.json", () => Response.json({ keys: [jwk] }));
@@ -147,7 +147,7 @@ async function fakeIssuer(base = "https://issuer.fake.test") {
     return make ? make() : new Response("not found", { status: 404 });
   };
   const sign = (payload: jose.JWTPayload, header: Partial<jose.JWTHeaderParameters> = {}) =>
-    new jose.SignJWT(payload).setProtectedHeader({ alg: "ES256", kid: "fake-1", typ: "at+jwt", ...header }).sign(privateKey);
+    new jose.SignJWT(payload).setProtectedHeader({ alg, kid: "fake-1", typ: "at+jwt", ...header }).sign(privateKey);
   const nowS = Math.floor(Date.now() / 1000);
   const accessToken = (extra: jose.JWTPayload = {}, header: Partial<jose.JWTHeaderParameters> = {}) =>
     sign({ iss: base, sub: "sa_test", aud: "https://api.example.test", iat: nowS, exp: nowS + 300, jti: crypto.randomUUID(), scope: "a b", ...extra }, header);
@@ -166,6 +166,18 @@ async function fakeIssuer(base = "https://issuer.fake.test") {
 }
 
 describe("verifier rules on an issuer made here", () => {
+  it("each algorithm Keyward may sign with verifies, the status list too", async () => {
+    for (const alg of ["ES256", "RS256", "EdDSA"] as const) {
+      const issuer = await fakeIssuer(`https://${alg.toLowerCase()}.fake.test`, alg);
+      const uri = await issuer.serveList(0, [3]);
+      const verifier = createKeywardVerifier(issuer.options());
+      expect((await verifier.verify(await issuer.accessToken({ status: { status_list: { idx: 2, uri } } }))).sub, alg).toBe("sa_test");
+      await refusedWith(verifier.verify(await issuer.accessToken({ status: { status_list: { idx: 3, uri } } })), "revoked");
+      const pinned = createKeywardVerifier(issuer.options({ algorithms: ["ES256", "RS256", "EdDSA"].filter((a) => a !== alg) as never }));
+      await refusedWith(pinned.verify(await issuer.accessToken()), "alg_not_allowed");
+    }
+  });
+
   it("typ: missing, JWT, or a status list token presented as an access token are refused", async () => {
     const issuer = await fakeIssuer();
     const verifier = createKeywardVerifier(issuer.options());
