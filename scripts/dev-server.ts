@@ -38,6 +38,8 @@ export interface DevServerOptions {
   issuer?: string | "from-port";
   /** FEDERATION_ALLOWED_ISSUERS (KEYWARD_FEDERATION_ALLOWED_ISSUERS): the external issuers trust policies may name. */
   federationAllowedIssuers?: string[];
+  /** STATUS_LIST_TTL_SECONDS (KEYWARD_STATUS_LIST_TTL_SECONDS): how long status lists are cached. */
+  statusListTtlSeconds?: number;
   timeoutMs?: number;
 }
 
@@ -48,6 +50,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const persist = mkdtempSync(path.join(tmpdir(), "keyward-e2e-"));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), KEYWARD_PERSIST_DIR: persist, KEYWARD_ISSUER: options.issuer ?? base };
   if (options.issuer === "from-port") delete env.KEYWARD_ISSUER;
+  if (options.statusListTtlSeconds !== undefined) env.KEYWARD_STATUS_LIST_TTL_SECONDS = String(options.statusListTtlSeconds);
   if (options.federationAllowedIssuers) env.KEYWARD_FEDERATION_ALLOWED_ISSUERS = options.federationAllowedIssuers.join(",");
   const child = spawn(process.execPath, [path.join(root, "scripts", "dev.ts")], {
     cwd: root,

@@ -7,7 +7,8 @@
  * Re-running keeps the data (and does not bootstrap again).
  * The root token is also written to <state dir>/root-token (mode 0600) for scripts.
  * Environment: PORT, KEYWARD_PERSIST_DIR (where local state lives), KEYWARD_ISSUER (overrides ISSUER),
- * KEYWARD_FEDERATION_ALLOWED_ISSUERS (overrides FEDERATION_ALLOWED_ISSUERS, docs/federation.md).
+ * KEYWARD_FEDERATION_ALLOWED_ISSUERS (overrides FEDERATION_ALLOWED_ISSUERS, docs/federation.md),
+ * KEYWARD_STATUS_LIST_TTL_SECONDS (overrides STATUS_LIST_TTL_SECONDS: the SDK's e2e test sees a revocation sooner).
  * ISSUER is `http://localhost:<PORT>` unless KEYWARD_ISSUER is set, so that the RFC 8414 metadata,
  * the JWTs' `iss` and the audience of client assertions name the URL the server answers on (the
  * one printed at the end; OAuth clients such as Authlib accept plain http for localhost only).
@@ -43,7 +44,15 @@ const shown = `http://localhost:${port}`;
 const issuer = process.env.KEYWARD_ISSUER || shown;
 const federationIssuers = process.env.KEYWARD_FEDERATION_ALLOWED_ISSUERS;
 // Local development may point webhooks at a receiver on loopback (docs/webhooks.md); a deployment never does.
-const varArgs = ["--var", `ISSUER:${issuer}`, "--var", "WEBHOOK_ALLOW_LOOPBACK:true", ...(federationIssuers ? ["--var", `FEDERATION_ALLOWED_ISSUERS:${federationIssuers}`] : [])];
+const statusListTtl = process.env.KEYWARD_STATUS_LIST_TTL_SECONDS;
+const varArgs = [
+  "--var",
+  `ISSUER:${issuer}`,
+  "--var",
+  "WEBHOOK_ALLOW_LOOPBACK:true",
+  ...(federationIssuers ? ["--var", `FEDERATION_ALLOWED_ISSUERS:${federationIssuers}`] : []),
+  ...(statusListTtl ? ["--var", `STATUS_LIST_TTL_SECONDS:${statusListTtl}`] : []),
+];
 
 function migrate() {
   const result = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
