@@ -65,6 +65,26 @@ describe("per-token restrictions: creation", () => {
     expect(JSON.parse(created.details)).toMatchObject({ scopes: ["service-accounts.read"], remainingUses: 5, refill: { amount: 10, intervalSeconds: 86_400 } });
   });
 
+  it("restrictions on the first token of a new account are checked against the roles it is created with", async () => {
+    const { org, adminToken } = await freshOrg(root.token);
+    const created = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, {
+      token: adminToken,
+      body: { name: "once-bot", roles: [{ role: "viewer" }], issueToken: { scopes: ["service-accounts.read"], remainingUses: 1 } },
+    });
+    expectStatus(created, 201);
+    expect(created.json.token, created.text).toMatchObject({ scopes: ["service-accounts.read"], remainingUses: 1 });
+    expect(scopeOf((await exchange(created.json.token.token)).json.jwt)).toBe("service-accounts.read");
+    expectUnauthenticated(await exchange(created.json.token.token));
+    const refused = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, {
+      token: adminToken,
+      body: { name: "greedy-bot", roles: [{ role: "viewer" }], issueToken: { scopes: ["roles.edit"] } },
+    });
+    expectProblem(refused, 422, "token_scope_not_allowed");
+    // Refused before the account exists: nothing is left behind.
+    const row = await env.DB.prepare("select id from service_accounts where org_id = ? and name = 'greedy-bot'").bind(org.id).first();
+    expect(row).toBeNull();
+  });
+
   it("refuses scopes outside the account's (422 token_scope_not_allowed) and creates nothing", async () => {
     const { org, adminToken, sa } = await setup();
     const res = await issue(adminToken, org.id, sa.id, { scopes: ["service-accounts.read", "roles.edit"] });
