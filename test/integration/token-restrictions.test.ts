@@ -6,6 +6,7 @@ import { auditOf, freshOrg, issue, issueOk, kvKeyOf, readSelf, regenerate, setPo
 import { expectProblem, expectUnauthenticated, sleep } from "./registry-helpers.ts";
 import { postForm } from "./oauth-helpers.ts";
 import { consoleGet, consoleLogin } from "./console-helpers.ts";
+import { deliveryRows, hooks, receiver } from "./webhook-helpers.ts";
 
 /**
  * Issue 20, per-token restrictions: a token's own scopes (within its account's), networks (within
@@ -210,6 +211,16 @@ describe("per-token restrictions: remaining uses", () => {
     expect(exhausted[0]!.actor_id).toBe(sa.id);
     expect(exhausted[0]!.org_id).toBe(org.id);
     expect((await tokenDto(adminToken, org.id, sa.id, tok.id)).remainingUses).toBe(0);
+  });
+
+  it("the exhaustion is a token.exhausted webhook event, once", async () => {
+    const { org, adminToken, sa } = await setup();
+    const endpoint = await call("POST", hooks(org.id), { token: adminToken, body: { url: receiver().url, events: ["token.exhausted"] } });
+    expectStatus(endpoint, 201);
+    const tok = await issueOk(adminToken, org.id, sa.id, { remainingUses: 2 });
+    for (let i = 0; i < 4; i++) await exchange(tok.token);
+    const rows = (await deliveryRows(endpoint.json.id)).filter((r) => r.event_type === "token.exhausted");
+    expect(rows, JSON.stringify(rows)).toHaveLength(1);
   });
 
   it("50 parallel exchanges against remainingUses 5 give exactly 5 successes", async () => {
