@@ -271,6 +271,9 @@ describe("per-token restrictions: remaining uses", () => {
     expectStatus(await exchange(tok.token, {}, "10.0.0.1"), 200);
     expectStatus(await exchange(tok.token, {}, "10.0.0.1"), 200);
     expectUnauthenticated(await exchange(tok.token, {}, "10.0.0.1"));
+    // Used up, it introspects as inactive, like a revoked token.
+    const after = await postForm("/oauth/introspect", { token: tok.token }, { basic: [sa.id, introspector.token] });
+    expect(after.json, after.text).toEqual({ active: false });
   });
 
   it("a refill sets the uses back to its amount once its interval has passed", async () => {

@@ -30,7 +30,8 @@ export type Introspection = { active: false } | ({ active: true } & Record<strin
 
 /** RFC 7662 2.2: the answer about a token, exactly `{active: false}` for anything dead, unknown or not the client's to see. */
 export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null): Introspection {
-  if (!token || !mayIntrospect(client, token)) return { active: false };
+  // A token that used up its uses is as dead as a revoked one.
+  if (!token || !mayIntrospect(client, token) || token.usesLeft === 0) return { active: false };
   if (token.kind === "access_token") {
     const { account, expiresAt } = token;
     return {
