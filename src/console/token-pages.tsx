@@ -66,6 +66,9 @@ export const TokenCells = (p: { token: AccessToken; status: string; unnamed: str
     <td>{p.token.name ?? <span class="muted">{p.unnamed}</span>}</td>
     <td>
       <code>{p.token.hint}</code>
+      {p.token.scopes && <span class="muted"> · scopes: {p.token.scopes.join(" ")}</span>}
+      {p.token.allowedCidrs && <span class="muted"> · networks: {p.token.allowedCidrs.join(", ")}</span>}
+      {p.token.remainingUses !== null && p.token.remainingUses !== undefined && <span class="muted"> · {p.token.remainingUses} uses left</span>}
     </td>
     <td>
       <span class={`badge ${p.status}`}>{p.status}</span>

@@ -23,7 +23,7 @@ import { planFederatedChange, type FederatedChange, type TrustPolicy } from "../
 import { Serial } from "../lib/serial.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
 import { loadCounter, takeUse, type StoredCounter } from "../domain/credentials/token-uses.ts";
-import type { UseOutcome } from "../domain/credentials/token-limits.ts";
+import { refilled, type UseOutcome } from "../domain/credentials/token-limits.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;
@@ -183,6 +183,13 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
         else this.ctx.waitUntil(logged);
       }
       return outcome;
+    });
+  }
+
+  usesLeft(accountId: string, tokenId: string): Promise<number> {
+    return this.uses.run(async () => {
+      const stored = this.ctx.storage.kv.get<StoredCounter>(`uses:${tokenId}`) ?? (await loadCounter(this.ctxFor(SYSTEM), accountId, tokenId));
+      return stored ? refilled(stored, Date.now()).remaining : 0;
     });
   }
 

@@ -6,6 +6,7 @@ import { auditOf, freshOrg, issue, issueOk, kvKeyOf, readSelf, regenerate, setPo
 import { expectProblem, expectUnauthenticated, sleep } from "./registry-helpers.ts";
 import { postForm } from "./oauth-helpers.ts";
 import { consoleGet, consoleLogin } from "./console-helpers.ts";
+import { deliveryRows, hooks, receiver } from "./webhook-helpers.ts";
 
 /**
  * Issue 20, per-token restrictions: a token's own scopes (within its account's), networks (within
@@ -63,6 +64,26 @@ describe("per-token restrictions: creation", () => {
     expect(plain, JSON.stringify(plain)).toMatchObject({ scopes: null, allowedCidrs: null, remainingUses: null, refill: null });
     const created = (await auditOf(tok.id)).find((e) => e.action === "access_token.created")!;
     expect(JSON.parse(created.details)).toMatchObject({ scopes: ["service-accounts.read"], remainingUses: 5, refill: { amount: 10, intervalSeconds: 86_400 } });
+  });
+
+  it("restrictions on the first token of a new account are checked against the roles it is created with", async () => {
+    const { org, adminToken } = await freshOrg(root.token);
+    const created = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, {
+      token: adminToken,
+      body: { name: "once-bot", roles: [{ role: "viewer" }], issueToken: { scopes: ["service-accounts.read"], remainingUses: 1 } },
+    });
+    expectStatus(created, 201);
+    expect(created.json.token, created.text).toMatchObject({ scopes: ["service-accounts.read"], remainingUses: 1 });
+    expect(scopeOf((await exchange(created.json.token.token)).json.jwt)).toBe("service-accounts.read");
+    expectUnauthenticated(await exchange(created.json.token.token));
+    const refused = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, {
+      token: adminToken,
+      body: { name: "greedy-bot", roles: [{ role: "viewer" }], issueToken: { scopes: ["roles.edit"] } },
+    });
+    expectProblem(refused, 422, "token_scope_not_allowed");
+    // Refused before the account exists: nothing is left behind.
+    const row = await env.DB.prepare("select id from service_accounts where org_id = ? and name = 'greedy-bot'").bind(org.id).first();
+    expect(row).toBeNull();
   });
 
   it("refuses scopes outside the account's (422 token_scope_not_allowed) and creates nothing", async () => {
@@ -192,6 +213,16 @@ describe("per-token restrictions: remaining uses", () => {
     expect((await tokenDto(adminToken, org.id, sa.id, tok.id)).remainingUses).toBe(0);
   });
 
+  it("the exhaustion is a token.exhausted webhook event, once", async () => {
+    const { org, adminToken, sa } = await setup();
+    const endpoint = await call("POST", hooks(org.id), { token: adminToken, body: { url: receiver().url, events: ["token.exhausted"] } });
+    expectStatus(endpoint, 201);
+    const tok = await issueOk(adminToken, org.id, sa.id, { remainingUses: 2 });
+    for (let i = 0; i < 4; i++) await exchange(tok.token);
+    const rows = (await deliveryRows(endpoint.json.id)).filter((r) => r.event_type === "token.exhausted");
+    expect(rows, JSON.stringify(rows)).toHaveLength(1);
+  });
+
   it("50 parallel exchanges against remainingUses 5 give exactly 5 successes", async () => {
     const { org, adminToken, sa } = await setup();
     const tok = await issueOk(adminToken, org.id, sa.id, { remainingUses: 5 });
@@ -240,6 +271,9 @@ describe("per-token restrictions: remaining uses", () => {
     expectStatus(await exchange(tok.token, {}, "10.0.0.1"), 200);
     expectStatus(await exchange(tok.token, {}, "10.0.0.1"), 200);
     expectUnauthenticated(await exchange(tok.token, {}, "10.0.0.1"));
+    // Used up, it introspects as inactive, like a revoked token.
+    const after = await postForm("/oauth/introspect", { token: tok.token }, { basic: [sa.id, introspector.token] });
+    expect(after.json, after.text).toEqual({ active: false });
   });
 
   it("a refill sets the uses back to its amount once its interval has passed", async () => {

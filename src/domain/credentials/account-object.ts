@@ -29,6 +29,8 @@ export interface AccountCredentialsRpc {
    * The count lives in the object's storage, so it is atomic however many isolates ask at once.
    */
   useToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<UseOutcome>;
+  /** The uses a limited token has left (a due refill counted), without spending one. */
+  usesLeft(accountId: string, tokenId: string): Promise<number>;
   /** False when the jti was already used; over RPC the answer comes as a promise. */
   rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
 }

@@ -35,7 +35,8 @@ export type Introspection = { active: false } | ({ active: true } & Record<strin
  * members written after them): a JWT's own, an access token's those its JWTs would carry.
  */
 export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCredential | null): Introspection {
-  if (!token || !mayIntrospect(client, token)) return { active: false };
+  // A token that used up its uses is as dead as a revoked one.
+  if (!token || !mayIntrospect(client, token) || token.usesLeft === 0) return { active: false };
   if (token.kind === "access_token") {
     const { account, expiresAt } = token;
     return {

@@ -65,6 +65,8 @@ export interface ResolvedCredential {
   scopeLimit?: string[] | undefined;
   /** An access token with a use limit: each accepted use is counted by the account's Durable Object. */
   limitedUses?: boolean | undefined;
+  /** Inspected (not used) tokens with a use limit: the uses left, as the account's object counts them. */
+  usesLeft?: number | undefined;
   /** A JWT's org_id: the only org it is for. */
   orgLimit?: string | undefined;
   /** A JWT's verified claims. */
@@ -84,7 +86,10 @@ export async function resolveCredential(ctx: Ctx, presented: string, query: Cred
     resolved = await resolveJwt(ctx, presented, query.jwtAudience);
   }
   if (!resolved || (query.accountId !== undefined && resolved.account.accountId !== query.accountId)) return null;
-  if (query.purpose === "inspect") return resolved;
+  if (query.purpose === "inspect") {
+    if (resolved.limitedUses) resolved.usesLeft = await replayCache(ctx, resolved.account.accountId).usesLeft(resolved.account.accountId, resolved.id);
+    return resolved;
+  }
   if (!auditedNetworkCheck(ctx, resolved.account)) return null;
   // Never answered from a cached record: only the object knows what is left.
   if (resolved.limitedUses && !(await spendUse(ctx, resolved))) return null;

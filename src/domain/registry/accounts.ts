@@ -1,5 +1,5 @@
-import { and, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
-import { invitations, serviceAccounts, type JwtQuota, type Org, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
+import { and, eq, gt, inArray, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { invitations, roles, serviceAccounts, type JwtQuota, type Org, type RoleAssignment, type ServiceAccount } from "../../db/schema.ts";
 import { DomainError, notFound } from "../shared/errors.ts";
 import { randomBase62 } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
@@ -15,6 +15,8 @@ import type { Principal } from "../shared/principal.ts";
 import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "../access/role-assignments.ts";
 import { exchangeCounts } from "../credentials/usage.ts";
 import { checkMetadata } from "../signing/custom-claims.ts";
+import { claimsOf } from "../access/claims.ts";
+import type { AccountClaims } from "../credentials/kv-records.ts";
 
 const DAY_MS = 86_400_000;
 export const MAX_VALIDITY_DAYS = 730;
@@ -136,8 +138,18 @@ function assertOwnEmail(ctx: Ctx, org: Org, email: string): void {
   }
 }
 
-/** Creates an account in an org the caller was authorized for (provisionAccount is the operation). */
-export async function createAccount(ctx: Ctx, principal: Principal, org: Org, input: CreateAccountInput): Promise<ServiceAccount> {
+/**
+ * Creates an account in an org the caller was authorized for (provisionAccount is the operation).
+ * `checkClaims` sees the claims the account will have (its roles' operations, its scopes and
+ * networks) before anything is written, and may refuse them by throwing.
+ */
+export async function createAccount(
+  ctx: Ctx,
+  principal: Principal,
+  org: Org,
+  input: CreateAccountInput,
+  checkClaims?: (claims: AccountClaims) => void,
+): Promise<ServiceAccount> {
   const now = ctx.now();
   if (input.email !== undefined) assertOwnEmail(ctx, org, input.email);
   if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
@@ -173,7 +185,14 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     updatedAt: now,
     lastUsedAt: null,
   };
+  if (checkClaims) checkClaims(claimsOf({ account, assignments, customRoles: await customRolesOf(ctx, assignments), keys: [], statusIdx: new Map(), claimMappings: new Map(), environmentProjects: new Map() }));
   return insertAccount(ctx, account, assignmentInserts(ctx, assignments), input.email !== undefined);
+}
+
+async function customRolesOf(ctx: Ctx, assignments: RoleAssignment[]) {
+  const ids = [...new Set(assignments.map((a) => a.roleId))].filter((id) => !findBuiltinRole(id));
+  const rows = ids.length > 0 ? await ctx.db.select({ id: roles.id, name: roles.name, operations: roles.operations }).from(roles).where(inArray(roles.id, ids)) : [];
+  return new Map(rows.map((r) => [r.id, r]));
 }
 
 /** The caller's own assignments in the org, as inputs ("the same permissions as the caller"). */
