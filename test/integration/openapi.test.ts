@@ -96,6 +96,7 @@ describe("the OAuth endpoints and discovery documents in the reference (issue 16
     ["/.well-known/oauth-authorization-server", "get"],
     ["/.well-known/openid-configuration", "get"],
     ["/.well-known/jwks.json", "get"],
+    ["/statuslists/{n}", "get"],
   ];
 
   it("/openapi.json lists them, with their form parameters, client authentication and RFC 6749 errors", async () => {

@@ -127,6 +127,15 @@ describe("status claim", () => {
     expect(await statusOf(second)).toBe(1);
   });
 
+  it("credentials created at once on different accounts (different Durable Objects) get distinct indexes", async () => {
+    const clients = await Promise.all(Array.from({ length: 6 }, () => newClient(root.token, { roles: [{ role: "viewer" }] })));
+    const jwts = await Promise.all(clients.map((c) => jwtFor(c.token)));
+    const refs = jwts.map((j) => JSON.stringify(statusRefOf(j)));
+    expect(new Set(refs).size).toBe(clients.length);
+    const rows = await Promise.all(clients.map((c) => env.DB.prepare("SELECT idx FROM credential_status WHERE credential_id = ?").bind(c.tokenId).first<{ idx: number }>()));
+    expect(rows.map((r) => r!.idx % 131_072)).toEqual(jwts.map((j) => statusRefOf(j).idx));
+  });
+
   it("the status claim is signed: a JWT whose status was edited does not verify", async () => {
     const c = await newClient(root.token, { roles: [{ role: "viewer" }] });
     const jwt = await jwtFor(c.token);

@@ -19,8 +19,13 @@ export interface StatusListRef {
   uri: string;
 }
 
+/** The last list URI built: a JWT is minted per request, and nearly all name the same few lists. */
+let lastUri = { issuer: "", n: -1, uri: "" };
+
 export function statusListRef(issuer: string, globalIdx: number): StatusListRef {
-  return { idx: globalIdx % STATUS_LIST_SIZE, uri: statusListUri(issuer, statusListNumber(globalIdx)) };
+  const n = statusListNumber(globalIdx);
+  if (lastUri.n !== n || lastUri.issuer !== issuer) lastUri = { issuer, n, uri: statusListUri(issuer, n) };
+  return { idx: globalIdx % STATUS_LIST_SIZE, uri: lastUri.uri };
 }
 
 /**
