@@ -123,7 +123,8 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
   const record = await resolveAccount(ctx, clientId);
   if (!record) throw fail("unknown or inactive client");
   const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
-  const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid));
+  const now = ctx.now();
+  const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid) && (k.expiresAt == null || k.expiresAt > now));
   for (const key of keys) {
     let payload;
     try {

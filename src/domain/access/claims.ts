@@ -60,6 +60,8 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
 export function accountRecordOf(state: AccountState): AccountRecord {
   return {
     account: claimsOf(state),
-    keys: state.keys.map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk })),
+    // Disabled and expired keys are left out; one past its expiresAt is refused at use (the cron marks it later).
+    keys: state.keys.filter((k) => k.status === "active").map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk, expiresAt: k.expiresAt })),
+    ...(state.account.jwksUri ? { jwksUri: state.account.jwksUri } : {}),
   };
 }

@@ -45,11 +45,16 @@ export interface AccountKey {
   kid: string;
   alg: PublicKeyAlg;
   jwk: Record<string, unknown>;
+  /** Epoch ms after which the key no longer authenticates (KV is lazy: checked at use); absent or null for never. */
+  expiresAt?: number | null | undefined;
 }
 
 export interface AccountRecord {
   account: AccountClaims;
+  /** The active keys only: a disabled or expired key is dropped from the record. */
   keys: AccountKey[];
+  /** The account's own JWKS URL, whose keys also authenticate it (after the registered ones). */
+  jwksUri?: string | undefined;
 }
 
 /** KV refuses expirations closer than 60 s; a record may outlive its secret there, never in our checks. */

@@ -154,6 +154,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     allowedScopes: [...new Set(input.allowedScopes ?? [])],
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
+    jwksUri: null,
     externalId: input.externalId ?? null,
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,

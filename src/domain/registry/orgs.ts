@@ -12,6 +12,7 @@ import type { Principal } from "../shared/principal.ts";
 export const DEFAULT_POLICY: OrgPolicy = {
   maxActiveTokensPerAccount: 1,
   maxTokenLifetimeDays: null,
+  maxKeyLifetimeDays: null,
   unusedTokenRevokeAfterDays: null,
   scopes: [],
 };

@@ -20,6 +20,7 @@ export interface PlatformAccountInput {
   displayName?: string | null;
   description?: string | null;
   tokenEndpointAuthMethod?: TokenEndpointAuthMethod | null;
+  jwksUri?: string | null;
 }
 
 /** The row of a platform-level account (no org): the bootstrap root, platform clients. */
@@ -37,6 +38,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     allowedScopes: [],
     allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
+    jwksUri: input.jwksUri ?? null,
     externalId: null,
     status: "active",
     expiresAt: null,

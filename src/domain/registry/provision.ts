@@ -24,7 +24,7 @@ export const provisionAccount = withPermission("service-accounts.edit", async (g
   if (publicKey !== undefined) await parsePublicKey(publicKey);
   if (tokenInput) tokenExpiry(tokenInput, policyOf(org), ctx.now(), resolveValidity(accountInput, ctx.now()) ?? null);
   const account = await createAccount(ctx, principal, org, accountInput);
-  if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
+  if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey }, policyOf(org));
   const issued = tokenInput ? await issueFor(ctx, org, account.id, tokenInput, account.expiresAt) : undefined;
   return { account, issued };
 });

@@ -16,6 +16,7 @@ export const scopeName = matching(z.string().min(1).max(128), /^[\x21\x23-\x5b\x
 export const orgPolicySchema = z.object({
   maxActiveTokensPerAccount: z.number().int().min(1).max(10).openapi({ description: "Active access tokens one account may hold (the one-active-token rule is 1)" }),
   maxTokenLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on an access token's lifetime" }),
+  maxKeyLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on a public key's lifetime: keys without expiresAt get it, longer ones are refused (422); null for none" }),
   unusedTokenRevokeAfterDays: z.number().int().min(1).max(3650).nullable(),
   scopes: z
     .array(scopeName)
