@@ -7,6 +7,8 @@ import { newId } from "../../lib/ids.ts";
 import { accountObject, unwrap } from "./account-object.ts";
 import { DEFAULT_POLICY, orgFor, policyOf } from "../registry/orgs.ts";
 import { accountFor } from "../registry/accounts.ts";
+import { assertJwksUri } from "./client-jwks.ts";
+import type { ServiceAccount } from "../../db/schema.ts";
 import type { Ctx } from "../shared/context.ts";
 import { withPermission } from "../access/permissions.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
@@ -271,3 +273,20 @@ export const listOrgKeys = withPermission("service-accounts.read", async (gate, 
     .limit(q.limit + 1);
   return toPage(rows, q.limit, (r) => r);
 });
+
+/**
+ * Sets (or, with null, clears) the account's jwksUri: the keys published there authenticate it by
+ * private_key_jwt, like registered keys, so setting one hands a credential out (fully guarded) and
+ * clearing it takes access away.
+ */
+export const setJwksUri = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, jwksUri: string | null): Promise<ServiceAccount> => {
+    const { account } = await accountFor(gate, orgRef, accountId, jwksUri === null ? "removes" : "grants");
+    const ctx = gate.ctx;
+    const next = jwksUri === null ? null : assertJwksUri(ctx, jwksUri);
+    if (next === account.jwksUri) return account;
+    return unwrap(await accountObject(ctx, account.id).updateAccount(account.id, { jwksUri: next }, ctx.meta)).account;
+  },
+  { guard: "covers" },
+);

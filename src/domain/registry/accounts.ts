@@ -6,6 +6,7 @@ import { newId } from "../../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { accountObject, unwrap } from "../credentials/account-object.ts";
+import { assertJwksUri } from "../credentials/client-jwks.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountPatch } from "../credentials/plans.ts";
@@ -66,6 +67,8 @@ export interface CreateAccountInput extends Validity {
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
   externalId?: string | undefined;
+  /** A JWKS URL whose keys also authenticate the account by private_key_jwt (client-jwks.ts). */
+  jwksUri?: string | undefined;
   roles?: AssignmentInput[] | undefined;
   /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
   permissionsFrom?: "caller" | undefined;
@@ -134,6 +137,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
   const now = ctx.now();
   if (input.email !== undefined) assertOwnEmail(ctx, org, input.email);
   if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
+  const jwksUri = input.jwksUri !== undefined ? assertJwksUri(ctx, input.jwksUri) : null;
   const id = newId("account");
   const asked = await planAssignments(ctx, principal, org, id, input.roles ?? []);
   const same = (a: RoleAssignment, b: RoleAssignment) => a.roleId === b.roleId && a.scopeType === b.scopeType && a.scopeId === b.scopeId;
@@ -154,7 +158,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     allowedScopes: [...new Set(input.allowedScopes ?? [])],
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
-    jwksUri: null,
+    jwksUri,
     externalId: input.externalId ?? null,
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,

@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { PublicKey } from "../../db/schema.ts";
-import { addKey, keyStatus, KID_PATTERN, listKeys, listOrgKeys, removeKey, setKeyStatus } from "../../domain/credentials/public-keys.ts";
+import { addKey, keyStatus, KID_PATTERN, listKeys, listOrgKeys, removeKey, setJwksUri, setKeyStatus } from "../../domain/credentials/public-keys.ts";
+import { MAX_JWKS_URI_LENGTH } from "../../domain/credentials/client-jwks.ts";
+import { accountSchema, toAccountDto } from "./dto.ts";
 import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, needs, pageOf, pageQuery, router } from "./common.ts";
 
 export const publicKeyInput = z
@@ -20,6 +22,17 @@ export const addKeyBody = z
   })
   .strict()
   .openapi("AddPublicKey", { example: { publicKey: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----", alg: "ES256", kid: "ci-2030-01", name: "CI signing key", expiresAt: "2030-01-31T00:00:00Z" } });
+
+export const jwksUriField = z
+  .string()
+  .min(1)
+  .max(MAX_JWKS_URI_LENGTH)
+  .openapi({ description: "A public https URL serving a JWKS (RFC 7517): its keys authenticate the account by private_key_jwt, after its registered keys; fetched with a timeout and size limit, cached, refreshed on an unknown kid at most once a minute", example: "https://ci.example.com/.well-known/jwks.json" });
+
+export const putJwksUriBody = z
+  .object({ jwksUri: jwksUriField.nullable().openapi({ description: "null removes it" }) })
+  .strict()
+  .openapi("PutJwksUri", { example: { jwksUri: "https://ci.example.com/.well-known/jwks.json" } });
 
 export const patchKeyBody = z
   .object({ status: z.enum(["active", "disabled"]).openapi({ description: "disabled: the key stops authenticating at once (reversible); active: enable it again (not once expired)" }) })
@@ -90,6 +103,13 @@ export const keyRoutes = router()
     async (c) => {
       const { org, sa, key } = c.req.valid("param");
       return c.json(toKeyDto(await setKeyStatus(ctxOf(c), c.get("principal"), org, sa, key, c.req.valid("json").status)), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "put", path: "/{org}/service-accounts/{sa}/jwks-uri", tags, summary: "Set or remove the account's JWKS URL for private_key_jwt", ...needs(setJwksUri), request: { params: saParam, ...jsonBody(putJwksUriBody) }, responses: { 200: jsonResponse("The account", accountSchema), ...errors(400, 401, 403, 404, 422) } }),
+    async (c) => {
+      const { org, sa } = c.req.valid("param");
+      return c.json(toAccountDto(await setJwksUri(ctxOf(c), c.get("principal"), org, sa, c.req.valid("json").jwksUri)), 200);
     },
   )
   .openapi(

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createPlatformAccount, deletePlatformAccount } from "../../domain/registry/platform-accounts.ts";
 import { ctxOf, errors, jsonBody, jsonResponse, nameText, needs, router } from "./common.ts";
-import { publicKeyInput } from "./keys.ts";
+import { jwksUriField, publicKeyInput } from "./keys.ts";
 
 export const createPlatformAccountBody = z
   .object({
@@ -9,6 +9,7 @@ export const createPlatformAccountBody = z
     permissions: z.array(z.string().max(64)).max(32),
     tokenEndpointAuthMethod: z.enum(["client_secret_basic", "private_key_jwt"]),
     publicKey: publicKeyInput.optional(),
+    jwksUri: jwksUriField.optional().openapi({ description: "private_key_jwt only: keys fetched from the client's own JWKS (with or instead of publicKey)" }),
   })
   .strict()
   .openapi("CreatePlatformServiceAccount", { example: { name: "billing-gateway", permissions: ["orgs.read"], tokenEndpointAuthMethod: "client_secret_basic" } });
