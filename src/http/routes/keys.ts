@@ -23,10 +23,11 @@ export const addKeyBody = z
   .strict()
   .openapi("AddPublicKey", { example: { publicKey: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----", alg: "ES256", kid: "ci-2030-01", name: "CI signing key", expiresAt: "2030-01-31T00:00:00Z" } });
 
+// The bound here only caps the body; the 2048-character rule is the domain's (422 jwks_uri_not_allowed).
 export const jwksUriField = z
   .string()
   .min(1)
-  .max(MAX_JWKS_URI_LENGTH)
+  .max(4 * MAX_JWKS_URI_LENGTH)
   .openapi({ description: "A public https URL serving a JWKS (RFC 7517): its keys authenticate the account by private_key_jwt, after its registered keys; fetched with a timeout and size limit, cached, refreshed on an unknown kid at most once a minute", example: "https://ci.example.com/.well-known/jwks.json" });
 
 export const putJwksUriBody = z
