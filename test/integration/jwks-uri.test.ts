@@ -193,7 +193,7 @@ describe("fetch failures: invalid_client, never a 500", () => {
 describe("setting jwksUri", () => {
   it("refuses what is not a public https URL (422 jwks_uri_not_allowed) at create and on PUT; nothing is created or changed", async () => {
     const sa = await viewerAccount(o.adminToken, o.org.id);
-    for (const bad of ["http://jwks.example.com/keys", "https://10.0.0.1/keys", "https://169.254.169.254/latest", "https://metadata.internal/keys", "ftp://example.com/k", "not a url", `https://example.com/${"a".repeat(2048)}`, "https://user:pw@example.com/k"]) {
+    for (const bad of ["http://jwks.example.com/keys", "https://10.0.0.1/keys", "https://169.254.169.254/latest", "https://metadata.internal/keys", "ftp://example.com/k", "not a url", `https://example.com/${"a".repeat(2048)}`, "https://user:pw@example.com/k", `${ISSUER}/.well-known/jwks.json`]) {
       expectProblemCode(await call("PUT", jwksUriPath(o.org.id, sa.id), { token: o.adminToken, body: { jwksUri: bad } }), 422, "jwks_uri_not_allowed");
       const name = unique("bad");
       expectProblemCode(await call("POST", sas(o.org.id), { token: o.adminToken, body: { name, jwksUri: bad } }), 422, "jwks_uri_not_allowed");

@@ -18,7 +18,11 @@ export const clientJwksKvKey = (uri: string) => `${KV_PREFIX}${uri}`;
 /** Why `uri` may not be an account's jwksUri, or null when it may. */
 export function jwksUriProblem(ctx: Pick<Ctx, "config">, uri: string): string | null {
   if (uri.length > MAX_JWKS_URI_LENGTH) return `at most ${MAX_JWKS_URI_LENGTH} characters`;
-  return publicUrlProblem(uri, { allowLoopback: ctx.config.JWKS_URI_ALLOW_LOOPBACK });
+  const problem = publicUrlProblem(uri, { allowLoopback: ctx.config.JWKS_URI_ALLOW_LOOPBACK });
+  if (problem) return problem;
+  // Keyward's own signing keys never authenticate a client (and Keyward never fetches itself).
+  if (new URL(uri).host === new URL(ctx.config.ISSUER).host) return "the URL is on Keyward's own host";
+  return null;
 }
 
 /** Refuses a jwksUri that is not a public https URL (422 jwks_uri_not_allowed). */
