@@ -102,6 +102,8 @@ describe("a client whose keys are only in its own JWKS", () => {
     const [h, , s] = good.split(".");
     const forged = `${h}.${jose.base64url.encode(JSON.stringify({ ...jose.decodeJwt(good), sub: other.id, iss: other.id }))}.${s}`;
     expectOAuthError(await assertionGrant(forged), 401, "invalid_client");
+    const unsigned = `${jose.base64url.encode(JSON.stringify({ alg: "none", kid: mine.kid }))}.${good.split(".")[1]}.`;
+    expectOAuthError(await assertionGrant(unsigned), 401, "invalid_client");
   });
 
   it("a private key or an HMAC key in the set is never used", async () => {

@@ -214,13 +214,40 @@ describe("the cron's expireKeys", () => {
     expect(body.data).toMatchObject({ target: { type: "public_key", id: o.key.id } });
   });
 
-  it("a disabled key past its expiry is left disabled (not re-marked), and reconcile sees the KV record as in agreement", async () => {
+  it("a disabled key past its expiry is left disabled (not re-marked)", async () => {
     const o = await keyedAccount({}, { expiresAt: new Date(Date.now() + DAY).toISOString() });
     expectStatus(await patchKey(o.adminToken, o.org.id, o.sa.id, o.key.id, { status: "disabled" }), 200);
     await runJobs(env, { jobs: ["expireKeys"], now: () => Date.now() + 2 * DAY });
     const row = await env.DB.prepare("select status from public_keys where id = ?").bind(o.key.id).first<{ status: string }>();
     expect(row?.status).toBe("disabled");
     expect(await actions(o.key.id)).toEqual(["public_key.created", "public_key.disabled"]);
+  });
+});
+
+describe("reconcile", () => {
+  /** Runs the reconcile job through one whole cycle; the accounts it resynced. */
+  async function reconcileCycle() {
+    let resynced = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = jobResult(await runJobs(env, { jobs: ["reconcile"] }), "reconcile");
+      resynced += r.accountsResynced as number;
+      if (!r.more) break;
+    }
+    return resynced;
+  }
+
+  it("a lost disable (KV still listing the key) is repaired; a disabled key in agreement is not resynced again", async () => {
+    const o = await keyedAccount();
+    expectStatus(await call("POST", `/api/v1/orgs/${o.org.id}/service-accounts/${o.sa.id}/tokens`, { token: o.adminToken, body: {} }), 201);
+    expectStatus(await patchKey(o.adminToken, o.org.id, o.sa.id, o.key.id, { status: "disabled" }), 200);
+    await reconcileCycle();
+    const record = (await kvRecord(o.sa.id))!;
+    expect(record.keys).toEqual([]);
+    // The KV write of the disable lost: the record still lists the key.
+    await env.TOKENS.put(accountKey(o.sa.id), JSON.stringify({ ...record, keys: [{ kid: o.key.kid, alg: "ES256", jwk: o.key.jwk, expiresAt: null }] }));
+    expect(await reconcileCycle()).toBeGreaterThanOrEqual(1);
+    expect((await kvRecord(o.sa.id))?.keys).toEqual([]);
+    expect(await reconcileCycle(), "nothing left to repair").toBe(0);
   });
 });
 
