@@ -25,7 +25,7 @@ const createdSchema = z
 /** `/api/service-accounts`: platform-level OAuth clients (root only). */
 export const platformAccountRoutes = router()
   .openapi(
-    createRoute({ method: "post", path: "/", tags: ["Platform"], summary: "Create a platform-level service account (an OAuth client)", ...needs(createPlatformAccount), request: jsonBody(createPlatformAccountBody), responses: { 201: jsonResponse("The client", createdSchema), ...errors(400, 401, 403, 409) } }),
+    createRoute({ method: "post", path: "/", tags: ["Platform"], summary: "Create a platform-level service account (an OAuth client)", ...needs(createPlatformAccount), request: jsonBody(createPlatformAccountBody), responses: { 201: jsonResponse("The client", createdSchema), ...errors(400, 401, 403, 409, 422) } }),
     async (c) => {
       const { account, clientSecret } = await createPlatformAccount(ctxOf(c), c.get("principal"), c.req.valid("json"));
       return c.json({ clientId: account.id, ...(clientSecret ? { clientSecret } : {}), clientIdIssuedAt: Math.floor(account.createdAt / 1000) }, 201);
