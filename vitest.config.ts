@@ -29,6 +29,8 @@ export default defineConfig(async () => {
                   // Trust policies may name these (docs/federation.md), and the federation tests' loopback issuers.
                   FEDERATION_ALLOWED_ISSUERS: `https://token.actions.githubusercontent.com,https://gitlab.com,https://oidc.cluster.example.test,${allowedTestIssuers(testIssuerBase)}`,
                   TEST_ISSUER_BASE: testIssuerBase,
+                  // Accounts' jwksUri (docs/keys.md): the tests serve key sets from the loopback issuers.
+                  JWKS_URI_ALLOW_LOOPBACK: "true",
                   // Webhooks (test/webhooks/): the receiver is on loopback; retries 1 s apart, attempts 1 s at most.
                   WEBHOOK_ALLOW_LOOPBACK: "true",
                   WEBHOOK_RETRY_BASE_SECONDS: "1",

@@ -39,6 +39,7 @@ export interface Bindings {
   CORS_ALLOWED_ORIGINS?: string;
   FEDERATION_ALLOWED_ISSUERS?: string;
   WEBHOOK_ALLOW_LOOPBACK?: string;
+  JWKS_URI_ALLOW_LOOPBACK?: string;
   WEBHOOK_TIMEOUT_MS?: string;
   WEBHOOK_RETRY_BASE_SECONDS?: string;
   WEBHOOK_RETRY_MAX_DELAY_SECONDS?: string;
@@ -99,6 +100,11 @@ const configSchema = z.object({
     .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
   /** Webhook URLs on loopback (http or https) allowed: local development and tests only (docs/webhooks.md). */
   WEBHOOK_ALLOW_LOOPBACK: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** Account jwksUri on loopback (http or https) allowed: local development and tests only (docs/keys.md). */
+  JWKS_URI_ALLOW_LOOPBACK: z
     .enum(["true", "false"])
     .default("false")
     .transform((v) => v === "true"),

@@ -223,6 +223,8 @@ const renderAccount: RenderAccount = async (c, extras, status = 200, refs = { or
               <dd>{account.groups.length > 0 ? account.groups.join(", ") : <span class="muted">—</span>}</dd>
               <dt>External id</dt>
               <dd>{account.externalId ?? <span class="muted">—</span>}</dd>
+              <dt>JWKS URL (private_key_jwt)</dt>
+              <dd>{account.jwksUri ? <code>{account.jwksUri}</code> : <span class="muted">—</span>}</dd>
               <dt>Valid until</dt>
               <dd>
                 <When ms={account.expiresAt} none="No expiry" />

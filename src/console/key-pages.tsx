@@ -1,11 +1,11 @@
 /** @jsxImportSource hono/jsx */
 import type { PublicKey } from "../db/schema.ts";
-import { addKey, removeKey } from "../domain/credentials/public-keys.ts";
+import { addKey, keyStatus, removeKey, setKeyStatus } from "../domain/credentials/public-keys.ts";
 import { DomainError } from "../domain/shared/errors.ts";
 import { addKeyBody } from "../http/routes/keys.ts";
 import { consoleCtx, consoleRouter, paths, principalOf, type Can } from "./context.ts";
 import { redirectWith } from "./flash.ts";
-import { Confirm, ErrorSummary, Field, handleForm, parseWith, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
+import { Confirm, ErrorSummary, Field, handleForm, parseWith, PostButton, TextArea, type FormErrors, type FormValues } from "./forms.tsx";
 import { Table, When } from "./layout.tsx";
 import type { RenderAccount } from "./token-pages.tsx";
 
@@ -13,10 +13,11 @@ import type { RenderAccount } from "./token-pages.tsx";
 
 export function KeysSection(p: { base: string; keys: PublicKey[]; can: Can; errors?: FormErrors | undefined; values?: Record<string, string> | undefined }) {
   const write = p.can("service-accounts.access-tokens.edit");
+  const now = Date.now();
   return (
     <section class="panel" aria-labelledby="keys-title" id="keys">
       <h2 id="keys-title">Public keys</h2>
-      <Table caption="Public keys for private_key_jwt" head={["Name", "kid", "Algorithm", "Fingerprint (SHA-256 thumbprint)", "Added", ...(write ? ["Actions"] : [])]} rows={p.keys.length} empty="No public key.">
+      <Table caption="Public keys for private_key_jwt" head={["Name", "kid", "Algorithm", "Fingerprint (SHA-256 thumbprint)", "Status", "Added", "Expires", ...(write ? ["Actions"] : [])]} rows={p.keys.length} empty="No public key.">
         {p.keys.map((k) => (
           <tr>
             <td>{k.name ?? <span class="muted">unnamed</span>}</td>
@@ -28,10 +29,18 @@ export function KeysSection(p: { base: string; keys: PublicKey[]; can: Can; erro
               <code>{k.fingerprint}</code>
             </td>
             <td>
+              <span class={`badge ${keyStatus(k, now)}`}>{keyStatus(k, now)}</span>
+            </td>
+            <td>
               <When ms={k.createdAt} />
+            </td>
+            <td>
+              <When ms={k.expiresAt} none="Never" />
             </td>
             {write && (
               <td>
+                {keyStatus(k, now) === "active" && <PostButton action={`${p.base}/keys/${k.id}/disable`} label="Disable" variant="secondary" />}
+                {keyStatus(k, now) === "disabled" && <PostButton action={`${p.base}/keys/${k.id}/enable`} label="Enable" variant="secondary" />}
                 <Confirm
                   action={`${p.base}/keys/${k.id}/remove`}
                   label="Remove"
@@ -86,6 +95,16 @@ export const keyPages = (render: RenderAccount) =>
         { "publicKey.kid": "kid" },
       ),
     )
+    .post("/orgs/:org/service-accounts/:sa/keys/:key/disable", async (c) => {
+      const { org, sa, key } = c.req.param();
+      const done = await setKeyStatus(consoleCtx(c), principalOf(c), org, sa, key, "disabled");
+      return redirectWith(c, `${paths.account(org, sa)}#keys`, `Key ${done.kid} disabled: assertions signed with it are refused until it is enabled.`);
+    })
+    .post("/orgs/:org/service-accounts/:sa/keys/:key/enable", async (c) => {
+      const { org, sa, key } = c.req.param();
+      const done = await setKeyStatus(consoleCtx(c), principalOf(c), org, sa, key, "active");
+      return redirectWith(c, `${paths.account(org, sa)}#keys`, `Key ${done.kid} enabled.`);
+    })
     .post("/orgs/:org/service-accounts/:sa/keys/:key/remove", async (c) => {
       const { org, sa, key } = c.req.param();
       await removeKey(consoleCtx(c), principalOf(c), org, sa, key);

@@ -2,6 +2,7 @@ import { createCtx } from "../domain/shared/context.ts";
 import type { Bindings } from "../env.ts";
 import { expireAccounts } from "./expire-accounts.ts";
 import { expireTokens } from "./expire-tokens.ts";
+import { expireKeys } from "./expire-keys.ts";
 import { purge } from "./purge.ts";
 import { reconcile } from "./reconcile.ts";
 import { revokeUnused } from "./revoke-unused.ts";
@@ -11,7 +12,7 @@ import { webhookOutbox } from "./webhook-outbox.ts";
 import type { Job, JobResult } from "./types.ts";
 
 /** The jobs of one run, in order. Each is idempotent and handles at most one batch. */
-export const JOBS: Record<string, Job> = { expireTokens, expireAccounts, revokeUnused, reconcile, purge, rotateKeys, expiryNotices, webhookOutbox };
+export const JOBS: Record<string, Job> = { expireTokens, expireAccounts, expireKeys, revokeUnused, reconcile, purge, rotateKeys, expiryNotices, webhookOutbox };
 
 export interface RunOptions {
   /** The clock (tests advance it). */

@@ -72,7 +72,7 @@ export const reconcile: Job = async (ctx, { batchSize }) => {
   );
   // The accounts' own records (claims and keys, read by JWT bearer and private_key_jwt).
   const accounts = [...new Map(rows.map(({ account }) => [account.id, account])).values()].filter((a) => !stale.has(a.id));
-  const keyRows = (await Promise.all(chunks(accounts.map((a) => a.id)).map((ids) => ctx.db.select({ accountId: publicKeys.accountId, kid: publicKeys.kid }).from(publicKeys).where(inArray(publicKeys.accountId, ids))))).flat();
+  const keyRows = (await Promise.all(chunks(accounts.map((a) => a.id)).map((ids) => ctx.db.select({ accountId: publicKeys.accountId, kid: publicKeys.kid }).from(publicKeys).where(and(inArray(publicKeys.accountId, ids), eq(publicKeys.status, "active")))))).flat();
   await Promise.all(
     accounts.map(async (account) => {
       const record = await ctx.env.TOKENS.get<AccountRecord>(accountKey(account.id), "json");
@@ -81,6 +81,7 @@ export const reconcile: Job = async (ctx, { batchSize }) => {
         record !== null &&
         record.account.status === account.status &&
         record.account.expiresAt === account.expiresAt &&
+        (record.jwksUri ?? null) === account.jwksUri &&
         sameList(record.keys.map((k) => k.kid), kids);
       if (!agrees) stale.add(account.id);
     }),

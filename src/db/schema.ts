@@ -1,5 +1,5 @@
-import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { sql } from "drizzle-orm";
 
 /** Timestamps are milliseconds since the epoch; the API renders them as ISO-8601 UTC. */
 const ms = (name: string) => integer(name, { mode: "number" });
@@ -9,6 +9,8 @@ export interface OrgPolicy {
   maxActiveTokensPerAccount: number;
   /** Upper bound on an access token's lifetime, in days; null for none. */
   maxTokenLifetimeDays: number | null;
+  /** Upper bound on a public key's lifetime, in days: keys default to it and may not ask for longer; null for none. */
+  maxKeyLifetimeDays: number | null;
   /** Revoke tokens unused for this many days (cron, later); null for off. */
   unusedTokenRevokeAfterDays: number | null;
   /**
@@ -111,6 +113,8 @@ export const serviceAccounts = sqliteTable(
     platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
     /** JWTs the account may be issued per minute and per day; null: the org policy's default. */
     jwtQuota: text("jwt_quota", { mode: "json" }).$type<JwtQuota>(),
+    /** A JWKS URL (https) the account's private_key_jwt keys are also fetched from; null for none. */
+    jwksUri: text("jwks_uri"),
     createdAt: ms("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     updatedAt: ms("updated_at").notNull(),
@@ -169,6 +173,7 @@ export const accessTokens = sqliteTable(
 );
 
 export type PublicKeyAlg = "ES256" | "RS256" | "EdDSA";
+export type PublicKeyStatus = "active" | "disabled" | "expired";
 
 /** Public keys registered on an account, for `private_key_jwt` client authentication. */
 export const publicKeys = sqliteTable(
@@ -184,10 +189,20 @@ export const publicKeys = sqliteTable(
     /** SHA-256 JWK thumbprint (RFC 7638), base64url. */
     fingerprint: text("fingerprint").notNull(),
     name: text("name"),
+    /** After this instant (epoch ms) the key no longer authenticates; null for never. */
+    expiresAt: ms("expires_at"),
+    /** `disabled` is reversible; `expired` (set by the cron past expiresAt) is final. */
+    status: text("status").$type<PublicKeyStatus>().notNull().default("active"),
+    updatedAt: ms("updated_at"),
     createdAt: ms("created_at").notNull(),
     createdBy: text("created_by").notNull(),
   },
-  (t) => [uniqueIndex("public_keys_account_kid").on(t.accountId, t.kid), index("public_keys_account").on(t.accountId)],
+  (t) => [
+    uniqueIndex("public_keys_account_kid").on(t.accountId, t.kid),
+    index("public_keys_account").on(t.accountId),
+    index("public_keys_expiry").on(t.expiresAt).where(sql`${t.status} = 'active' AND ${t.expiresAt} IS NOT NULL`),
+    index("public_keys_org").on(t.orgId, t.createdAt, t.id),
+  ],
 );
 
 /**

@@ -7,6 +7,8 @@ import {
   planAccountUpdate,
   planAddKey,
   planDeleteAccount,
+  planExpireKeys,
+  planSetKeyStatus,
   planIssue,
   planRegenerate,
   planRemoveKey,
@@ -152,6 +154,19 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
 
   removeKey(accountId: string, keyId: string, meta: RequestMeta): Promise<Outcome<object>> {
     return this.mutate(accountId, () => planRemoveKey(this.ctxFor(meta), accountId, keyId));
+  }
+
+  setKeyStatus(accountId: string, keyId: string, status: "active" | "disabled", meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>> {
+    return this.mutate(accountId, () => planSetKeyStatus(this.ctxFor(meta), accountId, keyId, status));
+  }
+
+  /** The cron's call: marks the keys past their expiry expired. `now` is the cron's clock (tests advance it). */
+  expireKeys(accountId: string, now: number): Promise<Outcome<{ expired: number }>> {
+    return this.mutate(accountId, () => {
+      const ctx = this.ctxFor(SYSTEM);
+      ctx.now = () => Math.max(now, Date.now());
+      return planExpireKeys(ctx, accountId);
+    });
   }
 
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>> {

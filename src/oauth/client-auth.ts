@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from "jose";
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from "jose";
 import type { TokenEndpointAuthMethod } from "../db/schema.ts";
 import { replayCache } from "../domain/credentials/account-object.ts";
 import type { Ctx } from "../domain/shared/context.ts";
@@ -6,6 +6,8 @@ import { resolveAccount, resolveCredential } from "../domain/credentials/resolve
 import { FOREIGN_JWT_CLOCK_SKEW_SECONDS, NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
 import type { AccountClaims, AccountKey } from "../domain/credentials/kv-records.ts";
 import { invalidClient, OAuthError } from "./errors.ts";
+import { clientJwks } from "../domain/credentials/client-jwks.ts";
+import { KeysUnavailable } from "../domain/credentials/remote-keys.ts";
 import { isolateState } from "../domain/shared/isolate-state.ts";
 
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -123,35 +125,55 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
   const record = await resolveAccount(ctx, clientId);
   if (!record) throw fail("unknown or inactive client");
   const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
-  const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid));
+  const now = ctx.now();
+  const keys = record.keys.filter((k) => k.alg === alg && (header.kid === undefined || k.kid === header.kid) && (k.expiresAt == null || k.expiresAt > now));
+  const options = {
+    issuer: clientId,
+    subject: clientId,
+    audience: assertionAudiences(ctx, requestUrl),
+    requiredClaims: ["exp", "jti"],
+    clockTolerance: CLIENT_CLOCK_SKEW_S,
+    currentDate: new Date(now),
+  };
+  let payload: JWTPayload | undefined;
+  let verifiedBy: AccountKey | undefined;
   for (const key of keys) {
-    let payload;
     try {
-      ({ payload } = await jwtVerify(assertion, await verifyKey(key), {
-        algorithms: key.alg === "EdDSA" ? ["EdDSA", "Ed25519"] : [key.alg],
-        issuer: clientId,
-        subject: clientId,
-        audience: assertionAudiences(ctx, requestUrl),
-        requiredClaims: ["exp", "jti"],
-        clockTolerance: CLIENT_CLOCK_SKEW_S,
-        currentDate: new Date(ctx.now()),
-      }));
+      ({ payload } = await jwtVerify(assertion, await verifyKey(key), { ...options, algorithms: key.alg === "EdDSA" ? ["EdDSA", "Ed25519"] : [key.alg] }));
+      verifiedBy = key;
+      break;
     } catch {
       continue;
     }
+  }
+  // Registered keys first; then the account's own JWKS, if it names one (fetched and cached by remote-keys.ts).
+  if (!payload && record.jwksUri) {
+    let jwks;
+    try {
+      jwks = await clientJwks(ctx, record.jwksUri, header.kid);
+    } catch (err) {
+      throw fail(`the client's jwksUri gave no keys (${err instanceof KeysUnavailable ? err.message : "fetch failed"})`);
+    }
+    try {
+      ({ payload } = await jwtVerify(assertion, jwks.resolve, { ...options, algorithms: ["ES256", "RS256", "EdDSA", "Ed25519"] }));
+    } catch {
+      payload = undefined;
+    }
+  }
+  if (payload) {
     const expMs = payload.exp! * 1000;
     const maxLifetime = ctx.config.MAX_CLIENT_ASSERTION_LIFETIME_SECONDS;
-    if (expMs > ctx.now() + (maxLifetime + CLIENT_CLOCK_SKEW_S) * 1000) {
+    if (expMs > now + (maxLifetime + CLIENT_CLOCK_SKEW_S) * 1000) {
       throw fail(`exp is more than MAX_CLIENT_ASSERTION_LIFETIME_SECONDS (${maxLifetime} s) ahead: sign assertions that expire sooner`);
     }
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
-    if (payload.iat !== undefined && payload.iat > ctx.now() / 1000 + CLIENT_CLOCK_SKEW_S) throw fail("iat is in the future");
+    if (payload.iat !== undefined && payload.iat > now / 1000 + CLIENT_CLOCK_SKEW_S) throw fail("iat is in the future");
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
     const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLIENT_CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
-    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: { ...NO_SOURCE, statusIdx: key.statusIdx ?? null } };
+    return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: { ...NO_SOURCE, statusIdx: verifiedBy?.statusIdx ?? null } };
   }
-  throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key");
+  throw fail("signature, issuer, subject, audience or expiry does not verify against a registered key or the client's jwksUri");
 }
 
 /** The client id a request claims (before anything is verified), for counting its failures. */

@@ -251,6 +251,8 @@ export function bodyFor(op: ApiOperation, ids: Record<string, string>, m: BodyMa
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens": {},
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/tokens/{tok}/regenerate": { graceSeconds: 0 },
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/keys": { publicKey: m.pem },
+    "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/keys/{key}": { status: "disabled" },
+    "PUT /api/v1/orgs/{org}/service-accounts/{sa}/jwks-uri": { jwksUri: "https://jwks.evil.example.com/keys.json" },
     "POST /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials": { name: unique("evil"), issuer: "https://token.actions.githubusercontent.com", subject: "repo:evil/x:ref:refs/heads/main" },
     "PATCH /api/v1/orgs/{org}/service-accounts/{sa}/federated-credentials/{fed}": { subject: null, claims: { repository_owner: "evil" } },
     "POST /api/v1/orgs/{org}/roles": { name: unique("evil"), operations: ["orgs.read"] },

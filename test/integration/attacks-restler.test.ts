@@ -416,7 +416,7 @@ describe("resource hierarchy", () => {
       A.adminToken,
       expect404,
     );
-    expect(sent).toBe(8);
+    expect(sent).toBe(9);
     expect(await state()).toEqual(before);
     expectStatus(await call("GET", sa(A.org.id, x.id), { token: x.token }), 200);
     expectStatus(await byAssertion(x), 200);
@@ -434,6 +434,7 @@ describe("privilege escalation", () => {
     expectMissing(await call("POST", `${self}/tokens`, { token: v.token, body: {} }), ["service-accounts.access-tokens.edit"]);
     expectMissing(await call("POST", `${self}/tokens/${v.tokenId}/regenerate`, { token: v.token, body: {} }), ["service-accounts.access-tokens.edit"]);
     expectMissing(await call("POST", `${self}/keys`, { token: v.token, body: { publicKey: material.pem } }), ["service-accounts.access-tokens.edit"]);
+    expectMissing(await call("PUT", `${self}/jwks-uri`, { token: v.token, body: { jwksUri: "https://attacker.example.com/jwks.json" } }), ["service-accounts.access-tokens.edit"]);
     expectMissing(await call("PATCH", self, { token: v.token, body: { allowedScopes: ["roles.edit"] } }), ["service-accounts.edit"]);
     expectMissing(await call("PATCH", self, { token: v.token, body: { allowedCidrs: [] } }), ["service-accounts.edit"]);
     expectMissing(await call("PATCH", `${self}/invitations/${v.invId}`, { token: v.token, body: { state: "accepted" } }), ["invitations.edit"]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
-import { consoleGet, consoleLogin, consolePost, expectPage, expectRedirect, flashOf, follow } from "./console-helpers.ts";
+import { consoleGet, consoleLogin, consolePost, expectPage, expectRedirect, flashOf, follow, hasFormTo } from "./console-helpers.ts";
 
 async function pemOf(key: CryptoKey) {
   const der = new Uint8Array((await crypto.subtle.exportKey("spki", key)) as ArrayBuffer);
@@ -77,5 +77,40 @@ describe("console: public keys", () => {
     expect(page).not.toContain("Add a public key");
     expectPage(await consolePost(`${base}/keys/${added.json.id}/remove`, ro), 403);
     expect((await keysOf(adminToken, org.id, sa.id)).length).toBe(1);
+  });
+
+  it("disable and enable from the account page (status shown, refused by the API's rules), and the review's key lists", async () => {
+    const { org, adminToken, sa, base, cookie } = await setup();
+    const soon = new Date(Date.now() + 3 * 86_400_000).toISOString();
+    const added = await call("POST", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}/keys`, { token: adminToken, body: { publicKey: await pemOf(await ecKey()), kid: "soon", expiresAt: soon } });
+    expectStatus(added, 201);
+    let page = expectPage(await consoleGet(base, cookie));
+    expect(hasFormTo(page, `${base}/keys/${added.json.id}/disable`)).toBe(true);
+    const off = await consolePost(`${base}/keys/${added.json.id}/disable`, cookie);
+    expectRedirect(off, `${base}#keys`);
+    expect(flashOf(off)).toMatch(/Key soon disabled/);
+    expect((await keysOf(adminToken, org.id, sa.id))[0].status).toBe("disabled");
+    page = expectPage(await consoleGet(base, cookie));
+    expect(hasFormTo(page, `${base}/keys/${added.json.id}/enable`)).toBe(true);
+    expect(page).toMatch(/badge disabled">disabled</);
+    expectRedirect(await consolePost(`${base}/keys/${added.json.id}/enable`, cookie), `${base}#keys`);
+    expect((await keysOf(adminToken, org.id, sa.id))[0].status).toBe("active");
+
+    const review = `/console/orgs/${org.slug}/review`;
+    const expiring = expectPage(await consoleGet(`${review}?view=expiring-keys`, cookie));
+    expect(expiring).toContain("<code>soon</code>");
+    expect(expectPage(await consoleGet(`${review}?view=expiring-keys&days=1`, cookie))).not.toContain("<code>soon</code>");
+    expect(expectPage(await consoleGet(`${review}?view=expired-keys`, cookie))).not.toContain("<code>soon</code>");
+    expectPage(await consoleGet(`${review}?view=expiring-keys&days=-1`, cookie), 400);
+  });
+
+  it("a read-only account cannot disable a key by hand (403)", async () => {
+    const { org, adminToken, sa, base } = await setup();
+    const added = await call("POST", `/api/v1/orgs/${org.id}/service-accounts/${sa.id}/keys`, { token: adminToken, body: { publicKey: await pemOf(await ecKey()) } });
+    const viewer = await call("POST", `/api/v1/orgs/${org.id}/service-accounts`, { token: adminToken, body: { name: unique("ro"), roles: [{ role: "viewer" }], issueToken: true } });
+    const ro = await consoleLogin(viewer.json.token.token);
+    expect(hasFormTo(expectPage(await consoleGet(base, ro)), `${base}/keys/${added.json.id}/disable`)).toBe(false);
+    expectPage(await consolePost(`${base}/keys/${added.json.id}/disable`, ro), 403);
+    expect((await keysOf(adminToken, org.id, sa.id))[0].status).toBe("active");
   });
 });

@@ -29,7 +29,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const JOB_NAMES = ["expireTokens", "expireAccounts", "revokeUnused", "reconcile", "purge", "rotateKeys", "expiryNotices", "webhookOutbox"];
+const JOB_NAMES = ["expireTokens", "expireAccounts", "expireKeys", "revokeUnused", "reconcile", "purge", "rotateKeys", "expiryNotices", "webhookOutbox"];
 
 /** Audit events of one action about a target, straight from D1, with parsed details. */
 async function eventsOf(targetId: string, action: string) {

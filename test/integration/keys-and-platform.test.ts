@@ -23,7 +23,7 @@ beforeAll(async () => {
 });
 
 const keysPath = (org: string, sa: string) => `/api/v1/orgs/${org}/service-accounts/${sa}/keys`;
-const KEY_FIELDS = ["accountId", "alg", "createdAt", "fingerprint", "id", "jwk", "kid", "name"];
+const KEY_FIELDS = ["accountId", "alg", "createdAt", "expiresAt", "fingerprint", "id", "jwk", "kid", "name", "status"];
 
 /** A key-authenticated token request for `clientId`: the status only matters to the caller. */
 async function tryKey(privateKey: CryptoKey, clientId: string, kid: string | undefined, alg: "ES256" | "RS256" | "EdDSA" = "ES256") {

@@ -28,7 +28,7 @@ describe("orgs: create", () => {
     expect(res.json.id, res.text).toMatch(/^org_[0-9A-Za-z]{10,}$/);
     expect(res.json.slug, res.text).toBe(slug.toLowerCase());
     expect(res.json.name, res.text).toBe("Mixed Case Inc.");
-    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 1, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
+    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 1, maxTokenLifetimeDays: null, maxKeyLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
     expect(res.json.createdAt, res.text).toMatch(ISO);
     expect(res.json.updatedAt, res.text).toMatch(ISO);
     expect(res.headers.get("x-request-id"), res.text).toBeTruthy();
@@ -39,7 +39,7 @@ describe("orgs: create", () => {
 
   it("merges a partial policy given at creation with the defaults", async () => {
     const org = await newOrg(root.token, { policy: { maxActiveTokensPerAccount: 3 } });
-    expect(org.policy).toEqual({ maxActiveTokensPerAccount: 3, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
+    expect(org.policy).toEqual({ maxActiveTokensPerAccount: 3, maxTokenLifetimeDays: null, maxKeyLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
   });
 
   it("only root may create orgs: an org-admin and a viewer get 403 naming platform.root", async () => {
@@ -116,13 +116,13 @@ describe("orgs: patch", () => {
     const { org, adminToken } = await orgWithAdmin(root.token);
     const res = await call("PATCH", `/api/v1/orgs/${org.id}`, { token: adminToken, body: { policy: { maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90 } } });
     expectStatus(res, 200);
-    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
+    expect(res.json.policy, res.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: 90, maxKeyLifetimeDays: null, unusedTokenRevokeAfterDays: null, scopes: [], jwtQuota: null });
     expect(res.json.name, res.text).toBe(org.name);
     expect(Date.parse(res.json.updatedAt)).toBeGreaterThanOrEqual(Date.parse(org.updatedAt));
 
     const second = await call("PATCH", `/api/v1/orgs/${org.slug}`, { token: adminToken, body: { policy: { unusedTokenRevokeAfterDays: 30, maxTokenLifetimeDays: null } } });
     expectStatus(second, 200);
-    expect(second.json.policy, second.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: null, unusedTokenRevokeAfterDays: 30, scopes: [], jwtQuota: null });
+    expect(second.json.policy, second.text).toEqual({ maxActiveTokensPerAccount: 4, maxTokenLifetimeDays: null, maxKeyLifetimeDays: null, unusedTokenRevokeAfterDays: 30, scopes: [], jwtQuota: null });
 
     const read = await call("GET", `/api/v1/orgs/${org.id}`, { token: adminToken });
     expect(read.json.policy, read.text).toEqual(second.json.policy);

@@ -124,6 +124,8 @@ function customClaimsIn(state: AccountState, orgId: string, here: RoleAssignment
 export function accountRecordOf(state: AccountState): AccountRecord {
   return {
     account: claimsOf(state),
-    keys: state.keys.map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk, statusIdx: state.statusIdx.get(k.id) })),
+    // Disabled and expired keys are left out; one past its expiresAt is refused at use (the cron marks it later).
+    keys: state.keys.filter((k) => k.status === "active").map((k) => ({ kid: k.kid, alg: k.alg, jwk: k.jwk, expiresAt: k.expiresAt, statusIdx: state.statusIdx.get(k.id) })),
+    ...(state.account.jwksUri ? { jwksUri: state.account.jwksUri } : {}),
   };
 }

@@ -21,6 +21,9 @@ export interface AccountCredentialsRpc {
   sync(accountId: string): Promise<Outcome<object>>;
   addKey(key: PublicKey, meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>>;
   removeKey(accountId: string, keyId: string, meta: RequestMeta): Promise<Outcome<object>>;
+  setKeyStatus(accountId: string, keyId: string, status: "active" | "disabled", meta: RequestMeta): Promise<Outcome<{ key: PublicKey }>>;
+  /** Marks the account's keys past their expiry (as of `now`, epoch ms) expired. */
+  expireKeys(accountId: string, now: number): Promise<Outcome<{ expired: number }>>;
   deleteAccount(accountId: string, meta: RequestMeta): Promise<Outcome<{ account: ServiceAccount; revoked: number }>>;
   /** Creates, updates or deletes one of the account's trust policies (federated credentials). */
   changeFederatedCredential(accountId: string, change: FederatedChange, meta: RequestMeta): Promise<Outcome<{ policy: TrustPolicy | null }>>;

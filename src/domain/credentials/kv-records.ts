@@ -5,13 +5,14 @@ import type { JwtQuota, PublicKeyAlg } from "../../db/schema.ts";
  * and public material. D1 is the source of truth; the account's Durable Object writes both.
  *
  *   tok:<sha256 hex of an access token>  -> TokenRecord   (expires with the secret)
- *   sa:<account id>                      -> AccountRecord (claims + public keys, for private_key_jwt)
+ *   sa:<account id>                      -> AccountRecord (claims, active public keys, jwksUri: private_key_jwt)
  *   jti:<jti>                            -> "1"           (revoked JWT, expires with the JWT)
  *   revoked-token:<access token id>      -> "1"           (revoked access token: every JWT minted from it,
  *                                                          directly or by RFC 8693 exchange, is dead; kept
  *                                                          as long as the longest JWT could live)
  *   signing:keyset                       -> the signing keys (private halves AES-GCM wrapped)
  *   fed-jwks:<issuer URL>                -> an external issuer's public keys (issuer-keys.ts)
+ *   client-jwks:<jwksUri>                -> an account's own published public keys (client-jwks.ts)
  */
 
 /** What a JWT says about an account, denormalized so that no hot path reads D1. */
@@ -72,11 +73,16 @@ export interface AccountKey {
   jwk: Record<string, unknown>;
   /** The key's status list index; absent in a record written before the lists. */
   statusIdx?: number | undefined;
+  /** Epoch ms after which the key no longer authenticates (KV is lazy: checked at use); absent or null for never. */
+  expiresAt?: number | null | undefined;
 }
 
 export interface AccountRecord {
   account: AccountClaims;
+  /** The active keys only: a disabled or expired key is dropped from the record. */
   keys: AccountKey[];
+  /** The account's own JWKS URL, whose keys also authenticate it (after the registered ones). */
+  jwksUri?: string | undefined;
 }
 
 /** KV refuses expirations closer than 60 s; a record may outlive its secret there, never in our checks. */

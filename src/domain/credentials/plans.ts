@@ -262,7 +262,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "metadata" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "metadata" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota" | "jwksUri">
 >;
 
 /**
@@ -278,7 +278,8 @@ export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: Acco
   const restricts =
     (next.status === "disabled" && account.status !== "disabled") ||
     (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt)) ||
-    patch.allowedCidrs !== undefined;
+    patch.allowedCidrs !== undefined ||
+    (patch.jwksUri !== undefined && patch.jwksUri !== account.jwksUri);
   const kvOps = await recordOps(ctx, { ...state, account: next });
   const statusChanged = patch.status !== undefined && patch.status !== account.status;
   const action = statusChanged ? (patch.status === "disabled" ? "service_account.disabled" : "service_account.enabled") : "service_account.updated";
@@ -327,7 +328,7 @@ export async function planAddKey(ctx: Ctx, key: PublicKey): Promise<Outcome<{ ch
         orgId: key.orgId,
         targetType: "public_key",
         targetId: key.id,
-        details: { accountId: key.accountId, kid: key.kid, alg: key.alg, fingerprint: key.fingerprint },
+        details: { accountId: key.accountId, kid: key.kid, alg: key.alg, fingerprint: key.fingerprint, expiresAt: key.expiresAt },
       }),
     ],
     kvAfter: [accountRecordOp({ ...state, keys: [...state.keys, key], statusIdx: new Map(state.statusIdx).set(key.id, statusIdx) })],
@@ -350,6 +351,66 @@ export async function planRemoveKey(ctx: Ctx, accountId: string, keyId: string):
     kvAfter: [],
   };
   return { ok: true, value: { change } };
+}
+
+/**
+ * Disables a key (dropped from the KV record before D1 records it) or enables it again (KV after
+ * D1). Idempotent: a key already in that status yields no change and no audit event. An expired
+ * key (marked, or past its expiresAt) stays dead.
+ */
+export async function planSetKeyStatus(ctx: Ctx, accountId: string, keyId: string, status: "active" | "disabled"): Promise<Outcome<{ change: Change | null; key: PublicKey }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return accountNotFound();
+  const key = state.keys.find((k) => k.id === keyId);
+  if (!key) return fail("not_found", "Public key not found");
+  const now = ctx.now();
+  if (key.status === "expired" || (key.expiresAt !== null && key.expiresAt <= now)) {
+    if (status === "active") return fail("key_expired", "The key has expired; register a new one");
+    if (key.status === "expired") return { ok: true, value: { change: null, key } };
+  }
+  if (key.status === status) return { ok: true, value: { change: null, key } };
+  const next: PublicKey = { ...key, status, updatedAt: now };
+  const record = accountRecordOp({ ...state, keys: state.keys.map((k) => (k.id === keyId ? next : k)) });
+  const change: Change = {
+    kvBefore: status === "disabled" ? [record] : [],
+    d1: [
+      statement(ctx.db.update(publicKeys).set({ status, updatedAt: now }).where(and(eq(publicKeys.id, keyId), eq(publicKeys.status, key.status)))),
+      audited(ctx, {
+        action: status === "disabled" ? "public_key.disabled" : "public_key.enabled",
+        orgId: key.orgId,
+        targetType: "public_key",
+        targetId: key.id,
+        details: { accountId, kid: key.kid, fingerprint: key.fingerprint },
+      }),
+    ],
+    kvAfter: status === "active" ? [record] : [],
+  };
+  return { ok: true, value: { change, key: next } };
+}
+
+/** Marks the account's active keys past their expiresAt `expired` (the cron), dropping them from KV first. */
+export async function planExpireKeys(ctx: Ctx, accountId: string): Promise<Outcome<{ change: Change | null; expired: number }>> {
+  const state = await loadAccountState(ctx, accountId);
+  if (!state) return { ok: true, value: { change: null, expired: 0 } };
+  const now = ctx.now();
+  const due = state.keys.filter((k) => k.status === "active" && k.expiresAt !== null && k.expiresAt <= now);
+  if (due.length === 0) return { ok: true, value: { change: null, expired: 0 } };
+  const dueIds = new Set(due.map((k) => k.id));
+  const change: Change = {
+    kvBefore: [accountRecordOp({ ...state, keys: state.keys.map((k) => (dueIds.has(k.id) ? { ...k, status: "expired" as const } : k)) })],
+    d1: due.flatMap((k) => [
+      statement(ctx.db.update(publicKeys).set({ status: "expired", updatedAt: now }).where(and(eq(publicKeys.id, k.id), eq(publicKeys.status, "active")))),
+      audited(ctx, {
+        action: "public_key.expired",
+        orgId: k.orgId,
+        targetType: "public_key",
+        targetId: k.id,
+        details: { accountId, kid: k.kid, fingerprint: k.fingerprint, expiresAt: k.expiresAt },
+      }),
+    ]),
+    kvAfter: [],
+  };
+  return { ok: true, value: { change, expired: due.length } };
 }
 
 /** Revokes every live token of an account (the cron's answer to an account past its validity). */

@@ -1,13 +1,19 @@
 import { calculateJwkThumbprint } from "jose";
-import { and, eq } from "drizzle-orm";
-import { publicKeys, type PublicKey, type PublicKeyAlg } from "../../db/schema.ts";
+import { and, eq, gt, isNull, lte, or, type SQL } from "drizzle-orm";
+import { publicKeys, type OrgPolicy, type PublicKey, type PublicKeyAlg } from "../../db/schema.ts";
 import { DomainError } from "../shared/errors.ts";
 import { toHex } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
-import { accountObject } from "./account-object.ts";
+import { accountObject, unwrap } from "./account-object.ts";
+import { DEFAULT_POLICY, orgFor, policyOf } from "../registry/orgs.ts";
 import { accountFor } from "../registry/accounts.ts";
+import { assertJwksUri } from "./client-jwks.ts";
+import type { ServiceAccount } from "../../db/schema.ts";
 import type { Ctx } from "../shared/context.ts";
 import { withPermission } from "../access/permissions.ts";
+import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
+
+const DAY_MS = 86_400_000;
 
 /** Public keys (PEM SPKI or JWK; ES256, RS256, EdDSA) that authenticate an account by private_key_jwt. */
 
@@ -120,9 +126,45 @@ export interface AddKeyInput {
   alg?: PublicKeyAlg | undefined;
   kid?: string | undefined;
   name?: string | undefined;
+  /** ISO 8601; defaults to the org policy's maxKeyLifetimeDays from now (none without one). */
+  expiresAt?: string | undefined;
 }
 
-export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
+const isoOf = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * A key's expiry under the org policy: the asked one if within `maxKeyLifetimeDays`, the maximum
+ * when none is asked, none when the policy sets no maximum and none is asked. Longer is refused.
+ */
+export function keyExpiry(expiresAt: string | undefined, policy: OrgPolicy, now: number): number | null {
+  let asked: number | null = null;
+  if (expiresAt !== undefined) {
+    asked = Date.parse(expiresAt);
+    if (!Number.isFinite(asked) || asked <= now) {
+      throw new DomainError("validation_failed", "expiresAt must be in the future", { errors: [{ path: "body.expiresAt", message: "In the past" }] });
+    }
+  }
+  const maxDays = policy.maxKeyLifetimeDays ?? null;
+  if (maxDays === null) return asked;
+  const cap = now + maxDays * DAY_MS;
+  if (asked === null) return cap;
+  if (asked > cap) {
+    throw new DomainError("key_lifetime_exceeded", `The org's policy allows public keys of at most ${maxDays} days (until ${isoOf(cap)}); ask for that or less, or give no expiresAt to get the longest allowed`, {
+      errors: [{ path: "body.expiresAt", message: `At most ${maxDays} days ahead` }],
+    });
+  }
+  return asked;
+}
+
+/** Whether a key authenticates now: active and not past its expiry (the cron marks it expired later). */
+export const isKeyLive = (key: Pick<PublicKey, "status" | "expiresAt">, now: number) => key.status === "active" && (key.expiresAt === null || key.expiresAt > now);
+
+/** The status a reader sees: an active key past its expiry is expired even before the cron marks it. */
+export const keyStatus = (key: Pick<PublicKey, "status" | "expiresAt">, now: number) => (key.status === "active" && !isKeyLive(key, now) ? "expired" : key.status);
+
+export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput, policy: OrgPolicy = DEFAULT_POLICY): Promise<PublicKey> {
+  const now = ctx.now();
+  const expiresAt = keyExpiry(input.expiresAt, policy, now);
   const parsed = await parsePublicKey(input.publicKey, input.alg);
   return {
     id: newId("key"),
@@ -133,14 +175,17 @@ export async function keyRow(ctx: Ctx, accountId: string, orgId: string | null, 
     jwk: parsed.jwk,
     fingerprint: parsed.thumbprint,
     name: input.name ?? null,
-    createdAt: ctx.now(),
+    expiresAt,
+    status: "active",
+    updatedAt: null,
+    createdAt: now,
     createdBy: ctx.meta.actorId,
   };
 }
 
 /** Registers a key through the account's Durable Object (it publishes the key to the account's KV record). */
-export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput): Promise<PublicKey> {
-  const row = await keyRow(ctx, accountId, orgId, input);
+export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null, input: AddKeyInput, policy: OrgPolicy = DEFAULT_POLICY): Promise<PublicKey> {
+  const row = await keyRow(ctx, accountId, orgId, input, policy);
   const outcome = await accountObject(ctx, accountId).addKey(row, ctx.meta);
   if (!outcome.ok) throw new DomainError(outcome.code, outcome.detail);
   return row;
@@ -150,8 +195,8 @@ export async function addKeyTo(ctx: Ctx, accountId: string, orgId: string | null
 export const addKey = withPermission(
   "service-accounts.access-tokens.edit",
   async (gate, orgRef: string, accountId: string, input: AddKeyInput) => {
-    const { account } = await accountFor(gate, orgRef, accountId, "grants");
-    return addKeyTo(gate.ctx, account.id, account.orgId, input);
+    const { account, org } = await accountFor(gate, orgRef, accountId, "grants");
+    return addKeyTo(gate.ctx, account.id, account.orgId, input, policyOf(org));
   },
   { guard: "covers" },
 );
@@ -171,6 +216,77 @@ export const removeKey = withPermission(
     if (!key) throw new DomainError("not_found", "Public key not found");
     const outcome = await accountObject(ctx, account.id).removeKey(account.id, keyId, ctx.meta);
     if (!outcome.ok) throw new DomainError(outcome.code, outcome.detail);
+  },
+  { guard: "covers" },
+);
+
+export type KeyStatusChange = "disabled" | "active";
+
+/**
+ * Disables a key (reversible: it stops authenticating at once) or enables it again. Disabling
+ * takes access away (the guard lets the account itself and incident response do it); enabling
+ * hands the credential back, fully guarded. Enabling an expired key is refused (key_expired).
+ */
+export const setKeyStatus = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, keyId: string, status: KeyStatusChange): Promise<PublicKey> => {
+    const { account } = await accountFor(gate, orgRef, accountId, status === "disabled" ? "removes" : "grants");
+    const ctx = gate.ctx;
+    const key = await ctx.db.select({ id: publicKeys.id }).from(publicKeys).where(and(eq(publicKeys.id, keyId), eq(publicKeys.accountId, account.id))).get();
+    if (!key) throw new DomainError("not_found", "Public key not found");
+    return unwrap(await accountObject(ctx, account.id).setKeyStatus(account.id, keyId, status, ctx.meta)).key;
+  },
+  { guard: "covers" },
+);
+
+export interface KeyReview extends PageQuery {
+  status?: "active" | "disabled" | "expired" | undefined;
+  /** Active keys that expire within this many days. */
+  expiringWithinDays?: number | undefined;
+}
+
+/** Filters for key review: expired (marked, or past expiresAt before the cron ran), disabled, about to expire. */
+function keyReviewFilters(q: Omit<KeyReview, keyof PageQuery>, now: number): SQL | undefined {
+  const k = publicKeys;
+  const live = and(eq(k.status, "active"), or(isNull(k.expiresAt), gt(k.expiresAt, now)));
+  return and(
+    q.status === "active"
+      ? live
+      : q.status === "expired"
+        ? or(eq(k.status, "expired"), and(eq(k.status, "active"), lte(k.expiresAt, now)))
+        : q.status === "disabled"
+          ? eq(k.status, "disabled")
+          : undefined,
+    q.expiringWithinDays !== undefined ? and(live, lte(k.expiresAt, now + q.expiringWithinDays * DAY_MS)) : undefined,
+  );
+}
+
+/** Every public key of the org matching the review filters (e.g. expiring within 14 days, or expired). */
+export const listOrgKeys = withPermission("service-accounts.read", async (gate, orgRef: string, q: KeyReview) => {
+  const org = await orgFor(gate, orgRef);
+  const page = keyset(publicKeys, q.cursor);
+  const rows = await gate.ctx.db
+    .select()
+    .from(publicKeys)
+    .where(and(eq(publicKeys.orgId, org.id), page.where, keyReviewFilters(q, gate.ctx.now())))
+    .orderBy(...page.orderBy)
+    .limit(q.limit + 1);
+  return toPage(rows, q.limit, (r) => r);
+});
+
+/**
+ * Sets (or, with null, clears) the account's jwksUri: the keys published there authenticate it by
+ * private_key_jwt, like registered keys, so setting one hands a credential out (fully guarded) and
+ * clearing it takes access away.
+ */
+export const setJwksUri = withPermission(
+  "service-accounts.access-tokens.edit",
+  async (gate, orgRef: string, accountId: string, jwksUri: string | null): Promise<ServiceAccount> => {
+    const { account } = await accountFor(gate, orgRef, accountId, jwksUri === null ? "removes" : "grants");
+    const ctx = gate.ctx;
+    const next = jwksUri === null ? null : assertJwksUri(ctx, jwksUri);
+    if (next === account.jwksUri) return account;
+    return unwrap(await accountObject(ctx, account.id).updateAccount(account.id, { jwksUri: next }, ctx.meta)).account;
   },
   { guard: "covers" },
 );

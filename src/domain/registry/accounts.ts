@@ -6,6 +6,7 @@ import { newId } from "../../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { accountObject, unwrap } from "../credentials/account-object.ts";
+import { assertJwksUri } from "../credentials/client-jwks.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountPatch } from "../credentials/plans.ts";
@@ -72,6 +73,8 @@ export interface CreateAccountInput extends Validity {
   externalId?: string | undefined;
   /** A small string map the org's custom claims may draw on (signing/custom-claims.ts bounds it). */
   metadata?: Record<string, string> | undefined;
+  /** A JWKS URL whose keys also authenticate the account by private_key_jwt (client-jwks.ts). */
+  jwksUri?: string | undefined;
   roles?: AssignmentInput[] | undefined;
   /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
   permissionsFrom?: "caller" | undefined;
@@ -154,6 +157,7 @@ export async function createAccount(
   if (input.email !== undefined) assertOwnEmail(ctx, org, input.email);
   if (input.allowedScopes !== undefined) assertDeclaredScopes(org, input.allowedScopes);
   const metadata = checkMetadata(input.metadata ?? {});
+  const jwksUri = input.jwksUri !== undefined ? assertJwksUri(ctx, input.jwksUri) : null;
   const id = newId("account");
   const asked = await planAssignments(ctx, principal, org, id, input.roles ?? []);
   const same = (a: RoleAssignment, b: RoleAssignment) => a.roleId === b.roleId && a.scopeType === b.scopeType && a.scopeId === b.scopeId;
@@ -174,6 +178,7 @@ export async function createAccount(
     allowedScopes: [...new Set(input.allowedScopes ?? [])],
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
+    jwksUri,
     externalId: input.externalId ?? null,
     metadata,
     status: "active",

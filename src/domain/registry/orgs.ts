@@ -15,6 +15,7 @@ import { chunks } from "../../lib/chunks.ts";
 export const DEFAULT_POLICY: OrgPolicy = {
   maxActiveTokensPerAccount: 1,
   maxTokenLifetimeDays: null,
+  maxKeyLifetimeDays: null,
   unusedTokenRevokeAfterDays: null,
   scopes: [],
   jwtQuota: null,

@@ -8,6 +8,7 @@ import { insertAccount, nameKey } from "./accounts.ts";
 import type { Ctx } from "../shared/context.ts";
 import { OPERATIONS, withPermission } from "../access/permissions.ts";
 import { addKeyTo, parsePublicKey } from "../credentials/public-keys.ts";
+import { assertJwksUri } from "../credentials/client-jwks.ts";
 import { issueFor } from "../credentials/tokens.ts";
 
 /** Platform-level service accounts: OAuth clients with platform-wide permissions, managed by the root. */
@@ -20,6 +21,7 @@ export interface PlatformAccountInput {
   displayName?: string | null;
   description?: string | null;
   tokenEndpointAuthMethod?: TokenEndpointAuthMethod | null;
+  jwksUri?: string | null;
 }
 
 /** The row of a platform-level account (no org): the bootstrap root, platform clients. */
@@ -37,6 +39,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     allowedScopes: [],
     allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
+    jwksUri: input.jwksUri ?? null,
     externalId: null,
     metadata: {},
     status: "active",
@@ -55,6 +58,7 @@ export interface CreatePlatformAccountInput {
   permissions: string[];
   tokenEndpointAuthMethod: Extract<TokenEndpointAuthMethod, "client_secret_basic" | "private_key_jwt">;
   publicKey?: string | Record<string, unknown> | undefined;
+  jwksUri?: string | undefined;
 }
 
 export const createPlatformAccount = withPermission("platform.root", async (gate, input: CreatePlatformAccountInput) => {
@@ -65,22 +69,29 @@ export const createPlatformAccount = withPermission("platform.root", async (gate
     throw new DomainError("validation_failed", `Unknown permissions: ${unknown.join(", ")}`, { errors: [{ path: "body.permissions", message: "Not in the catalogue (GET /api/v1/permissions)" }] });
   }
   const keyBased = input.tokenEndpointAuthMethod === "private_key_jwt";
-  if (keyBased !== (input.publicKey !== undefined)) {
-    throw new DomainError("validation_failed", "private_key_jwt needs publicKey; client_secret_basic takes none", { errors: [{ path: "body.publicKey", message: "Required exactly with private_key_jwt" }] });
+  if (keyBased !== (input.publicKey !== undefined || input.jwksUri !== undefined)) {
+    throw new DomainError("validation_failed", "private_key_jwt needs publicKey or jwksUri; client_secret_basic takes neither", {
+      errors: [{ path: "body.publicKey", message: "publicKey or jwksUri, exactly with private_key_jwt" }],
+    });
   }
-  if (input.publicKey !== undefined) await parsePublicKey(input.publicKey); // refuse a bad key before creating anything
+  // Refuse a bad key or URL before creating anything.
+  if (input.publicKey !== undefined) await parsePublicKey(input.publicKey);
+  const jwksUri = input.jwksUri !== undefined ? assertJwksUri(ctx, input.jwksUri) : null;
   const slug = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "") || "client";
   const account = platformAccount(ctx, {
     name: input.name,
     email: `${slug}-${randomBase62(6).toLowerCase()}@platform.${ctx.config.SERVICE_ACCOUNT_EMAIL_DOMAIN}`,
     permissions: input.permissions,
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod,
+    jwksUri,
     createdBy: principal.accountId,
   });
   const id = account.id;
   await insertAccount(ctx, account);
-  if (input.publicKey !== undefined) {
-    await addKeyTo(ctx, id, null, { publicKey: input.publicKey });
+  if (input.publicKey !== undefined) await addKeyTo(ctx, id, null, { publicKey: input.publicKey });
+  if (keyBased) {
+    // A jwksUri-only client has no key to write its KV record: its object writes it now.
+    if (input.publicKey === undefined) unwrap(await accountObject(ctx, id).sync(id));
     return { account, clientSecret: undefined };
   }
   const { secret } = await issueFor(ctx, null, id, {});

@@ -2,6 +2,7 @@ import { createAccount, resolveValidity, type CreateAccountInput } from "./accou
 import { orgFor, policyOf } from "./orgs.ts";
 import { withPermission } from "../access/permissions.ts";
 import { addKeyTo, parsePublicKey } from "../credentials/public-keys.ts";
+import { syncAccounts } from "../credentials/account-object.ts";
 import { issueFor, tokenExpiry, type IssueTokenInput } from "../credentials/tokens.ts";
 import { checkRestrictions } from "../credentials/token-limits.ts";
 import type { AccountClaims } from "../credentials/kv-records.ts";
@@ -35,7 +36,9 @@ export const provisionAccount = withPermission("service-accounts.edit", async (g
       }
     : undefined;
   const account = await createAccount(ctx, principal, org, accountInput, checkToken);
-  if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey });
+  if (publicKey !== undefined) await addKeyTo(ctx, account.id, org.id, { publicKey }, policyOf(org));
+  // A jwksUri-only account has no key or token to write its KV record with: its object writes it now.
+  else if (account.jwksUri !== null && !tokenInput) await syncAccounts(ctx, [account.id]);
   const issued = tokenInput ? await issueFor(ctx, org, account.id, tokenInput, account.expiresAt) : undefined;
   return { account, issued };
 });

@@ -26,6 +26,7 @@ export const jwtQuotaSchema = z
 export const orgPolicySchema = z.object({
   maxActiveTokensPerAccount: z.number().int().min(1).max(10).openapi({ description: "Active access tokens one account may hold (the one-active-token rule is 1)" }),
   maxTokenLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on an access token's lifetime" }),
+  maxKeyLifetimeDays: z.number().int().min(1).max(3650).nullable().openapi({ description: "Cap on a public key's lifetime: keys without expiresAt get it, longer ones are refused (422); null for none" }),
   unusedTokenRevokeAfterDays: z.number().int().min(1).max(3650).nullable(),
   scopes: z
     .array(scopeName)
@@ -90,6 +91,7 @@ export const accountSchema = z
     jwtQuota: jwtQuotaSchema.nullable().openapi({ description: "The account's own JWT quota (null: its org policy's jwtQuota)" }),
     externalId: z.string().nullable(),
     metadata: z.record(z.string(), z.string()).openapi({ description: "The account's metadata (custom claims' source)" }),
+    jwksUri: z.string().nullable().openapi({ description: "A JWKS URL whose keys also authenticate the account by private_key_jwt (docs/keys.md)" }),
     status: z.enum(["active", "disabled", "expired"]),
     expiresAt: timestamp.nullable(),
     createdAt: timestamp,
@@ -112,6 +114,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   jwtQuota: a.jwtQuota ?? null,
   externalId: a.externalId,
   metadata: a.metadata ?? {},
+  jwksUri: a.jwksUri,
   status: accountStatus(a, now),
   expiresAt: iso(a.expiresAt),
   createdAt: iso(a.createdAt)!,

@@ -5,7 +5,7 @@ import { ctxOf, displayText, errors, iso, jsonBody, jsonResponse, nameText, need
 import { accountSchema, assignmentSchema, issuedTokenSchema, jwtQuotaSchema, scopeName, toAccountDto, toAssignmentDto, toIssuedTokenDto } from "./dto.ts";
 import { provisionAccount } from "../../domain/registry/provision.ts";
 import { parseCidr } from "../../lib/cidr.ts";
-import { publicKeyInput } from "./keys.ts";
+import { jwksUriField, publicKeyInput } from "./keys.ts";
 import { issueTokenBody } from "./tokens.ts";
 
 const groups = z.array(displayText(64)).max(50);
@@ -55,6 +55,7 @@ export const createAccountBody = z
     allowedScopes: allowedScopes.optional(),
     jwtQuota: jwtQuotaSchema.optional(),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
+    jwksUri: jwksUriField.optional(),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
   .strict()
