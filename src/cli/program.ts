@@ -1,0 +1,41 @@
+import { Command } from "commander";
+import { accountCommands } from "./commands/accounts.ts";
+import { jwtCommand } from "./commands/jwt.ts";
+import { loginCommands } from "./commands/login.ts";
+import { tokenCommands } from "./commands/tokens.ts";
+
+export const VERSION = "0.1.0";
+
+/** The whole command tree (`keyward <resource> <verb> [flags]`); main.ts runs it, completion.ts walks it. */
+export function buildProgram(): Command {
+  const program = new Command("keyward")
+    .description("Keyward's command line: service accounts, access tokens and JWTs")
+    .version(VERSION)
+    .option("--url <url>", "server base URL (default: KEYWARD_URL, else the profile's)")
+    .option("--profile <name>", "config profile (default: KEYWARD_PROFILE, else the default profile)")
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .showSuggestionAfterError(true)
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .addHelpText(
+      "after",
+      `
+Examples:
+  keyward login --url https://keyward.example.com
+  keyward service-accounts list --org acme --json
+  export KEYWARD_TOKEN=sat_...; curl -H "authorization: Bearer $(keyward jwt)" ...
+
+Exit codes: 0 ok, 2 usage, 3 auth (401/403), 4 other client errors (404, 409, 422...), 5 server or network.`,
+    );
+  loginCommands(program);
+  accountCommands(program);
+  tokenCommands(program);
+  jwtCommand(program);
+  for (const cmd of program.commands) {
+    // A resource without a verb prints its help and exits 2 (commander would exit 1 silently otherwise).
+    if (cmd.commands.length && !(cmd as unknown as { _actionHandler: unknown })._actionHandler) {
+      cmd.action(() => cmd.help({ error: true }));
+    }
+  }
+  return program;
+}
