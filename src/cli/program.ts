@@ -1,7 +1,9 @@
 import { Command } from "commander";
 import { accountCommands } from "./commands/accounts.ts";
 import { jwtCommand } from "./commands/jwt.ts";
+import { keyCommands } from "./commands/keys.ts";
 import { loginCommands } from "./commands/login.ts";
+import { orgCommands } from "./commands/orgs.ts";
 import { tokenCommands } from "./commands/tokens.ts";
 
 export const VERSION = "0.1.0";
@@ -28,14 +30,10 @@ Examples:
 Exit codes: 0 ok, 2 usage, 3 auth (401/403), 4 other client errors (404, 409, 422...), 5 server or network.`,
     );
   loginCommands(program);
+  orgCommands(program);
   accountCommands(program);
   tokenCommands(program);
+  keyCommands(program);
   jwtCommand(program);
-  for (const cmd of program.commands) {
-    // A resource without a verb prints its help and exits 2 (commander would exit 1 silently otherwise).
-    if (cmd.commands.length && !(cmd as unknown as { _actionHandler: unknown })._actionHandler) {
-      cmd.action(() => cmd.help({ error: true }));
-    }
-  }
   return program;
 }
