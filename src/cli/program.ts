@@ -1,10 +1,14 @@
 import { Command } from "commander";
+import { accessCommands } from "./commands/access.ts";
 import { accountCommands } from "./commands/accounts.ts";
+import { auditCommands } from "./commands/audit.ts";
+import { federationCommands } from "./commands/federation.ts";
 import { jwtCommand } from "./commands/jwt.ts";
 import { keyCommands } from "./commands/keys.ts";
 import { loginCommands } from "./commands/login.ts";
 import { orgCommands } from "./commands/orgs.ts";
 import { tokenCommands } from "./commands/tokens.ts";
+import { completionCommand } from "./completion.ts";
 
 export const VERSION = "0.1.0";
 
@@ -34,6 +38,10 @@ Exit codes: 0 ok, 2 usage, 3 auth (401/403), 4 other client errors (404, 409, 42
   accountCommands(program);
   tokenCommands(program);
   keyCommands(program);
+  federationCommands(program);
+  accessCommands(program);
+  auditCommands(program);
   jwtCommand(program);
+  completionCommand(program);
   return program;
 }
