@@ -381,12 +381,10 @@ describe("the keyward CLI against the dev server", () => {
     let account: string;
     beforeAll(async () => {
       account = (await okJson(["service-accounts", "create", "ci-federated", "--org", org.id, "--role", "viewer"])).id;
-      const res = await fetch(`${server.base}/api/v1/orgs/${org.id}/service-accounts/${account}/federated-credentials`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${server.rootToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "acme-web", issuer: idpBase, subject: "repo:acme/web:ref:refs/heads/main" }),
-      });
-      expect(res.status, await res.clone().text()).toBe(201);
+      const policy = await okJson(["federated-credentials", "create", "acme-web", "--org", org.id, "--account", account, "--issuer", idpBase, "--subject", "repo:acme/web:ref:refs/heads/main", "--max-token-age", "600"]);
+      expect(policy).toMatchObject({ issuer: idpBase, subject: "repo:acme/web:ref:refs/heads/main", enabled: true });
+      const listed = await ok(["federated-credentials", "list", "--org", org.id, "--account", account]);
+      expect(listed.stdout).toContain(policy.id);
     });
 
     it("$(keyward jwt --federated) on GitHub Actions: asks ACTIONS_ID_TOKEN_REQUEST_URL for Keyward's audience", async () => {
@@ -415,6 +413,98 @@ describe("the keyward CLI against the dev server", () => {
       const absent = await shellJwt(["--id-token-file", path.join(home, "nope")], {});
       expect(absent.code).toBe(2);
       expect(absent.stderr).toContain("ENOENT");
+    });
+  });
+
+  describe("the other resources", () => {
+    it("projects and environments: create, list, get, delete", async () => {
+      const prj = await okJson(["projects", "create", "payments", "--org", org.id, "--name", "Payments"]);
+      expect(prj).toMatchObject({ slug: "payments", name: "Payments" });
+      const env = await okJson(["environments", "create", "prod", "--org", org.id, "--project", "payments"]);
+      expect(env).toMatchObject({ slug: "prod", projectId: prj.id });
+      expect((await ok(["environments", "list", "--org", org.id, "--project", prj.id])).stdout).toContain(env.id);
+      expect((await okJson(["projects", "get", "payments", "--org", org.id])).id).toBe(prj.id);
+      const noProject = await root(["environments", "list", "--org", org.id]);
+      expect(noProject.code).toBe(2);
+      await ok(["environments", "delete", "prod", "--org", org.id, "--project", "payments"]);
+      await ok(["projects", "delete", "payments", "--org", org.id]);
+      expect((await root(["projects", "get", "payments", "--org", org.id])).code).toBe(4);
+    });
+
+    it("roles and role-assignments: a custom role granted on a project, then removed", async () => {
+      const prj = await okJson(["projects", "create", "web", "--org", org.id]);
+      const role = await okJson(["roles", "create", "reader", "--org", org.id, "--operation", "service-accounts.read", "--description", "Reads accounts"]);
+      expect(role).toMatchObject({ name: "reader", operations: ["service-accounts.read"] });
+      const roles = await ok(["roles", "list", "--org", org.id]);
+      expect(roles.stdout).toMatch(/reader\s+custom/);
+      expect(roles.stdout).toMatch(/viewer\s+built-in/);
+      const edited = await okJson(["roles", "edit", role.id, "--org", org.id, "--description", "Reads"]);
+      expect(edited.description).toBe("Reads");
+      const account = (await okJson(["service-accounts", "create", "web-reader", "--org", org.id])).id;
+      const ra = await okJson(["role-assignments", "create", `reader@project:${prj.id}`, "--org", org.id, "--account", account]);
+      expect(ra).toMatchObject({ roleId: role.id, scope: { type: "project", id: prj.id } });
+      expect((await ok(["role-assignments", "list", "--org", org.id, "--account", account])).stdout).toContain(`project:${prj.id}`);
+      const perms = await ok(["service-accounts", "permissions", account, "--org", org.id, "--scope", prj.id]);
+      expect(perms.stdout).toContain("service-accounts.read");
+      const badSpec = await root(["role-assignments", "create", "reader@galaxy:x", "--org", org.id, "--account", account]);
+      expect(badSpec.code).toBe(2);
+      await ok(["role-assignments", "delete", ra.id, "--org", org.id, "--account", account]);
+      expect((await okJson(["role-assignments", "list", "--org", org.id, "--account", account])).items).toEqual([]);
+      await ok(["roles", "delete", role.id, "--org", org.id]);
+    });
+
+    it("invitations: sent by one org, accepted for an account of another, listed, cancelled", async () => {
+      const partner = await okJson(["orgs", "create", "cli-partner"]);
+      const bot = await okJson(["service-accounts", "create", "partner-bot", "--org", partner.id]);
+      const inv = await okJson(["invitations", "create", bot.email, "--org", org.id, "--role", "viewer"]);
+      expect(inv.state).toBe("pending");
+      const received = await okJson(["invitations", "list", "--org", partner.id, "--account", bot.id]);
+      expect(received.items.map((i: { id: string }) => i.id)).toContain(inv.id);
+      expect((await okJson(["invitations", "accept", inv.id, "--org", partner.id, "--account", bot.id])).state).toBe("accepted");
+      expect((await okJson(["invitations", "list", "--org", org.id, "--state", "accepted"])).items.map((i: { id: string }) => i.id)).toEqual([inv.id]);
+      // The partner's token exchanges into the inviting org.
+      const secret = (await ok(["tokens", "issue", "--org", partner.id, "--account", bot.id, "-q"])).stdout.trim();
+      const jwt = await shellJwt(["--target-org", org.id], { KEYWARD_TOKEN: secret });
+      expect(jwt.code, jwt.stderr).toBe(0);
+      expect((await verifyKeyward(jwt.stdout)).org_id).toBe(org.id);
+      await ok(["invitations", "delete", inv.id, "--org", org.id]);
+      expect((await okJson(["invitations", "list", "--org", org.id, "--state", "cancelled"])).items.map((i: { id: string }) => i.id)).toEqual([inv.id]);
+    });
+
+    it("audit-events list, and --follow printing new events as they happen", async () => {
+      const list = await okJson(["audit-events", "list", "--org", org.id, "--limit", "5"]);
+      expect(list.items.length).toBe(5);
+      const child = spawn(process.execPath, [MAIN, "audit-events", "list", "--org", org.id, "--follow", "--interval", "1", "--limit", "1", "--json"], {
+        cwd: ROOT,
+        env: baseEnv(home, { KEYWARD_URL: server.base, KEYWARD_TOKEN: server.rootToken }),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      try {
+        const waitFor = async (pred: () => boolean) => {
+          for (let i = 0; i < 150 && !pred(); i++) await new Promise((r) => setTimeout(r, 200));
+          expect(pred(), stdout).toBe(true);
+        };
+        await waitFor(() => stdout.split("\n").filter(Boolean).length >= 1);
+        const created = await okJson(["service-accounts", "create", "followed-bot", "--org", org.id]);
+        await waitFor(() => stdout.includes(created.id));
+        const events = stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+        expect(new Set(events.map((e: { id: string }) => e.id)).size).toBe(events.length);
+        expect(events.at(-1).target.id).toBe(created.id);
+      } finally {
+        child.kill("SIGTERM");
+      }
+    });
+
+    it("completion bash: a script bash accepts that completes resources, verbs and flags", async () => {
+      const script = (await kw(["completion", "bash"])).stdout;
+      const probe = `${script}\nCOMP_WORDS=(keyward service-accounts l); COMP_CWORD=2; _keyward; echo "\${COMPREPLY[*]}"\nCOMP_WORDS=(keyward tokens issue --acc); COMP_CWORD=3; _keyward; echo "\${COMPREPLY[*]}"`;
+      const r = await spawnResult("bash", ["-c", probe], baseEnv(home));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe("list\n--account\n");
+      expect((await kw(["completion", "zsh"])).stdout).toContain("#compdef keyward");
+      expect((await kw(["completion", "fish"])).code).toBe(2);
     });
   });
 
