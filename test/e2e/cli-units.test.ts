@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -99,5 +100,19 @@ describe("the CLI stays out of the Worker", () => {
       .filter((f) => !f.startsWith(path.join(ROOT, "src", "cli")) && /\.(ts|tsx)$/.test(f))
       .filter((f) => imports(f).some((spec) => spec.startsWith(".") && path.resolve(path.dirname(f), spec).startsWith(path.join(ROOT, "src", "cli"))));
     expect(bad).toEqual([]);
+  });
+});
+
+describe("the installed form", () => {
+  it("npm run build:cli bundles the CLI into dist/cli.js, which runs on its own", () => {
+    const build = spawnSync("npm", ["run", "build:cli"], { cwd: ROOT, encoding: "utf8" });
+    expect(build.status, build.stderr).toBe(0);
+    const bundle = readFileSync(path.join(ROOT, "dist", "cli.js"), "utf8");
+    expect(bundle).not.toMatch(/from ["']\.\.?\//);
+    const run = spawnSync(process.execPath, [path.join(ROOT, "dist", "cli.js"), "tokens", "--help"], { encoding: "utf8" });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain("regenerate");
+    const bad = spawnSync(process.execPath, [path.join(ROOT, "dist", "cli.js"), "nope"], { encoding: "utf8" });
+    expect(bad.status).toBe(2);
   });
 });
