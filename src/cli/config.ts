@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
 import { CliError, EXIT, usageError } from "./errors.ts";
@@ -26,6 +26,9 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
 
 export function readConfig(file = configPath()): ConfigFile {
   if (!existsSync(file)) return { profiles: {} };
+  if (process.platform !== "win32" && statSync(file).mode & 0o077) {
+    process.stderr.write(`keyward: warning: ${file} is readable by others; it holds tokens: chmod 600 it\n`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, "utf8"));

@@ -27,4 +27,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `keyward ... | head`: a closed pipe ends the output quietly, not with a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
 process.exitCode = await main(process.argv);

@@ -1,9 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { httpError } from "../../src/cli/api.ts";
-import { normalizeUrl, resolveSettings, type ConfigFile } from "../../src/cli/config.ts";
+import { configPath, normalizeUrl, readConfig, resolveSettings, writeConfig, type ConfigFile } from "../../src/cli/config.ts";
 import { exitForStatus } from "../../src/cli/errors.ts";
 import { parseRole } from "../../src/cli/commands/accounts.ts";
 import { seconds } from "../../src/cli/commands/tokens.ts";
@@ -34,6 +35,32 @@ describe("settings precedence", () => {
     expect(() => normalizeUrl("ftp://x")).toThrow(/http or https/);
     expect(() => normalizeUrl("not a url")).toThrow(/Invalid URL/);
     expect(normalizeUrl("https://k.example/base/")).toBe("https://k.example/base");
+  });
+});
+
+describe("the config file", () => {
+  it("under XDG_CONFIG_HOME (absolute only), written 0600 in a 0700 directory; a readable one is warned about", () => {
+    expect(configPath({ XDG_CONFIG_HOME: "/x/y" })).toBe("/x/y/keyward/config.json");
+    expect(configPath({ XDG_CONFIG_HOME: "relative" })).toMatch(/\/\.config\/keyward\/config\.json$/);
+    const dir = mkdtempSync(path.join(tmpdir(), "keyward-config-"));
+    try {
+      const file = path.join(dir, "keyward", "config.json");
+      writeConfig(config, file);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+      const warn = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+      try {
+        expect(readConfig(file)).toEqual(config);
+        expect(warn).not.toHaveBeenCalled();
+        chmodSync(file, 0o644);
+        readConfig(file);
+        expect(String(warn.mock.calls[0]?.[0])).toContain("readable by others");
+      } finally {
+        warn.mockRestore();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
