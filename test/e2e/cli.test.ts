@@ -199,6 +199,43 @@ describe("the keyward CLI against the dev server", () => {
       expect(show.stdout).not.toContain(server.rootToken);
     });
 
+    it("login on a terminal: a prompt with echo off (through a pseudo-terminal)", async () => {
+      // python3's pty module plays the terminal: it answers the prompt and returns everything the terminal showed.
+      const driver = path.join(home, "pty-driver.py");
+      writeFileSync(
+        driver,
+        [
+          "import os, pty, sys, time",
+          "pid, fd = pty.fork()",
+          "if pid == 0:",
+          "    os.execv(sys.argv[1], sys.argv[1:])",
+          'out, sent = b"", False',
+          "while True:",
+          "    try:",
+          "        data = os.read(fd, 1024)",
+          "    except OSError:",
+          "        break",
+          "    if not data:",
+          "        break",
+          "    out += data",
+          '    if not sent and b"Access token" in out:',
+          "        time.sleep(0.2)",
+          '        os.write(fd, os.environ["PTY_INPUT"].encode() + b"\\r")',
+          "        sent = True",
+          "_, status = os.waitpid(pid, 0)",
+          'sys.stdout.write(out.decode(errors="replace"))',
+          "sys.exit(os.waitstatus_to_exitcode(status))",
+        ].join("\n"),
+      );
+      const r = await spawnResult("python3", [driver, process.execPath, MAIN, "login", "--url", server.base, "--profile", "tty"], baseEnv(home, { PTY_INPUT: server.rootToken }));
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain(`Access token for ${server.base}:`);
+      expect(r.stdout).toContain('profile "tty"');
+      expect(r.stdout).not.toContain(server.rootToken);
+      const config = JSON.parse(readFileSync(path.join(home, "config", "keyward", "config.json"), "utf8"));
+      expect(config.profiles.tty.token).toBe(server.rootToken);
+    });
+
     it("a bad token is refused at login (exit 3) and not saved", async () => {
       const r = await kw(["login", "--url", server.base, "--profile", "wrong"], {}, "sat_0000000000000000000000000000000000000000\n");
       expect(r.code).toBe(3);
