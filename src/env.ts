@@ -43,6 +43,9 @@ export interface Bindings {
   WEBHOOK_RETRY_WINDOW_SECONDS?: string;
   WEBHOOK_MAX_ATTEMPTS?: string;
   WEBHOOK_DISABLE_AFTER_DAYS?: string;
+  DPOP_PROOF_MAX_AGE_SECONDS?: string;
+  DPOP_REQUIRE_NONCE?: string;
+  DPOP_NONCE_LIFETIME_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -108,6 +111,15 @@ const configSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: intVar(12, 1, 50),
   /** An endpoint whose deliveries have all failed for this long is disabled (an event tells the org's other endpoints). */
   WEBHOOK_DISABLE_AFTER_DAYS: intVar(5, 1, 60),
+  /** How old a DPoP proof's `iat` may be (plus a 30 s skew); its jti is remembered that long. */
+  DPOP_PROOF_MAX_AGE_SECONDS: intVar(300, 10, 3600),
+  /** Whether every DPoP proof must carry a server nonce (RFC 9449 8: `use_dpop_nonce`, `DPoP-Nonce`). */
+  DPOP_REQUIRE_NONCE: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** A server nonce is accepted for one to two of these periods (stateless: an HMAC of the period). */
+  DPOP_NONCE_LIFETIME_SECONDS: intVar(300, 10, 86_400),
 });
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);

@@ -20,6 +20,8 @@ export interface OrgPolicy {
    * `service_account.expiring` (webhook events), each threshold once; absent: [7, 1].
    */
   expiryWarningDays?: number[];
+  /** The `requireDpop` of an account created without one (docs/dpop.md); absent: false. */
+  requireDpop?: boolean;
 }
 
 export const orgs = sqliteTable("orgs", {
@@ -84,6 +86,8 @@ export const serviceAccounts = sqliteTable(
     allowedScopes: text("allowed_scopes", { mode: "json" }).$type<string[]>().notNull().default([]),
     /** OAuth client authentication the account is registered for (platform accounts); null allows any. */
     tokenEndpointAuthMethod: text("token_endpoint_auth_method").$type<TokenEndpointAuthMethod>(),
+    /** Every JWT of the account must be DPoP-bound (RFC 9449; docs/dpop.md). */
+    requireDpop: integer("require_dpop", { mode: "boolean" }).notNull().default(false),
     /** Operations held platform-wide (platform accounts only), e.g. `platform.root`. */
     platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
     createdAt: ms("created_at").notNull(),

@@ -54,6 +54,7 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
     scopes: [...scopes].sort(),
     allowedCidrs: account.allowedCidrs ?? [],
     tokenEndpointAuthMethod: account.tokenEndpointAuthMethod,
+    requireDpop: account.requireDpop ?? false,
   };
 }
 

@@ -30,6 +30,8 @@ export interface AccountClaims {
   allowedCidrs: string[];
   /** The only OAuth client authentication a platform client may use; null allows any. */
   tokenEndpointAuthMethod: string | null;
+  /** Every JWT of the account must be DPoP-bound (absent in records written before it: false). */
+  requireDpop?: boolean | undefined;
 }
 
 export interface TokenRecord {

@@ -229,7 +229,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "requireDpop">
 >;
 
 /**
@@ -245,7 +245,8 @@ export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: Acco
   const restricts =
     (next.status === "disabled" && account.status !== "disabled") ||
     (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt)) ||
-    patch.allowedCidrs !== undefined;
+    patch.allowedCidrs !== undefined ||
+    (patch.requireDpop === true && !account.requireDpop);
   const kvOps = await recordOps(ctx, { ...state, account: next });
   const statusChanged = patch.status !== undefined && patch.status !== account.status;
   const action = statusChanged ? (patch.status === "disabled" ? "service_account.disabled" : "service_account.enabled") : "service_account.updated";

@@ -3,7 +3,7 @@ import { isUnauthenticated, unauthenticated } from "../credentials/bearer.ts";
 import { claimsFor } from "./cross-org.ts";
 import type { Ctx } from "../shared/context.ts";
 import { resolveCredential } from "../credentials/resolver.ts";
-import { mintJwt, type FederatedOrigin, type JwtSource } from "../signing/jwt.ts";
+import { mintJwt, type ActClaim, type FederatedOrigin, type JwtSource } from "../signing/jwt.ts";
 import type { AccountClaims } from "../credentials/kv-records.ts";
 import { exchangeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
@@ -55,11 +55,28 @@ export interface JwtToIssue {
   exchangedTokenId?: string | undefined;
   /** The external token a federated grant accepted. */
   federated?: FederatedOrigin | undefined;
+  /** RFC 9449: the thumbprint of the proof key the JWT is bound to. */
+  jkt?: string | undefined;
+  /** RFC 8693 delegation: the actor chain. */
+  act?: ActClaim | undefined;
 }
 
 /** Mints the JWT, and records the exchange (and the access token exchanged, if one was) for review. */
 export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtToIssue): Promise<IssuedJwt> {
-  const { jws, jti } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source, federated: input.federated });
+  // requireDpop: every JWT of the account is bound, whichever path issues it.
+  if (account.requireDpop && input.jkt === undefined) {
+    throw new DomainError("dpop_required", "This service account requires DPoP: send a DPoP proof to /oauth/token (docs/dpop.md)");
+  }
+  const { jws, jti } = await mintJwt(ctx, {
+    account,
+    scope: input.scope,
+    audience: input.audience,
+    ttlSeconds: input.ttlSeconds,
+    source: input.source,
+    federated: input.federated,
+    jkt: input.jkt,
+    act: input.act,
+  });
   recordUse(ctx, { accountId: account.accountId, tokenId: input.exchangedTokenId, exchange: true });
   return { jws, jti, expiresIn: input.ttlSeconds, scope: input.scope };
 }

@@ -9,7 +9,7 @@ import { accountObject, unwrap } from "../credentials/account-object.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountPatch } from "../credentials/plans.ts";
-import { assertDeclaredScopes, orgFor, visibleOrg } from "./orgs.ts";
+import { assertDeclaredScopes, orgFor, policyOf, visibleOrg } from "./orgs.ts";
 import { findBuiltinRole, withPermission, type Gate } from "../access/permissions.ts";
 import type { Principal } from "../shared/principal.ts";
 import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "../access/role-assignments.ts";
@@ -65,6 +65,8 @@ export interface CreateAccountInput extends Validity {
   groups?: string[] | undefined;
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
+  /** Absent: the org policy's requireDpop. */
+  requireDpop?: boolean | undefined;
   externalId?: string | undefined;
   roles?: AssignmentInput[] | undefined;
   /** "caller": copy the caller's role assignments in this org (an account that can do what its creator can, no more); otherwise none. */
@@ -154,6 +156,7 @@ export async function createAccount(ctx: Ctx, principal: Principal, org: Org, in
     allowedScopes: [...new Set(input.allowedScopes ?? [])],
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
+    requireDpop: input.requireDpop ?? policyOf(org).requireDpop ?? false,
     externalId: input.externalId ?? null,
     status: "active",
     expiresAt: resolveValidity(input, now) ?? null,
@@ -262,11 +265,13 @@ export interface PatchAccountInput extends Validity {
   status?: "active" | "disabled" | undefined;
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
+  requireDpop?: boolean | undefined;
 }
 
 /** Only disabling takes access away; every other edit may hand some out (claims, validity, networks). */
 const onlyDisables = (input: PatchAccountInput) =>
-  input.status === "disabled" && Object.entries(input).every(([k, v]) => k === "status" || v === undefined);
+  (input.status === "disabled" || input.requireDpop === true) &&
+  Object.entries(input).every(([k, v]) => v === undefined || (k === "status" && v === "disabled") || (k === "requireDpop" && v === true));
 
 /**
  * Every edit goes through the account's Durable Object: status, validity and groups are in its KV
@@ -284,6 +289,7 @@ async function editAccount(gate: Gate, orgRef: string, accountId: string, input:
   if (input.groups !== undefined) patch.groups = [...new Set(input.groups)];
   if (input.allowedScopes !== undefined) patch.allowedScopes = [...new Set(input.allowedScopes)];
   if (input.allowedCidrs !== undefined) patch.allowedCidrs = [...new Set(input.allowedCidrs)];
+  if (input.requireDpop !== undefined) patch.requireDpop = input.requireDpop;
   if (input.externalId !== undefined) patch.externalId = input.externalId;
   if (input.status !== undefined) patch.status = input.status;
   if (expiresAt !== undefined) patch.expiresAt = expiresAt;

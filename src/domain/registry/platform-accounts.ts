@@ -37,6 +37,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     allowedScopes: [],
     allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
+    requireDpop: false,
     externalId: null,
     status: "active",
     expiresAt: null,

@@ -26,6 +26,7 @@ export const orgPolicySchema = z.object({
     .max(5)
     .optional()
     .openapi({ description: "Days before a token's or an account's expiry at which `token.expiring` / `account.expiring` webhook events are sent, each once (default [7, 1]; [] for none)" }),
+  requireDpop: z.boolean().optional().openapi({ description: "The requireDpop of an account created without one (default false): its JWTs must be DPoP-bound" }),
 });
 
 export const orgSchema = z
@@ -60,6 +61,7 @@ export const accountSchema = z
     groups: z.array(z.string()),
     allowedScopes: z.array(z.string()),
     allowedCidrs: z.array(z.string()),
+    requireDpop: z.boolean().openapi({ description: "Every JWT of the account is DPoP-bound (RFC 9449): /oauth/token refuses it one without a proof" }),
     externalId: z.string().nullable(),
     status: z.enum(["active", "disabled", "expired"]),
     expiresAt: timestamp.nullable(),
@@ -80,6 +82,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   groups: a.groups,
   allowedScopes: a.allowedScopes,
   allowedCidrs: a.allowedCidrs,
+  requireDpop: a.requireDpop ?? false,
   externalId: a.externalId,
   status: accountStatus(a, now),
   expiresAt: iso(a.expiresAt),

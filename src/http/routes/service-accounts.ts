@@ -42,6 +42,7 @@ export const createAccountBody = z
     permissionsFrom: z.literal("caller").optional().openapi({ description: "Also copy the caller's role assignments in this org" }),
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
+    requireDpop: z.boolean().optional().openapi({ description: "Only DPoP-bound JWTs for this account (docs/dpop.md); default: the org policy's requireDpop" }),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
   })
@@ -60,6 +61,7 @@ export const patchAccountBody = z
     status: z.enum(["active", "disabled"]).optional(),
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
+    requireDpop: z.boolean().optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })
