@@ -12,8 +12,11 @@ import { replayCache } from "./account-object.ts";
  * accepted only with a proof of the same key, over that token: `ath`). docs/dpop.md.
  */
 
-/** The proof algorithms accepted (asymmetric only), advertised as `dpop_signing_alg_values_supported`. */
-export const DPOP_SIGNING_ALGS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+/**
+ * The proof algorithms accepted (asymmetric only), advertised as `dpop_signing_alg_values_supported`;
+ * `Ed25519` is the fully-specified name of EdDSA over Ed25519 (RFC 9864), which some clients sign with.
+ */
+export const DPOP_SIGNING_ALGS = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 const DPOP_TYP = "dpop+jwt";
 /** Members of a JWK that only a private (or symmetric) key has: a proof's `jwk` must carry none. */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
