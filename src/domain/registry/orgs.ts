@@ -14,7 +14,6 @@ export const DEFAULT_POLICY: OrgPolicy = {
   maxTokenLifetimeDays: null,
   unusedTokenRevokeAfterDays: null,
   scopes: [],
-  requireDpop: false,
 };
 
 /** An org's policy with the defaults of fields it was stored without. */
