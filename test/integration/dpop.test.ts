@@ -192,6 +192,20 @@ describe("a bound JWT on the management API", () => {
     expectStatus(await call("GET", orgPath(), { token: viewer.token }), 200);
   });
 
+  it("POST /api/v1/auth/authorize with a bound JWT: the JWT it derives is bound to the same key", async () => {
+    const keys = await proofKeys();
+    const token = await boundToken(keys);
+    const url = `${ISSUER}/api/v1/auth/authorize`;
+    const res = await call("POST", "/api/v1/auth/authorize", {
+      headers: { authorization: `DPoP ${token}`, dpop: await proof(keys, { htm: "POST", htu: url, accessToken: token }) },
+      body: { org: viewer.org.id },
+    });
+    expectStatus(res, 200);
+    expect(cnfOf(res.json.jwt)).toEqual({ jkt: await thumbprintOf(keys) });
+    // As Bearer, the derived JWT is refused like its parent.
+    expect((await call("GET", orgPath(), { token: res.json.jwt })).json.code).toBe("dpop_required");
+  });
+
   it("an unbound access token as Bearer is unaffected by a stray DPoP header", async () => {
     expectStatus(await call("GET", orgPath(), { token: viewer.token, headers: { dpop: "garbage" } }), 200);
   });

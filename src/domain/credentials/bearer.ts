@@ -57,5 +57,7 @@ export function principalOf(credential: ResolvedCredential): Principal {
     orgLimit: credential.orgLimit,
     expiresAt: credential.expiresAt,
     source: credential.derivedSource,
+    jkt: credential.jkt,
+    act: credential.jwt?.act,
   };
 }
