@@ -167,7 +167,7 @@ export async function verifyDpopProof(ctx: Ctx, header: string | null | undefine
   const hash = sha256Hex(`${jkt} ${jti}`);
   const shard = parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS;
   // Remembered as long as the proof could pass the iat check.
-  const fresh = await replayCache(ctx, `dpop:${shard}`).rememberJti(`dpop:${hash}`, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
+  const fresh = await replayCache(ctx, `dpop:${shard}`).rememberProofJti(`dpop:${hash}`, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
   if (!fresh) throw invalidProof("this proof was already used (jti)");
   return { jkt };
 }
