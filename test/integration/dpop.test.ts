@@ -2,6 +2,7 @@ import * as jose from "jose";
 import * as oauth from "oauth4webapi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, expectStatus, platformRoot } from "../helpers.ts";
+import { consolePost, sessionCookieOf } from "./console-helpers.ts";
 import { basic, expectOAuthError, ISSUER, newClient, postForm, type Client, ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, JWT_TOKEN_TYPE } from "./oauth-helpers.ts";
 import {
   clientOptions,
@@ -204,6 +205,14 @@ describe("a bound JWT on the management API", () => {
     expect(cnfOf(res.json.jwt)).toEqual({ jkt: await thumbprintOf(keys) });
     // As Bearer, the derived JWT is refused like its parent.
     expect((await call("GET", orgPath(), { token: res.json.jwt })).json.code).toBe("dpop_required");
+  });
+
+  it("the console's sign-in (no proof possible) refuses a bound JWT: no session, no 500", async () => {
+    const token = await boundToken(await proofKeys());
+    const res = await consolePost("/console/login", null, { token });
+    expect(res.status, res.text.slice(0, 300)).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(sessionCookieOf(res)).toBeNull();
   });
 
   it("an unbound access token as Bearer is unaffected by a stray DPoP header", async () => {
