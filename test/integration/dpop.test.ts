@@ -256,6 +256,13 @@ describe("requireDpop", () => {
     const json = await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: strict.token } });
     expect(json.status, json.text).toBe(401);
     expect(json.json.code).toBe("dpop_required");
+    // With a proof (htu: the exchange endpoint), the JSON exchange binds the JWT too.
+    const keys = await proofKeys();
+    const bound = await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: strict.token }, headers: { dpop: await proof(keys, { htu: `${ISSUER}/api/auth/access-tokens/jwt` }) } });
+    expectStatus(bound, 200);
+    expect(cnfOf(bound.json.jwt)).toEqual({ jkt: await thumbprintOf(keys) });
+    const wrongHtu = await call("POST", "/api/auth/access-tokens/jwt", { body: { access_token: strict.token }, headers: { dpop: await proof(keys) } });
+    expectDpopChallenge(wrongHtu, "invalid_dpop_proof");
     const DPoP = oauth.DPoP({}, await proofKeys());
     const tokens = await dpopClientCredentials(as, strict.account.id, strict.token, DPoP);
     expect(tokens.token_type).toBe("dpop");

@@ -84,7 +84,7 @@ export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtTo
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT, its lifetime rejected (never clipped) when over a bound. */
 export async function exchangeAccessToken(
   ctx: Ctx,
-  input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
+  input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined; jkt?: string | undefined },
 ): Promise<IssuedJwt> {
   const token = await limitFailedAttempts(ctx, () => failureKeys(ctx, null, "token"), isUnauthenticated, async () => {
     const found = await resolveCredential(ctx, input.accessToken, { purpose: "exchange", accessToken: true, jwtAudience: false });
@@ -106,5 +106,6 @@ export async function exchangeAccessToken(
     ttlSeconds,
     source: token.derivedSource!,
     exchangedTokenId: token.id,
+    jkt: input.jkt,
   });
 }
