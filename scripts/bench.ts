@@ -25,6 +25,8 @@
  *          BENCH_CONSOLE_CONNECTIONS [4] connections
  *      (h) POST /oauth/token jwt-bearer: an external token (GitHub Actions' shape, a loopback issuer,
  *          its keys cached) that a trust policy takes (scripts/bench/federation.ts)
+ *      (i) POST /oauth/token client_credentials, client_secret_basic with a DPoP proof (a fresh
+ *          one per request, scripts/bench/dpop.ts), reported against (c)
  *      (f) the peer: oidc-provider (scripts/bench/peer-server.ts) on Node 22, client_credentials with
  *          client_secret_basic and ES256 JWT access tokens
  *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
@@ -38,7 +40,7 @@
  * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra
  * profiled round per direct scenario through the inspector: a .cpuprofile and the top functions),
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
- * private-key-jwt, list-accounts, console-page, federated, peer; the ceiling always runs, the scale check with exchange),
+ * private-key-jwt, list-accounts, console-page, federated, dpop, peer; the ceiling always runs, the scale check with exchange),
  * BENCH_SIGNING_ALG (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON
  * file to write), BENCH_GC=1 (V8's collections in workerd per round: scripts/bench/gc.ts).
  *

@@ -48,6 +48,9 @@ export interface Bindings {
   WEBHOOK_DISABLE_AFTER_DAYS?: string;
   SECRET_SCANNING_KEYS?: string;
   STATUS_LIST_TTL_SECONDS?: string;
+  DPOP_PROOF_MAX_AGE_SECONDS?: string;
+  DPOP_REQUIRE_NONCE?: string;
+  DPOP_NONCE_LIFETIME_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
 }
@@ -128,6 +131,15 @@ const configSchema = z.object({
    * the bound on how late a verifier reading the lists sees a revocation.
    */
   STATUS_LIST_TTL_SECONDS: intVar(60, 1, 3600),
+  /** How old a DPoP proof's `iat` may be (plus a 30 s skew); its jti is remembered that long. */
+  DPOP_PROOF_MAX_AGE_SECONDS: intVar(300, 10, 3600),
+  /** Whether every DPoP proof must carry a server nonce (RFC 9449 8: `use_dpop_nonce`, `DPoP-Nonce`). */
+  DPOP_REQUIRE_NONCE: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** A server nonce is accepted for one to two of these periods (stateless: an HMAC of the period). */
+  DPOP_NONCE_LIFETIME_SECONDS: intVar(300, 10, 86_400),
 });
 
 export interface ScannerKey {

@@ -15,6 +15,7 @@ import { startWranglerDev, type RunningWorker } from "./runtime.ts";
 import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
 import { accountTemplate, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
 import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
+import { DpopProofs } from "./dpop.ts";
 
 export interface Seeded {
   rootToken: string;
@@ -55,6 +56,16 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
 
   if (options.wanted("client-basic")) {
     scenarios.push({ id: "client-basic", label: "(c) /oauth/token client_secret_basic", target: direct, request: basicRequest(accounts[0]!), next: () => basicRequest(roundRobin(accounts)) });
+  }
+
+  // (i) The same grant with a DPoP proof (a fresh one per request): the JWT is bound to the proof's key.
+  if (options.wanted("dpop")) {
+    const proofs = new DpopProofs(`${worker.vars.ISSUER!}/oauth/token`);
+    const next = (): LoadRequest => {
+      const request = basicRequest(roundRobin(accounts));
+      return { ...request, headers: { ...request.headers, dpop: proofs.next() } };
+    };
+    scenarios.push({ id: "dpop", label: "(i) /oauth/token client_secret_basic with a DPoP proof", target: direct, request: next(), next });
   }
 
   // A fresh pre-signed assertion per request.

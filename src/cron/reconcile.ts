@@ -32,7 +32,8 @@ function matches(record: TokenRecord | null, token: AccessToken, account: Servic
     record.account.status === account.status &&
     record.account.expiresAt === account.expiresAt &&
     sameList(record.account.allowedCidrs, account.allowedCidrs) &&
-    sameList(record.account.groups, account.groups)
+    sameList(record.account.groups, account.groups) &&
+    (record.account.requireDpop ?? false) === (account.requireDpop ?? false)
   );
 }
 

@@ -23,6 +23,8 @@ export interface OrgPolicy {
    * `service_account.expiring` (webhook events), each threshold once; absent: [7, 1].
    */
   expiryWarningDays?: number[];
+  /** The `requireDpop` of an account created without one (docs/dpop.md); absent: false. */
+  requireDpop?: boolean;
   /** The JWT quota of the org's accounts that have none of their own (docs/quotas.md); absent or null: none. */
   jwtQuota?: JwtQuota | null;
   /**
@@ -109,6 +111,8 @@ export const serviceAccounts = sqliteTable(
     allowedScopes: text("allowed_scopes", { mode: "json" }).$type<string[]>().notNull().default([]),
     /** OAuth client authentication the account is registered for (platform accounts); null allows any. */
     tokenEndpointAuthMethod: text("token_endpoint_auth_method").$type<TokenEndpointAuthMethod>(),
+    /** Every JWT of the account must be DPoP-bound (RFC 9449; docs/dpop.md). */
+    requireDpop: integer("require_dpop", { mode: "boolean" }).notNull().default(false),
     /** Operations held platform-wide (platform accounts only), e.g. `platform.root`. */
     platformPermissions: text("platform_permissions", { mode: "json" }).$type<string[]>(),
     /** JWTs the account may be issued per minute and per day; null: the org policy's default. */

@@ -221,4 +221,19 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
     void this.armPurge(expiresAt);
     return true;
   }
+
+  /**
+   * The same check-and-set for DPoP proofs, answered without waiting for the write to be durable
+   * (`allowUnconfirmed`): the input gate keeps the get and the put atomic, and a proof seen here is
+   * refused at once; only a crash of the object within the write's commit could forget a jti.
+   * Waiting on the output gate for every proof made it the token endpoint's main cost.
+   */
+  async rememberProofJti(jti: string, expiresAt: number): Promise<boolean> {
+    const key = `jti:${jti}`;
+    const seen = await this.ctx.storage.get<number>(key);
+    if (seen !== undefined && seen > Date.now()) return false;
+    await this.ctx.storage.put(key, expiresAt, { allowUnconfirmed: true });
+    void this.armPurge(expiresAt);
+    return true;
+  }
 }

@@ -7,6 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { withSecurityHeaders } from "../lib/http.ts";
 import { validationError } from "./validation.ts";
 import { rateLimitHeaders } from "../lib/ratelimit-headers.ts";
+import { DPOP_SIGNING_ALGS } from "../domain/credentials/dpop.ts";
 
 /** Every stable error code of the management API, with its HTTP status (docs/errors.md's table). */
 export const ERROR_STATUS = {
@@ -59,6 +60,9 @@ export const ERROR_STATUS = {
   bootstrap_not_configured: 503,
   signing_not_configured: 503,
   secret_scanning_not_configured: 503,
+  invalid_dpop_proof: 401,
+  use_dpop_nonce: 401,
+  dpop_required: 401,
 } as const satisfies Record<ErrorCode, ContentfulStatusCode>;
 
 
@@ -69,6 +73,10 @@ function problemHeaders(err: DomainError): Record<string, string> {
   if (err.code === "unauthenticated") headers["www-authenticate"] = 'Bearer realm="keyward"';
   // RFC 9110 section 11.6.1: every 401 names a scheme; a signed secret scanning report's is its signature headers.
   if (err.code === "invalid_signature") headers["www-authenticate"] = 'Signature realm="keyward", headers="github-public-key-identifier github-public-key-signature"';
+  // RFC 9449 7.1: a DPoP challenge with the RFC's error code (a bound token sent as Bearer is an invalid token).
+  const dpopError = { invalid_dpop_proof: "invalid_dpop_proof", use_dpop_nonce: "use_dpop_nonce", dpop_required: "invalid_token" }[err.code as string];
+  if (dpopError) headers["www-authenticate"] = `DPoP realm="keyward", error="${dpopError}", algs="${DPOP_SIGNING_ALGS.join(" ")}"`;
+  if (err.data.dpopNonce !== undefined) headers["dpop-nonce"] = err.data.dpopNonce;
   if (err.data.retryAfterSeconds !== undefined) headers["retry-after"] = String(err.data.retryAfterSeconds);
   if (err.data.rateLimit) Object.assign(headers, rateLimitHeaders(err.data.rateLimit));
   if (err.data.allow) headers.allow = err.data.allow.join(", ");

@@ -18,7 +18,10 @@ export type OAuthErrorCode =
   | "server_error"
   | "temporarily_unavailable"
   /** RFC 8628 (IANA OAuth Extensions Error registry): the client must wait `Retry-After` seconds. */
-  | "slow_down";
+  | "slow_down"
+  /** RFC 9449 5 and 8: the DPoP proof is invalid; the proof must carry the server's nonce (`DPoP-Nonce`). */
+  | "invalid_dpop_proof"
+  | "use_dpop_nonce";
 
 export class OAuthError extends Error {
   constructor(
@@ -73,11 +76,16 @@ const OAUTH_ERRORS: Partial<Record<ErrorCode, { error: OAuthErrorCode; status?: 
   jwt_quota_exceeded: { error: "slow_down", status: 429 },
   // A client acting on a token that is not its own (RFC 7009 revocation of another client's token).
   permission_denied: { error: "unauthorized_client" },
+  invalid_dpop_proof: { error: "invalid_dpop_proof" },
+  use_dpop_nonce: { error: "use_dpop_nonce" },
+  // A client whose tokens must be bound sent no proof.
+  dpop_required: { error: "invalid_dpop_proof" },
 };
 
 function fromDomainError(err: DomainError): OAuthError {
   const mapped = OAUTH_ERRORS[err.code] ?? { error: "invalid_request" };
   const headers: Record<string, string> = err.data.retryAfterSeconds !== undefined ? { "retry-after": String(err.data.retryAfterSeconds) } : {};
   if (err.data.rateLimit) Object.assign(headers, rateLimitHeaders(err.data.rateLimit));
+  if (err.data.dpopNonce !== undefined) headers["dpop-nonce"] = err.data.dpopNonce;
   return new OAuthError(mapped.error, err.detail, mapped.status ?? 400, headers);
 }

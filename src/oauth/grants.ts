@@ -5,6 +5,7 @@ import { DomainError } from "../domain/shared/errors.ts";
 import type { AuthenticatedClient } from "./client-auth.ts";
 import { OAuthError } from "./errors.ts";
 import type { FormOf, FormSpec } from "./form.ts";
+import type { VerifiedProof } from "../domain/credentials/dpop.ts";
 
 /**
  * What a grant of the token endpoint is. Each grant is a module of src/oauth/grants/ exporting one
@@ -28,6 +29,8 @@ export interface GrantRequest<P extends FormSpec> {
   client: AuthenticatedClient | null;
   /** The audiences asked for (RFC 8707 `resource` and `audience` together). */
   audiences: string[];
+  /** The request's verified DPoP proof (RFC 9449): the JWT is bound to its key. */
+  proof: VerifiedProof | null;
 }
 
 export interface Grant<P extends FormSpec = FormSpec> {

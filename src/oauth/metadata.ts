@@ -6,6 +6,7 @@ import type { AppEnv } from "../http/app-env.ts";
 import { ctxOf } from "../http/routes/common.ts";
 import { JWT_BEARER_ASSERTION } from "./client-auth.ts";
 import { GRANT_TYPES } from "./grants/index.ts";
+import { DPOP_SIGNING_ALGS } from "../domain/credentials/dpop.ts";
 
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 
@@ -37,6 +38,8 @@ function serverMetadata(issuer: string) {
     revocation_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
     scopes_supported: ORG_OPERATIONS,
     client_assertion_types_supported: [JWT_BEARER_ASSERTION],
+    // RFC 9449 5.1.
+    dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS,
     service_documentation: `${issuer}/docs`,
   };
 }

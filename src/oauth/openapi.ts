@@ -47,6 +47,11 @@ const tokenRequest = z
       .optional()
       .openapi({ description: "token-exchange: the type of subject_token (an external token: jwt or id_token)" }),
     requested_token_type: z.enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]).optional().openapi({ description: "token-exchange: Keyward issues JWT access tokens only" }),
+    actor_token: z
+      .string()
+      .optional()
+      .openapi({ description: "token-exchange delegation (RFC 8693 section 4.1): an access token or Keyward JWT of an account of the same org; the JWT gets `act: {sub: <actor>}` (docs/dpop.md)" }),
+    actor_token_type: z.enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]).optional().openapi({ description: "token-exchange: the type of actor_token (required with it)" }),
     ...clientAuthFields,
   })
   .openapi("OAuthTokenRequest");
@@ -54,7 +59,7 @@ const tokenRequest = z
 const tokenResponse = z
   .object({
     access_token: z.string().openapi({ description: "A JWT (RFC 9068, typ at+jwt), verifiable with the JWKS" }),
-    token_type: z.literal("Bearer"),
+    token_type: z.enum(["Bearer", "DPoP"]).openapi({ description: "DPoP when the request carried a DPoP proof: the JWT is bound to its key (cnf.jkt, RFC 9449)" }),
     expires_in: z.number().int().openapi({ description: "Seconds until the JWT expires", example: 300 }),
     scope: z.string().openapi({ example: "service-accounts.read" }),
     issued_token_type: z.literal(ACCESS_TOKEN_TYPE).optional().openapi({ description: "token-exchange only (RFC 8693 section 2.2.1)" }),
@@ -64,8 +69,8 @@ const tokenResponse = z
 const oauthError = z
   .object({
     error: z
-      .enum(["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target", "slow_down", "temporarily_unavailable", "server_error"])
-      .openapi({ description: "RFC 6749 section 5.2 (RFC 8707 invalid_target, slow_down with a Retry-After when rate limited)" }),
+      .enum(["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target", "slow_down", "temporarily_unavailable", "server_error", "invalid_dpop_proof", "use_dpop_nonce"])
+      .openapi({ description: "RFC 6749 section 5.2 (RFC 8707 invalid_target, slow_down with a Retry-After when rate limited, RFC 9449 invalid_dpop_proof and use_dpop_nonce with a DPoP-Nonce header)" }),
     error_description: z.string().optional().openapi({ description: "Printable ASCII; for people, not for programs" }),
   })
   .openapi("OAuthError", { example: { error: "invalid_client", error_description: "Client authentication failed" } });
@@ -74,7 +79,7 @@ const oauthErrors = (statuses: Record<number, string>) =>
   Object.fromEntries(Object.entries(statuses).map(([status, description]) => [status, { description, content: { "application/json": { schema: oauthError } } }]));
 
 const TOKEN_ERRORS = oauthErrors({
-  400: "invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2)",
+  400: "invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2); invalid_dpop_proof, use_dpop_nonce (RFC 9449)",
   401: "invalid_client; with WWW-Authenticate: Basic when the client used the Authorization header",
   429: "slow_down: too many failed attempts; wait Retry-After seconds",
 });
@@ -100,6 +105,8 @@ const introspection = z
     aud: z.union([z.string(), z.array(z.string())]).optional(),
     jti: z.string().optional(),
     org_id: z.string().optional(),
+    cnf: z.object({ jkt: z.string() }).optional().openapi({ description: "RFC 9449: the thumbprint of the key a DPoP-bound JWT is bound to" }),
+    act: z.object({ sub: z.string() }).passthrough().optional().openapi({ description: "RFC 8693 section 4.1: the actor (nested `act` for the actors before it)" }),
   })
   .catchall(z.string().openapi({ description: "The org's custom claims (policy.jwtClaims, docs/claims.md)" }))
   .openapi("IntrospectionResponse", { example: { active: true, token_type: "Bearer", sub: "sa_3bW1mYg0cFj7xQ2kV9rT4e", client_id: "sa_3bW1mYg0cFj7xQ2kV9rT4e", scope: "service-accounts.read", exp: 1893456000 } });
@@ -150,6 +157,7 @@ const tokenRoute = (path: string, summary: string) => ({
   description: [
     "A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token).",
     `Client authentication: ${AUTH_METHODS}. For the token exchange the subject token is the credential; client credentials, when presented, are verified.`,
+    "A `DPoP` proof header (RFC 9449) binds the JWT to the proof's key (`cnf.jkt`, `token_type: DPoP`; docs/dpop.md).",
     "Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.",
   ].join(" "),
   security: CLIENT_AUTH,

@@ -13,6 +13,7 @@ import { OAuthError, onOAuthError } from "./errors.ts";
 import { asList, CLIENT_FIELDS, formOf } from "./form.ts";
 import type { Grant } from "./grants.ts";
 import { grantFor, TOKEN_FORM } from "./grants/index.ts";
+import { currentNonce, verifyDpopProof, type VerifiedProof } from "../domain/credentials/dpop.ts";
 
 const tokenQueryForm = { token: "one", token_type_hint: "one", ...CLIENT_FIELDS } as const;
 
@@ -46,11 +47,11 @@ async function clientFor(ctx: Ctx, request: Request, form: ClientForm, grant: Gr
   return grant.clientAuthentication === "required" || presented ? authenticated(ctx, request, form, "exchange") : null;
 }
 
-/** RFC 6749 5.1: the token response's body. */
-function tokenResponse(issued: IssuedJwt, grant: Grant) {
+/** RFC 6749 5.1: the token response's body (RFC 9449 5: `token_type: DPoP` for a bound JWT). */
+function tokenResponse(issued: IssuedJwt, grant: Grant, proof: VerifiedProof | null) {
   return {
     access_token: issued.jws,
-    token_type: "Bearer",
+    token_type: proof ? "DPoP" : "Bearer",
     expires_in: issued.expiresIn,
     scope: issued.scope.join(" "),
     ...(grant.issuedTokenType ? { issued_token_type: grant.issuedTokenType } : {}),
@@ -61,14 +62,24 @@ function tokenResponse(issued: IssuedJwt, grant: Grant) {
 async function tokenEndpoint(ctx: Ctx, request: Request) {
   const form = formOf(await request.arrayBuffer(), TOKEN_FORM);
   const grant = grantFor(form.grant_type);
+  // RFC 9449 5: the proof is checked before the client authenticates, so that a nonce round
+  // trip does not spend a client assertion's jti.
+  const dpop = request.headers.get("dpop");
+  const proof = dpop === null ? null : await verifyDpopProof(ctx, dpop, { method: request.method, url: request.url });
   const client = await clientFor(ctx, request, form, grant);
   const audiences = [...asList(form.resource), ...asList(form.audience)];
   const keys = () => failureKeys(ctx, client?.clientId ?? null, "token");
-  const issued = await limitFailedAttempts(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences }));
-  return tokenResponse(issued, grant);
+  const issued = await limitFailedAttempts(ctx, keys, isInvalidGrant, () => grant.handle(ctx, { form, client, audiences, proof }));
+  return tokenResponse(issued, grant, proof);
 }
 
-const token = new Hono<AppEnv>().post("/", requireForm, async (c) => c.json(await tokenEndpoint(ctxOf(c), c.req.raw), 200, noStore));
+const token = new Hono<AppEnv>().post("/", requireForm, async (c) => {
+  const ctx = ctxOf(c);
+  const body = await tokenEndpoint(ctx, c.req.raw);
+  // RFC 9449 8.2: a fresh nonce for the client's next proof.
+  const nonce: Record<string, string> = body.token_type === "DPoP" && ctx.config.DPOP_REQUIRE_NONCE ? { "dpop-nonce": await currentNonce(ctx) } : {};
+  return c.json(body, 200, { ...noStore, ...nonce });
+});
 
 /** RFC 7662: `{active: false}` for anything not active or not the client's to see, and nothing else about it. */
 const introspect = new Hono<AppEnv>().post("/", requireForm, async (c) => {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { accessTokenPayload, type AccessTokenClaims } from "../../src/domain/signing/jwt.ts";
+import { accessTokenPayload, type AccessTokenClaims, type ActClaim } from "../../src/domain/signing/jwt.ts";
 import { JsonBytes } from "../../src/lib/json-bytes.ts";
 
 const utf8 = new TextEncoder();
@@ -59,6 +59,50 @@ describe("accessTokenPayload", () => {
         expect(new TextDecoder().decode(accessTokenPayload(c))).toBe(new TextDecoder().decode(utf8.encode(expected)));
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe("accessTokenPayload: DPoP and delegation claims", () => {
+  const act: fc.Arbitrary<ActClaim> = fc.letrec<{ act: ActClaim }>((tie) => ({
+    act: fc.record({ sub: text, act: fc.option(tie("act"), { nil: undefined, depthSize: "small", maxDepth: 4 }) }, { requiredKeys: ["sub"] }) as fc.Arbitrary<ActClaim>,
+  })).act;
+  const claims = fc.record({
+    iss: text,
+    sub: text,
+    aud: text,
+    iat: fc.nat(),
+    exp: fc.nat(),
+    jti: text,
+    client_id: text,
+    scope: fc.array(text),
+    org_id: fc.constant(null),
+    groups: fc.array(text),
+    roles: fc.array(text),
+    act_token_ids: fc.array(text, { maxLength: 4 }),
+    act_jtis: fc.array(text, { maxLength: 8 }),
+    act: fc.option(act, { nil: undefined }),
+    jkt: fc.option(text, { nil: undefined }),
+  });
+
+  it("writes act_token_ids, act_jtis, the nested act and cnf: {jkt} as JSON.stringify would", () => {
+    fc.assert(
+      fc.property(claims, (c: AccessTokenClaims) => {
+        const strip = (a: ActClaim | undefined): ActClaim | undefined => (a ? { sub: a.sub, ...(a.act ? { act: strip(a.act) } : {}) } : undefined);
+        const { jkt, ...rest } = c;
+        const expected = JSON.stringify({
+          ...rest,
+          scope: c.scope.join(" "),
+          org_id: undefined,
+          act_token_ids: c.act_token_ids?.length ? c.act_token_ids : undefined,
+          act_jtis: c.act_jtis?.length ? c.act_jtis : undefined,
+          act: strip(c.act),
+          cnf: jkt ? { jkt } : undefined,
+        });
+        expect(JSON.parse(new TextDecoder().decode(accessTokenPayload(c)))).toEqual(JSON.parse(expected));
+        expect(new TextDecoder().decode(accessTokenPayload(c))).toBe(expected);
+      }),
+      { numRuns: 1000 },
     );
   });
 });

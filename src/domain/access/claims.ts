@@ -88,6 +88,7 @@ export function claimsOf(state: AccountState, orgId: string | null = state.accou
     tokenEndpointAuthMethod: account.tokenEndpointAuthMethod,
     ...(account.jwtQuota ? { jwtQuota: account.jwtQuota } : {}),
     ...(customClaims ? { customClaims } : {}),
+    requireDpop: account.requireDpop ?? false,
   };
 }
 

@@ -36,6 +36,8 @@ export interface AccountCredentialsRpc {
   usesLeft(accountId: string, tokenId: string): Promise<number>;
   /** False when the jti was already used; over RPC the answer comes as a promise. */
   rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
+  /** The same for DPoP proofs, without waiting for the write to be durable. */
+  rememberProofJti(jti: string, expiresAt: number): Promise<boolean>;
 }
 
 /**

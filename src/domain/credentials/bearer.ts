@@ -3,6 +3,16 @@ import type { Ctx } from "../shared/context.ts";
 import { resolveCredential, type ResolvedCredential } from "./resolver.ts";
 import type { Principal } from "../shared/principal.ts";
 import { failureKeys, limitFailedAttempts } from "./failure-limits.ts";
+import { invalidProof, type ProofRequest } from "./dpop.ts";
+
+/** A credential as presented in the Authorization header: its scheme, and the token. */
+export interface PresentedCredential {
+  scheme: "Bearer" | "DPoP";
+  token: string;
+}
+
+/** The request's DPoP header (undefined: none) and what a proof must name of the request. */
+export type RequestProof = Omit<ProofRequest, "accessToken"> & { header: string | undefined };
 
 export const unauthenticated = (detail: string) =>
   new DomainError("unauthenticated", detail);
@@ -18,14 +28,21 @@ export const isUnauthenticated = (err: unknown) => err instanceof DomainError &&
  * or throws unauthenticated (one message for every failure). Failures count under the management
  * API's own limits.
  */
-export function authenticate(ctx: Ctx, presented: string | null): Promise<Principal> {
-  return limitFailedAttempts(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, presented));
+export function authenticate(ctx: Ctx, presented: PresentedCredential | null, proof: RequestProof): Promise<Principal> {
+  return limitFailedAttempts(ctx, () => failureKeys(ctx, null, "api"), isUnauthenticated, () => authenticateOnce(ctx, presented, proof));
 }
 
-async function authenticateOnce(ctx: Ctx, presented: string | null): Promise<Principal> {
+/**
+ * A DPoP-bound JWT must come as `Authorization: DPoP` with a proof over it (the resolver checks
+ * the proof); as Bearer it is refused (dpop_required). The DPoP scheme with an unbound token is
+ * refused too: what it claims to prove binds nothing.
+ */
+async function authenticateOnce(ctx: Ctx, presented: PresentedCredential | null, proof: RequestProof): Promise<Principal> {
   if (presented === null) throw noBearerCredential();
-  const credential = await resolveCredential(ctx, presented, { purpose: "act", accessToken: true, jwtAudience: ctx.config.ISSUER });
+  const possession = presented.scheme === "DPoP" ? { proof } : undefined;
+  const credential = await resolveCredential(ctx, presented.token, { purpose: "act", accessToken: true, jwtAudience: ctx.config.ISSUER, possession });
   if (!credential) throw unauthenticated("The credential is invalid, expired or revoked");
+  if (presented.scheme === "DPoP" && credential.jkt === undefined) throw invalidProof("the token is not DPoP-bound: send it as Authorization: Bearer");
   return principalOf(credential);
 }
 
@@ -40,5 +57,7 @@ export function principalOf(credential: ResolvedCredential): Principal {
     orgLimit: credential.orgLimit,
     expiresAt: credential.expiresAt,
     source: credential.derivedSource,
+    jkt: credential.jkt,
+    act: credential.jwt?.act,
   };
 }

@@ -52,8 +52,24 @@ export function introspection(ctx: Ctx, client: AccountClaims, token: ResolvedCr
     };
   }
   const jwt = token.jwt!;
-  const { sub, client_id, scope, exp, iat, iss, aud, jti, org_id } = jwt;
-  return { ...customClaimsOfJwt(jwt), active: true, token_type: "Bearer", sub, client_id, scope, exp, iat, iss, aud, jti, ...(org_id ? { org_id } : {}) };
+  const { sub, client_id, scope, exp, iat, iss, aud, jti, org_id, act } = jwt;
+  return {
+    ...customClaimsOfJwt(jwt),
+    active: true,
+    // RFC 9449 6.2: a bound token's introspection says so (`cnf.jkt`); RFC 8693 4.1: and who acts (`act`).
+    token_type: token.jkt !== undefined ? "DPoP" : "Bearer",
+    sub,
+    client_id,
+    scope,
+    exp,
+    iat,
+    iss,
+    aud,
+    jti,
+    ...(org_id ? { org_id } : {}),
+    ...(token.jkt !== undefined ? { cnf: { jkt: token.jkt } } : {}),
+    ...(act ? { act } : {}),
+  };
 }
 
 /**

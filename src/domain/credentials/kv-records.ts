@@ -45,6 +45,8 @@ export interface AccountClaims {
    * record is written so that minting reads nothing; absent in records written before them.
    */
   customClaims?: Record<string, string>;
+  /** Every JWT of the account must be DPoP-bound (absent in records written before it: false). */
+  requireDpop?: boolean | undefined;
 }
 
 export interface TokenRecord {

@@ -262,7 +262,7 @@ export async function planRegenerate(
 }
 
 export type AccountPatch = Partial<
-  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "metadata" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota" | "jwksUri">
+  Pick<ServiceAccount, "name" | "nameKey" | "displayName" | "description" | "groups" | "externalId" | "metadata" | "status" | "expiresAt" | "allowedScopes" | "allowedCidrs" | "jwtQuota" | "jwksUri" | "requireDpop">
 >;
 
 /**
@@ -279,7 +279,8 @@ export async function planAccountUpdate(ctx: Ctx, accountId: string, patch: Acco
     (next.status === "disabled" && account.status !== "disabled") ||
     (next.expiresAt !== null && (account.expiresAt === null || next.expiresAt < account.expiresAt)) ||
     patch.allowedCidrs !== undefined ||
-    (patch.jwksUri !== undefined && patch.jwksUri !== account.jwksUri);
+    (patch.jwksUri !== undefined && patch.jwksUri !== account.jwksUri) ||
+    (patch.requireDpop === true && !account.requireDpop);
   const kvOps = await recordOps(ctx, { ...state, account: next });
   const statusChanged = patch.status !== undefined && patch.status !== account.status;
   const action = statusChanged ? (patch.status === "disabled" ? "service_account.disabled" : "service_account.enabled") : "service_account.updated";

@@ -8,6 +8,8 @@ import { replayCache, syncAccounts } from "./account-object.ts";
 import { narrowedClaims } from "./token-limits.ts";
 import { auditedNetworkCheck } from "./network.ts";
 import { recordUse } from "./usage.ts";
+import { boundThumbprint, invalidProof, verifyDpopProof, type ProofRequest } from "./dpop.ts";
+import { DomainError } from "../shared/errors.ts";
 
 /**
  * The one place a presented credential becomes a resolved one. Every endpoint that accepts a
@@ -49,6 +51,13 @@ export interface CredentialQuery {
    * policies; `accountId` then chooses among accounts whose policies all hold.
    */
   federated?: boolean | undefined;
+  /**
+   * How the presenter proves it holds the key a DPoP-bound JWT (`cnf.jkt`) is bound to: the DPoP
+   * proof of a resource request, verified here over the token (`ath`); or the thumbprint of the
+   * proof the token endpoint already verified (null: it sent none). Absent: a bound JWT is refused
+   * (dpop_required), whatever else it would pass.
+   */
+  possession?: { proof: ProofRequest & { header: string | undefined } } | { verifiedJkt: string | null } | undefined;
 }
 
 export interface ResolvedCredential {
@@ -73,6 +82,8 @@ export interface ResolvedCredential {
   jwt?: VerifiedJwt | undefined;
   /** An external token's verified claims and the trust policy that took it. */
   federated?: FederatedMatch | undefined;
+  /** The key thumbprint a JWT is bound to (RFC 9449 `cnf.jkt`), whose possession was proven. */
+  jkt?: string | undefined;
 }
 
 /** The credential `presented` resolves to under `query`, or null (one answer for every failure). */
@@ -90,11 +101,30 @@ export async function resolveCredential(ctx: Ctx, presented: string, query: Cred
     if (resolved.limitedUses) resolved.usesLeft = await replayCache(ctx, resolved.account.accountId).usesLeft(resolved.account.accountId, resolved.id);
     return resolved;
   }
+  if (resolved.jkt !== undefined) await assertPossession(ctx, resolved.jkt, presented, query.possession);
   if (!auditedNetworkCheck(ctx, resolved.account)) return null;
   // Never answered from a cached record: only the object knows what is left.
   if (resolved.limitedUses && !(await spendUse(ctx, resolved))) return null;
   if (query.purpose === "act") recordUse(ctx, { accountId: resolved.account.accountId, tokenId: resolved.kind === "access_token" ? resolved.id : undefined });
   return resolved;
+}
+
+/**
+ * RFC 9449: the presenter of a bound JWT holds its key. Throws (unlike every other failure, which
+ * is null) so that the caller learns what to send: dpop_required for a bound JWT without a proof
+ * (RFC 9449 7.2: never accepted as a bearer token), invalid_dpop_proof for a proof that fails or is
+ * of another key.
+ */
+async function assertPossession(ctx: Ctx, jkt: string, presented: string, possession: CredentialQuery["possession"]): Promise<void> {
+  let proven: string | null = null;
+  if (possession && "proof" in possession) {
+    if (possession.proof.header === undefined) throw new DomainError("dpop_required", "This token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof");
+    proven = (await verifyDpopProof(ctx, possession.proof.header, { ...possession.proof, accessToken: presented })).jkt;
+  } else if (possession) {
+    proven = possession.verifiedJkt;
+  }
+  if (proven === null) throw new DomainError("dpop_required", "This token is DPoP-bound: present it with a DPoP proof of its key");
+  if (proven !== jkt) throw invalidProof("the proof's key is not the one the token is bound to");
 }
 
 /**
@@ -133,15 +163,19 @@ async function resolveJwt(ctx: Ctx, token: string, audience: string | null): Pro
   const source = jwt && sourceOf(jwt, ctx.config.ISSUER);
   if (!jwt || !live || !source) return null;
   const jtis = [...source.jtis, jwt.jti];
+  const jkt = boundThumbprint(jwt);
+  // A `cnf` that names no thumbprint binds to nothing anyone could prove.
+  if (jkt === null) return null;
   return {
     kind: "jwt",
     id: jwt.jti,
     account: live.account,
     expiresAt: Math.min(jwt.exp * 1000, live.account.expiresAt ?? Infinity),
-    derivedSource: jtis.length <= MAX_EXCHANGE_DEPTH ? { tokenId: source.tokenId, jtis, statusIdx: source.statusIdx } : null,
+    derivedSource: jtis.length <= MAX_EXCHANGE_DEPTH ? { tokenId: source.tokenId, jtis, statusIdx: source.statusIdx, actors: source.actors } : null,
     scopeLimit: (jwt.scope ?? "").split(" ").filter(Boolean),
     orgLimit: jwt.org_id,
     jwt,
+    jkt,
   };
 }
 

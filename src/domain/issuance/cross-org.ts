@@ -56,6 +56,8 @@ export async function authorizeForOrg(ctx: Ctx, principal: Principal, orgRef: st
   });
   // The new JWT dies with the caller's credential (and the JWTs it came from).
   if (!principal.source) throw new DomainError("bad_request", "This JWT was exchanged too many times to derive another: authorize with the access token");
-  const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds, source: principal.source });
+  // A bound caller's JWT stays bound to its key (and a requireDpop account gets no unbound one).
+  if (claims.requireDpop && principal.jkt === undefined) throw new DomainError("dpop_required", "This service account requires DPoP: authorize with a DPoP-bound JWT");
+  const { jws, exp } = await mintJwt(ctx, { account: claims, scope, audience: ctx.config.ISSUER, ttlSeconds, source: principal.source, jkt: principal.jkt, act: principal.act });
   return { jwt: jws, orgId: claims.orgId!, expiresAt: exp * 1000, scope };
 }

@@ -3,7 +3,7 @@ import { isUnauthenticated, unauthenticated } from "../credentials/bearer.ts";
 import { claimsFor } from "./cross-org.ts";
 import type { Ctx } from "../shared/context.ts";
 import { resolveCredential } from "../credentials/resolver.ts";
-import { mintJwt, type FederatedOrigin, type JwtSource } from "../signing/jwt.ts";
+import { mintJwt, type ActClaim, type FederatedOrigin, type JwtSource } from "../signing/jwt.ts";
 import type { AccountClaims } from "../credentials/kv-records.ts";
 import { exchangeLimits, jwtLifetime } from "../signing/lifetime.ts";
 import { failureKeys, limitFailedAttempts } from "../credentials/failure-limits.ts";
@@ -56,13 +56,30 @@ export interface JwtToIssue {
   exchangedTokenId?: string | undefined;
   /** The external token a federated grant accepted. */
   federated?: FederatedOrigin | undefined;
+  /** RFC 9449: the thumbprint of the proof key the JWT is bound to. */
+  jkt?: string | undefined;
+  /** RFC 8693 delegation: the actor chain. */
+  act?: ActClaim | undefined;
 }
 
 /** Counts the JWT against the account's quota (429 over it), mints it, and records the exchange (and the access token exchanged, if one was) for review. */
 export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtToIssue): Promise<IssuedJwt> {
+  // requireDpop: every JWT of the account is bound, whichever path issues it.
+  if (account.requireDpop && input.jkt === undefined) {
+    throw new DomainError("dpop_required", "This service account requires DPoP: send a DPoP proof to /oauth/token (docs/dpop.md)");
+  }
   const quota = takeJwtQuota(ctx, account);
   if (quota) await quota;
-  const { jws, jti } = await mintJwt(ctx, { account, scope: input.scope, audience: input.audience, ttlSeconds: input.ttlSeconds, source: input.source, federated: input.federated });
+  const { jws, jti } = await mintJwt(ctx, {
+    account,
+    scope: input.scope,
+    audience: input.audience,
+    ttlSeconds: input.ttlSeconds,
+    source: input.source,
+    federated: input.federated,
+    jkt: input.jkt,
+    act: input.act,
+  });
   recordUse(ctx, { accountId: account.accountId, tokenId: input.exchangedTokenId, exchange: true });
   return { jws, jti, expiresIn: input.ttlSeconds, scope: input.scope };
 }
@@ -70,7 +87,7 @@ export async function issueJwtFor(ctx: Ctx, account: AccountClaims, input: JwtTo
 /** `POST /api/auth/access-tokens/jwt`: an access token for a JWT, its lifetime rejected (never clipped) when over a bound. */
 export async function exchangeAccessToken(
   ctx: Ctx,
-  input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined },
+  input: { accessToken: string; durationSeconds?: number | undefined; scope?: string | undefined; org?: string | undefined; jkt?: string | undefined },
 ): Promise<IssuedJwt> {
   const token = await limitFailedAttempts(ctx, () => failureKeys(ctx, null, "token"), isUnauthenticated, async () => {
     const found = await resolveCredential(ctx, input.accessToken, { purpose: "exchange", accessToken: true, jwtAudience: false });
@@ -92,5 +109,6 @@ export async function exchangeAccessToken(
     ttlSeconds,
     source: token.derivedSource!,
     exchangedTokenId: token.id,
+    jkt: input.jkt,
   });
 }

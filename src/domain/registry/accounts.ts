@@ -10,7 +10,7 @@ import { assertJwksUri } from "../credentials/client-jwks.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountPatch } from "../credentials/plans.ts";
-import { assertDeclaredScopes, orgFor, visibleOrg } from "./orgs.ts";
+import { assertDeclaredScopes, orgFor, policyOf, visibleOrg } from "./orgs.ts";
 import { findBuiltinRole, withPermission, type Gate } from "../access/permissions.ts";
 import type { Principal } from "../shared/principal.ts";
 import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "../access/role-assignments.ts";
@@ -70,6 +70,8 @@ export interface CreateAccountInput extends Validity {
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
   jwtQuota?: JwtQuota | undefined;
+  /** Absent: the org policy's requireDpop. */
+  requireDpop?: boolean | undefined;
   externalId?: string | undefined;
   /** A small string map the org's custom claims may draw on (signing/custom-claims.ts bounds it). */
   metadata?: Record<string, string> | undefined;
@@ -179,6 +181,7 @@ export async function createAccount(
     allowedCidrs: [...new Set(input.allowedCidrs ?? [])],
     tokenEndpointAuthMethod: null,
     jwksUri,
+    requireDpop: input.requireDpop ?? policyOf(org).requireDpop ?? false,
     externalId: input.externalId ?? null,
     metadata,
     status: "active",
@@ -299,11 +302,13 @@ export interface PatchAccountInput extends Validity {
   allowedScopes?: string[] | undefined;
   allowedCidrs?: string[] | undefined;
   jwtQuota?: JwtQuota | null | undefined;
+  requireDpop?: boolean | undefined;
 }
 
 /** Only disabling takes access away; every other edit may hand some out (claims, validity, networks). */
 const onlyDisables = (input: PatchAccountInput) =>
-  input.status === "disabled" && Object.entries(input).every(([k, v]) => k === "status" || v === undefined);
+  (input.status === "disabled" || input.requireDpop === true) &&
+  Object.entries(input).every(([k, v]) => v === undefined || (k === "status" && v === "disabled") || (k === "requireDpop" && v === true));
 
 /**
  * Every edit goes through the account's Durable Object: status, validity and groups are in its KV
@@ -321,6 +326,7 @@ async function editAccount(gate: Gate, orgRef: string, accountId: string, input:
   if (input.groups !== undefined) patch.groups = [...new Set(input.groups)];
   if (input.allowedScopes !== undefined) patch.allowedScopes = [...new Set(input.allowedScopes)];
   if (input.allowedCidrs !== undefined) patch.allowedCidrs = [...new Set(input.allowedCidrs)];
+  if (input.requireDpop !== undefined) patch.requireDpop = input.requireDpop;
   if (input.externalId !== undefined) patch.externalId = input.externalId;
   if (input.jwtQuota !== undefined) patch.jwtQuota = input.jwtQuota;
   if (input.metadata !== undefined) patch.metadata = checkMetadata(input.metadata ?? {});

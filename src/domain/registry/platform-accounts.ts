@@ -40,6 +40,7 @@ export function platformAccount(ctx: Pick<Ctx, "now">, input: PlatformAccountInp
     allowedCidrs: [],
     tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? null,
     jwksUri: input.jwksUri ?? null,
+    requireDpop: false,
     externalId: null,
     metadata: {},
     status: "active",

@@ -56,6 +56,9 @@ export const ERROR_TITLES = {
   bootstrap_not_configured: "Bootstrap is not configured",
   signing_not_configured: "JWT signing is not configured",
   secret_scanning_not_configured: "Secret scanning reports are not configured",
+  invalid_dpop_proof: "The DPoP proof is not valid",
+  use_dpop_nonce: "The DPoP proof must carry the server's nonce",
+  dpop_required: "The token is bound to a key: present it with a DPoP proof",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TITLES;
@@ -76,6 +79,8 @@ export interface ErrorData {
   rateLimit?: { limit: number; remaining: number; resetSeconds: number; windowSeconds: number } | undefined;
   /** The methods a path takes (method_not_allowed). */
   allow?: string[];
+  /** The nonce a DPoP proof must carry (use_dpop_nonce: the `DPoP-Nonce` header). */
+  dpopNonce?: string;
 }
 
 /** What services throw; each surface renders it in its own protocol. */

@@ -1,4 +1,4 @@
-import type { JwtSource } from "../signing/jwt.ts";
+import type { ActClaim, JwtSource } from "../signing/jwt.ts";
 
 /** An authenticated caller: always a service account, reached through one of its credentials. */
 export interface Principal {
@@ -15,4 +15,8 @@ export interface Principal {
   orgLimit?: string | undefined;
   /** What a JWT minted from this credential carries as its source (null: its exchange chain is at its bound). */
   source?: JwtSource | null | undefined;
+  /** The key a DPoP-bound JWT is bound to (its possession proven for this request): what it derives is bound to it too. */
+  jkt?: string | undefined;
+  /** A delegated JWT's actors (RFC 8693 `act`), kept by what it derives. */
+  act?: ActClaim | undefined;
 }

@@ -121,7 +121,27 @@ export interface JwtSource {
    * policy; the JWT's `status` claim), or null when the credential's record has none yet.
    */
   statusIdx: number | null;
+  /**
+   * The credentials of the actors of a delegated JWT (RFC 8693 `act`), every level's: their access
+   * tokens and JWTs (`act_token_ids`, `act_jtis`), so that it dies when an actor's credential does.
+   */
+  actors?: ActorLineage | undefined;
 }
+
+export interface ActorLineage {
+  tokenIds: readonly string[];
+  jtis: readonly string[];
+}
+
+/** RFC 8693 4.1: who acted, nested when that actor itself acted for someone (the outermost is the current actor). */
+export interface ActClaim {
+  sub: string;
+  act?: ActClaim | undefined;
+}
+
+/** How deep `act` may nest (a bot calling a bot calling a bot...), and so how long the actors' lineage lists may be. */
+export const MAX_DELEGATION_DEPTH = 4;
+export const MAX_ACTOR_JTIS = MAX_DELEGATION_DEPTH * (MAX_EXCHANGE_DEPTH + 1);
 
 export const NO_SOURCE: JwtSource = { tokenId: null, jtis: [], statusIdx: null };
 
@@ -136,6 +156,10 @@ export interface MintInput {
   orgId?: string | null;
   /** The external token a federated grant accepted (the JWT's `federated` claim). */
   federated?: FederatedOrigin | undefined;
+  /** RFC 9449: the thumbprint of the key the JWT is bound to (`cnf.jkt`). */
+  jkt?: string | undefined;
+  /** RFC 8693 delegation: the actor chain (`act`). */
+  act?: ActClaim | undefined;
 }
 
 /** Where a federated JWT came from: the external token's issuer and subject, and the trust policy that took it. */
@@ -197,6 +221,10 @@ function signClaims(ctx: Ctx, key: SigningKey, privateKey: CryptoKey, input: Min
     source_jtis: input.source.jtis,
     federated: input.federated,
     status: input.source.statusIdx === null ? undefined : statusListRef(ctx.config.ISSUER, input.source.statusIdx),
+    act_token_ids: input.source.actors?.tokenIds,
+    act_jtis: input.source.actors?.jtis,
+    act: input.act,
+    jkt: input.jkt,
     // Computed for the account's org: a JWT for another org carries only what was computed for that org.
     custom: orgId === input.account.orgId ? input.account.customClaims : undefined,
   });
@@ -224,6 +252,11 @@ export interface AccessTokenClaims {
   federated?: FederatedOrigin | undefined;
   /** draft-ietf-oauth-status-list: where the root credential's status bit is. */
   status?: StatusListRef | undefined;
+  act_token_ids?: readonly string[] | undefined;
+  act_jtis?: readonly string[] | undefined;
+  act?: ActClaim | undefined;
+  /** Written as `cnf: {jkt}`. */
+  jkt?: string | undefined;
   /** The org's custom claims (src/domain/signing/custom-claims.ts), written after Keyward's own. */
   custom?: Readonly<Record<string, string>> | undefined;
 }
@@ -250,6 +283,10 @@ export const KEYWARD_JWT_CLAIMS = [
   "source_jtis",
   "federated",
   "status",
+  "act_token_ids",
+  "act_jtis",
+  "act",
+  "jkt",
 ] as const satisfies readonly Exclude<keyof AccessTokenClaims, "custom">[];
 type UnlistedClaim = Exclude<keyof AccessTokenClaims, "custom" | (typeof KEYWARD_JWT_CLAIMS)[number]>;
 const everyClaimListed: [UnlistedClaim] extends [never] ? true : UnlistedClaim = true;
@@ -274,6 +311,18 @@ export function accessTokenPayload(c: AccessTokenClaims): Uint8Array {
   if (c.source_jtis && c.source_jtis.length > 0) json.raw(',"source_jtis":').strings(c.source_jtis);
   if (c.federated) json.raw(',"federated":{"iss":').string(c.federated.iss).raw(',"sub":').string(c.federated.sub).raw(',"policy_id":').string(c.federated.policy_id).raw("}");
   if (c.status) json.raw(',"status":{"status_list":{"idx":').number(c.status.idx).raw(',"uri":').string(c.status.uri).raw("}}");
+  if (c.act_token_ids && c.act_token_ids.length > 0) json.raw(',"act_token_ids":').strings(c.act_token_ids);
+  if (c.act_jtis && c.act_jtis.length > 0) json.raw(',"act_jtis":').strings(c.act_jtis);
+  if (c.act) {
+    json.raw(',"act":');
+    let depth = 0;
+    for (let a: ActClaim | undefined = c.act; a; a = a.act, depth++) {
+      json.raw('{"sub":').string(a.sub);
+      if (a.act) json.raw(',"act":');
+    }
+    for (let i = 0; i < depth; i++) json.raw("}");
+  }
+  if (c.jkt) json.raw(',"cnf":{"jkt":').string(c.jkt).raw("}");
   if (c.custom) writeCustomClaims(json, c.custom);
   return json.raw("}").bytes();
 }
@@ -298,14 +347,32 @@ export interface VerifiedJwt extends JWTPayload {
   org_id?: string;
   source_token_id?: string;
   source_jtis?: string[];
+  act?: ActClaim;
+  cnf?: { jkt?: string };
+}
+
+const isStringList = (v: unknown, max: number): v is string[] => Array.isArray(v) && v.length <= max && v.every((j) => typeof j === "string");
+
+/** A well-formed `act` claim at most MAX_DELEGATION_DEPTH deep. */
+export function actDepth(act: unknown): number | null {
+  let depth = 0;
+  for (let a = act; a !== undefined; a = (a as { act?: unknown }).act) {
+    if (!a || typeof a !== "object" || typeof (a as { sub?: unknown }).sub !== "string" || ++depth > MAX_DELEGATION_DEPTH) return null;
+  }
+  return depth;
 }
 
 /** The source a verified JWT names (ours: `issuer` is the ISSUER), or null when its source claims are malformed. */
 export function sourceOf(jwt: JWTPayload, issuer: string): JwtSource | null {
-  const { source_token_id: tokenId, source_jtis: jtis } = jwt;
+  const { source_token_id: tokenId, source_jtis: jtis, act_token_ids: actorTokens, act_jtis: actorJtis } = jwt;
   if (tokenId !== undefined && typeof tokenId !== "string") return null;
-  if (jtis !== undefined && !(Array.isArray(jtis) && jtis.length <= MAX_EXCHANGE_DEPTH && jtis.every((j) => typeof j === "string"))) return null;
-  return { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [], statusIdx: globalStatusIdx(issuer, jwt.status) };
+  if (jtis !== undefined && !isStringList(jtis, MAX_EXCHANGE_DEPTH)) return null;
+  if (actorTokens !== undefined && !isStringList(actorTokens, MAX_DELEGATION_DEPTH)) return null;
+  if (actorJtis !== undefined && !isStringList(actorJtis, MAX_ACTOR_JTIS)) return null;
+  if (actDepth(jwt.act) === null) return null;
+  const source: JwtSource = { tokenId: tokenId ?? null, jtis: (jtis as string[] | undefined) ?? [], statusIdx: globalStatusIdx(issuer, jwt.status) };
+  if (actorTokens !== undefined || actorJtis !== undefined) source.actors = { tokenIds: actorTokens ?? [], jtis: actorJtis ?? [] };
+  return source;
 }
 
 /**
@@ -348,12 +415,14 @@ export async function verifyJwt(ctx: Ctx, token: string, audience: string | null
 }
 
 /**
- * Whether the JWT, one of the JWTs it was exchanged from, or its root access token was revoked:
- * one KV read (a bulk get of at most MAX_EXCHANGE_DEPTH + 2 keys), the cost of the jti check alone.
+ * Whether the JWT, one of the JWTs it was exchanged from, its root access token, or a credential
+ * of one of its actors was revoked: one KV read (a bulk get of at most MAX_EXCHANGE_DEPTH + 2 keys,
+ * plus the actors' at most MAX_DELEGATION_DEPTH * (MAX_EXCHANGE_DEPTH + 2)), the cost of the jti check alone.
  */
 async function revokedAlongLineage(env: Bindings, jti: string, source: JwtSource): Promise<boolean> {
   const keys = [revokedJtiKey(jti), ...source.jtis.map(revokedJtiKey)];
   if (source.tokenId) keys.push(revokedTokenKey(source.tokenId));
+  if (source.actors) keys.push(...source.actors.jtis.map(revokedJtiKey), ...source.actors.tokenIds.map(revokedTokenKey));
   if (keys.length === 1) return (await env.TOKENS.get(keys[0]!)) !== null;
   for (const marker of (await env.TOKENS.get(keys, "text")).values()) if (marker !== null) return true;
   return false;

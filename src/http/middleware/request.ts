@@ -24,8 +24,8 @@ function corsFor(config: Config): MiddlewareHandler<AppEnv> | null {
         : cors({
             origin: origins.includes("*") ? "*" : origins,
             allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allowHeaders: ["authorization", "content-type", "x-request-id"],
-            exposeHeaders: ["x-request-id", "retry-after", "www-authenticate", "location"],
+            allowHeaders: ["authorization", "content-type", "x-request-id", "dpop"],
+            exposeHeaders: ["x-request-id", "retry-after", "www-authenticate", "location", "dpop-nonce"],
             maxAge: 600,
           });
     corsByConfig.set(config, handler);

@@ -54,6 +54,7 @@ export const orgPolicySchema = z.object({
       description: "Custom claims: which account attributes go into the org's JWTs, at most 10 (422 invalid_claim_mapping). A source without a value leaves its claim out. See docs/claims.md",
       example: [{ claim: "team", from: "metadata.team" }],
     }),
+  requireDpop: z.boolean().optional().openapi({ description: "The requireDpop of an account created without one (default false): its JWTs must be DPoP-bound" }),
 });
 
 export const orgSchema = z
@@ -89,6 +90,7 @@ export const accountSchema = z
     allowedScopes: z.array(z.string()),
     allowedCidrs: z.array(z.string()),
     jwtQuota: jwtQuotaSchema.nullable().openapi({ description: "The account's own JWT quota (null: its org policy's jwtQuota)" }),
+    requireDpop: z.boolean().openapi({ description: "Every JWT of the account is DPoP-bound (RFC 9449): /oauth/token refuses it one without a proof" }),
     externalId: z.string().nullable(),
     metadata: z.record(z.string(), z.string()).openapi({ description: "The account's metadata (custom claims' source)" }),
     jwksUri: z.string().nullable().openapi({ description: "A JWKS URL whose keys also authenticate the account by private_key_jwt (docs/keys.md)" }),
@@ -112,6 +114,7 @@ export const toAccountDto = (a: ServiceAccount, now = Date.now()): AccountDto =>
   allowedScopes: a.allowedScopes,
   allowedCidrs: a.allowedCidrs,
   jwtQuota: a.jwtQuota ?? null,
+  requireDpop: a.requireDpop ?? false,
   externalId: a.externalId,
   metadata: a.metadata ?? {},
   jwksUri: a.jwksUri,

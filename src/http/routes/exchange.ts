@@ -4,6 +4,7 @@ import type { Ctx } from "../../domain/shared/context.ts";
 import { withSecurityHeaders } from "../../lib/http.ts";
 import { ctxOf, errors, jsonBody, jsonResponse, router, validJson } from "./common.ts";
 import { jsonText } from "../middleware/request.ts";
+import { verifyDpopProof } from "../../domain/credentials/dpop.ts";
 
 export const exchangeBody = z
   .object({
@@ -43,6 +44,7 @@ const exchangeRoute = createRoute({
   path: "/jwt",
   tags: ["JWT"],
   summary: "Exchange an access token for a short-lived JWT",
+  description: "With a `DPoP` proof header (RFC 9449) the JWT is bound to the proof's key (`cnf.jkt`; docs/dpop.md).",
   request: jsonBody(exchangeBody),
   responses: { 200: jsonResponse("The signed JWT (RFC 9068)", z.object({ jwt: z.string() })), ...errors(400, 401, 403, 415) },
 });
@@ -50,7 +52,10 @@ const exchangeRoute = createRoute({
 /** The token exchange endpoint: an access token for a short-lived JWT. Served by the hot path (src/hot-path.ts), and by the app with CORS on. */
 export async function exchangeEndpoint(request: Request, ctx: Ctx, requestId: string): Promise<Response> {
   const body = validJson(jsonText(await request.arrayBuffer()), exchangeBody, plainExchangeBody);
-  const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org });
+  // RFC 9449: a DPoP proof binds the JWT to its key (cnf.jkt), as at /oauth/token.
+  const dpop = request.headers.get("dpop");
+  const jkt = dpop === null ? undefined : (await verifyDpopProof(ctx, dpop, { method: request.method, url: request.url })).jkt;
+  const { jws } = await exchangeAccessToken(ctx, { accessToken: body.access_token, durationSeconds: body.duration_seconds, scope: body.scope, org: body.org, jkt });
   return new Response(JSON.stringify({ jwt: jws }), { status: 200, headers: withSecurityHeaders(requestId, { "content-type": "application/json", "cache-control": "no-store" }) });
 }
 

@@ -54,6 +54,7 @@ export const createAccountBody = z
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
     jwtQuota: jwtQuotaSchema.optional(),
+    requireDpop: z.boolean().optional().openapi({ description: "Only DPoP-bound JWTs for this account (docs/dpop.md); default: the org policy's requireDpop" }),
     publicKey: publicKeyInput.optional().openapi({ description: "Register a public key for private_key_jwt at creation (PEM SPKI or JWK)" }),
     jwksUri: jwksUriField.optional(),
     issueToken: z.union([z.boolean(), issueTokenBody]).optional().openapi({ description: "Issue the first access token in the same call" }),
@@ -75,6 +76,7 @@ export const patchAccountBody = z
     allowedCidrs: cidrs.optional(),
     allowedScopes: allowedScopes.optional(),
     jwtQuota: jwtQuotaSchema.nullable().optional(),
+    requireDpop: z.boolean().optional(),
     daysValid: validity.daysValid,
     expiresAt: validity.expiresAt.unwrap().nullable().optional(),
   })

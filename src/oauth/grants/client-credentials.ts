@@ -12,7 +12,7 @@ export const clientCredentialsGrant = defineGrant({
   grantType: "client_credentials",
   params: { org: "one" } as const,
   clientAuthentication: "required",
-  async handle(ctx, { form, client, audiences }) {
+  async handle(ctx, { form, client, audiences, proof }) {
     const authenticated = client!;
     let account: AccountClaims;
     try {
@@ -26,6 +26,7 @@ export const clientCredentialsGrant = defineGrant({
       ttlSeconds: grantLifetime(ctx, { name: "the client's credential", expiresAt: authenticated.expiresAt }),
       source: authenticated.source,
       exchangedTokenId: authenticated.tokenId,
+      jkt: proof?.jkt,
     });
   },
 });

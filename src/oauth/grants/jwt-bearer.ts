@@ -23,7 +23,7 @@ export async function resolveExternalToken(ctx: Ctx, token: string, accountId: s
  * scopes, the allowed audiences, the default lifetime clipped to what the external token has left;
  * it carries `federated: {iss, sub, policy_id}`, and its issue is audited (credential.federated).
  */
-export async function issueForExternalToken(ctx: Ctx, subject: ResolvedCredential, request: { scope: string | undefined; audiences: string[] }): Promise<IssuedJwt> {
+export async function issueForExternalToken(ctx: Ctx, subject: ResolvedCredential, request: { scope: string | undefined; audiences: string[]; jkt: string | undefined }): Promise<IssuedJwt> {
   const match = subject.federated!;
   const issued = await issueJwtFor(ctx, subject.account, {
     scope: grantScope(request.scope, subject.account.scopes),
@@ -31,6 +31,7 @@ export async function issueForExternalToken(ctx: Ctx, subject: ResolvedCredentia
     ttlSeconds: grantLifetime(ctx, { name: "the external token", expiresAt: subject.expiresAt }),
     source: subject.derivedSource!,
     federated: { iss: match.claims.iss, sub: match.sub, policy_id: match.policy.id },
+    jkt: request.jkt,
   });
   auditFederated(ctx, match, issued.jti);
   return issued;
@@ -46,9 +47,9 @@ export const jwtBearerGrant = defineGrant({
   grantType: JWT_BEARER_GRANT,
   params: { assertion: "one", client_id: "one" } as const,
   clientAuthentication: "when-presented",
-  async handle(ctx, { form, client, audiences }) {
+  async handle(ctx, { form, client, audiences, proof }) {
     if (!form.assertion) throw new OAuthError("invalid_request", "assertion is required");
     const subject = await resolveExternalToken(ctx, form.assertion, client?.clientId ?? form.client_id);
-    return issueForExternalToken(ctx, subject, { scope: form.scope, audiences });
+    return issueForExternalToken(ctx, subject, { scope: form.scope, audiences, jkt: proof?.jkt });
   },
 });
