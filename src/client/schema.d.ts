@@ -133,7 +133,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange an access token for a short-lived JWT */
+        /**
+         * Exchange an access token for a short-lived JWT
+         * @description With a `DPoP` proof header (RFC 9449) the JWT is bound to the proof's key (`cnf.jkt`; docs/dpop.md).
+         */
         post: {
             parameters: {
                 query?: never;
@@ -2991,6 +2994,27 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Semantically invalid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
             };
         };
         trace?: never;
@@ -4331,6 +4355,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Review every public key of the org (expired, disabled, expiring)
+         * @description Requires `service-accounts.read`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size (1..200) */
+                    limit?: number;
+                    /** @description The nextCursor of the previous page */
+                    cursor?: string;
+                    status?: "active" | "disabled" | "expired";
+                    /** @description Active keys expiring within N days */
+                    expiringWithinDays?: number | null;
+                };
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of keys */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["PublicKey"][];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request (validation_failed, malformed_json, ...) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Missing or invalid credential (unauthenticated) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Authenticated but not permitted (permission_denied) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Not found, or not visible to the caller */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/service-accounts/{sa}/keys": {
         parameters: {
             query?: never;
@@ -4566,6 +4726,27 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Semantically invalid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -4673,6 +4854,293 @@ export interface paths {
                 };
             };
         };
+        options?: never;
+        head?: never;
+        /**
+         * Disable or re-enable a public key
+         * @description Requires `service-accounts.access-tokens.edit`. The caller must also hold everything the account holds, in every org where it holds it (the no-escalation guard); to take access away (revoke, remove a key or a role, disable, delete), `service-accounts.incident-response` or being the account itself also does, and the audit log marks incident responses.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                    sa: string;
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PatchPublicKey"];
+                };
+            };
+            responses: {
+                /** @description The key */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PublicKey"];
+                    };
+                };
+                /** @description Invalid request (validation_failed, malformed_json, ...) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Missing or invalid credential (unauthenticated) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Authenticated but not permitted (permission_denied) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Not found, or not visible to the caller */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Conflict with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/service-accounts/{sa}/jwks-uri": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set or remove the account's JWKS URL for private_key_jwt
+         * @description Requires `service-accounts.access-tokens.edit`. The caller must also hold everything the account holds, in every org where it holds it (the no-escalation guard); to take access away (revoke, remove a key or a role, disable, delete), `service-accounts.incident-response` or being the account itself also does, and the audit log marks incident responses.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                    sa: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PutJwksUri"];
+                };
+            };
+            responses: {
+                /** @description The account */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ServiceAccount"];
+                    };
+                };
+                /** @description Invalid request (validation_failed, malformed_json, ...) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Missing or invalid credential (unauthenticated) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Authenticated but not permitted (permission_denied) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Not found, or not visible to the caller */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+                /** @description Semantically invalid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -8223,6 +8691,27 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Semantically invalid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            code: string;
+                            requestId: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                            missing?: string[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -8344,7 +8833,7 @@ export interface paths {
         put?: never;
         /**
          * OAuth 2.0 token endpoint
-         * @description A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token). Client authentication: client_secret_basic (HTTP Basic: client_id and the access token as secret), client_secret_post (client_id and client_secret in the form) or private_key_jwt (RFC 7523: client_assertion_type and client_assertion). For the token exchange the subject token is the credential; client credentials, when presented, are verified. Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.
+         * @description A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token). Client authentication: client_secret_basic (HTTP Basic: client_id and the access token as secret), client_secret_post (client_id and client_secret in the form) or private_key_jwt (RFC 7523: client_assertion_type and client_assertion). For the token exchange the subject token is the credential; client credentials, when presented, are verified. A `DPoP` proof header (RFC 9449) binds the JWT to the proof's key (`cnf.jkt`, `token_type: DPoP`; docs/dpop.md). Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.
          */
         post: {
             parameters: {
@@ -8368,7 +8857,7 @@ export interface paths {
                         "application/json": components["schemas"]["OAuthTokenResponse"];
                     };
                 };
-                /** @description invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2) */
+                /** @description invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2); invalid_dpop_proof, use_dpop_nonce (RFC 9449) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -8414,7 +8903,7 @@ export interface paths {
         put?: never;
         /**
          * OAuth 2.0 token endpoint (alias of /oauth/token)
-         * @description A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token). Client authentication: client_secret_basic (HTTP Basic: client_id and the access token as secret), client_secret_post (client_id and client_secret in the form) or private_key_jwt (RFC 7523: client_assertion_type and client_assertion). For the token exchange the subject token is the credential; client credentials, when presented, are verified. Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.
+         * @description A JWT access token by `client_credentials` (the client authenticates itself), by RFC 8693 token exchange (an access token or a Keyward JWT as `subject_token`), or for an external OIDC token that a federated credential accepts (RFC 7523 `jwt-bearer` with `assertion`, or token exchange with `subject_token_type` jwt or id_token; `client_id` optional, naming the account when policies of several accounts accept the token). Client authentication: client_secret_basic (HTTP Basic: client_id and the access token as secret), client_secret_post (client_id and client_secret in the form) or private_key_jwt (RFC 7523: client_assertion_type and client_assertion). For the token exchange the subject token is the credential; client credentials, when presented, are verified. A `DPoP` proof header (RFC 9449) binds the JWT to the proof's key (`cnf.jkt`, `token_type: DPoP`; docs/dpop.md). Responses are never cached (`Cache-Control: no-store`); errors are RFC 6749 JSON bodies, not problem+json.
          */
         post: {
             parameters: {
@@ -8438,7 +8927,7 @@ export interface paths {
                         "application/json": components["schemas"]["OAuthTokenResponse"];
                     };
                 };
-                /** @description invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2) */
+                /** @description invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type (RFC 6749 section 5.2); invalid_dpop_proof, use_dpop_nonce (RFC 9449) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -8749,7 +9238,15 @@ export interface components {
             allowedScopes: string[];
             allowedCidrs: string[];
             jwtQuota: components["schemas"]["JwtQuota"];
+            /** @description Every JWT of the account is DPoP-bound (RFC 9449): /oauth/token refuses it one without a proof */
+            requireDpop: boolean;
             externalId: string | null;
+            /** @description The account's metadata (custom claims' source) */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @description A JWKS URL whose keys also authenticate the account by private_key_jwt (docs/keys.md) */
+            jwksUri: string | null;
             /** @enum {string} */
             status: "active" | "disabled" | "expired";
             /**
@@ -8949,7 +9446,7 @@ export interface components {
          */
         RunJobs: {
             /** @description Default: every job */
-            jobs?: ("expireTokens" | "expireAccounts" | "revokeUnused" | "reconcile" | "purge" | "rotateKeys" | "expiryNotices" | "webhookOutbox")[];
+            jobs?: ("expireTokens" | "expireAccounts" | "expireKeys" | "revokeUnused" | "reconcile" | "purge" | "rotateKeys" | "expiryNotices" | "webhookOutbox")[];
         };
         Org: {
             id: string;
@@ -8960,6 +9457,8 @@ export interface components {
                 maxActiveTokensPerAccount: number;
                 /** @description Cap on an access token's lifetime */
                 maxTokenLifetimeDays: number | null;
+                /** @description Cap on a public key's lifetime: keys without expiresAt get it, longer ones are refused (422); null for none */
+                maxKeyLifetimeDays: number | null;
                 unusedTokenRevokeAfterDays: number | null;
                 /** @description Scopes of the org's downstream APIs that its accounts' allowedScopes may name; never a Keyward operation (those come from roles) */
                 scopes: string[];
@@ -8976,6 +9475,18 @@ export interface components {
                     perMinute?: number;
                     perDay?: number;
                 } | null;
+                /**
+                 * @description Custom claims: which account attributes go into the org's JWTs, at most 10 (422 invalid_claim_mapping). A source without a value leaves its claim out. See docs/claims.md
+                 * @example [
+                 *       {
+                 *         "claim": "team",
+                 *         "from": "metadata.team"
+                 *       }
+                 *     ]
+                 */
+                jwtClaims?: components["schemas"]["ClaimMapping"][];
+                /** @description The requireDpop of an account created without one (default false): its JWTs must be DPoP-bound */
+                requireDpop?: boolean;
             };
             /**
              * Format: date-time
@@ -8987,6 +9498,18 @@ export interface components {
              * @example 2026-11-23T12:00:00.000Z
              */
             updatedAt: string;
+        };
+        ClaimMapping: {
+            /**
+             * @description The claim's name in the JWT: `^[a-z][a-z0-9_]{0,31}$`, never a registered claim or one Keyward writes (422 claim_name_reserved)
+             * @example team
+             */
+            claim: string;
+            /**
+             * @description `externalId`, `projectId`, `environmentId` or `metadata.<key>`
+             * @example metadata.team
+             */
+            from: string;
         };
         /**
          * @example {
@@ -9006,6 +9529,8 @@ export interface components {
                 maxActiveTokensPerAccount?: number;
                 /** @description Cap on an access token's lifetime */
                 maxTokenLifetimeDays?: number | null;
+                /** @description Cap on a public key's lifetime: keys without expiresAt get it, longer ones are refused (422); null for none */
+                maxKeyLifetimeDays?: number | null;
                 unusedTokenRevokeAfterDays?: number | null;
                 /** @description Scopes of the org's downstream APIs that its accounts' allowedScopes may name; never a Keyward operation (those come from roles) */
                 scopes?: string[];
@@ -9022,6 +9547,18 @@ export interface components {
                     perMinute?: number;
                     perDay?: number;
                 } | null;
+                /**
+                 * @description Custom claims: which account attributes go into the org's JWTs, at most 10 (422 invalid_claim_mapping). A source without a value leaves its claim out. See docs/claims.md
+                 * @example [
+                 *       {
+                 *         "claim": "team",
+                 *         "from": "metadata.team"
+                 *       }
+                 *     ]
+                 */
+                jwtClaims?: components["schemas"]["ClaimMapping"][];
+                /** @description The requireDpop of an account created without one (default false): its JWTs must be DPoP-bound */
+                requireDpop?: boolean;
             };
         };
         /**
@@ -9039,6 +9576,8 @@ export interface components {
                 maxActiveTokensPerAccount?: number;
                 /** @description Cap on an access token's lifetime */
                 maxTokenLifetimeDays?: number | null;
+                /** @description Cap on a public key's lifetime: keys without expiresAt get it, longer ones are refused (422); null for none */
+                maxKeyLifetimeDays?: number | null;
                 unusedTokenRevokeAfterDays?: number | null;
                 /** @description Scopes of the org's downstream APIs that its accounts' allowedScopes may name; never a Keyward operation (those come from roles) */
                 scopes?: string[];
@@ -9055,6 +9594,18 @@ export interface components {
                     perMinute?: number;
                     perDay?: number;
                 } | null;
+                /**
+                 * @description Custom claims: which account attributes go into the org's JWTs, at most 10 (422 invalid_claim_mapping). A source without a value leaves its claim out. See docs/claims.md
+                 * @example [
+                 *       {
+                 *         "claim": "team",
+                 *         "from": "metadata.team"
+                 *       }
+                 *     ]
+                 */
+                jwtClaims?: components["schemas"]["ClaimMapping"][];
+                /** @description The requireDpop of an account created without one (default false): its JWTs must be DPoP-bound */
+                requireDpop?: boolean;
             };
         };
         Project: {
@@ -9113,6 +9664,16 @@ export interface components {
             description?: string;
             groups?: string[];
             externalId?: string;
+            /**
+             * @description A small string map the org's custom claims (policy.jwtClaims) may copy into its JWTs: keys `^[a-zA-Z][a-zA-Z0-9_.-]{0,62}$`, at most 20, values of at most 256 characters, at most 2 KiB as JSON (else 422 invalid_metadata)
+             * @example {
+             *       "team": "payments",
+             *       "costCenter": "cc-42"
+             *     }
+             */
+            metadata?: {
+                [key: string]: string;
+            };
             /** @description Days the account stays valid (1..730) */
             daysValid?: number;
             /**
@@ -9138,6 +9699,8 @@ export interface components {
             /** @description Downstream scopes its JWTs may carry: names the org declared in policy.scopes, never a Keyward operation (those come from roles) */
             allowedScopes?: string[];
             jwtQuota?: components["schemas"]["JwtQuota"] & unknown;
+            /** @description Only DPoP-bound JWTs for this account (docs/dpop.md); default: the org policy's requireDpop */
+            requireDpop?: boolean;
             /**
              * @description Register a public key for private_key_jwt at creation (PEM SPKI or JWK)
              * @example -----BEGIN PUBLIC KEY-----
@@ -9147,6 +9710,11 @@ export interface components {
             publicKey?: string | {
                 [key: string]: unknown;
             };
+            /**
+             * @description A public https URL serving a JWKS (RFC 7517): its keys authenticate the account by private_key_jwt, after its registered keys; fetched with a timeout and size limit, cached, refreshed on an unknown kid at most once a minute
+             * @example https://ci.example.com/.well-known/jwks.json
+             */
+            jwksUri?: string;
             /** @description Issue the first access token in the same call */
             issueToken?: boolean | components["schemas"]["IssueAccessToken"];
         };
@@ -9233,6 +9801,16 @@ export interface components {
             description?: string | null;
             groups?: string[];
             externalId?: string | null;
+            /**
+             * @description Replaces the whole map; null clears it
+             * @example {
+             *       "team": "payments",
+             *       "costCenter": "cc-42"
+             *     }
+             */
+            metadata?: {
+                [key: string]: string;
+            } | null;
             /** @enum {string} */
             status?: "active" | "disabled";
             /**
@@ -9246,6 +9824,7 @@ export interface components {
             /** @description Downstream scopes its JWTs may carry: names the org declared in policy.scopes, never a Keyward operation (those come from roles) */
             allowedScopes?: string[];
             jwtQuota?: components["schemas"]["JwtQuota"] & unknown;
+            requireDpop?: boolean;
             /** @description Days the account stays valid (1..730) */
             daysValid?: number;
             /** Format: date-time */
@@ -9298,6 +9877,12 @@ export interface components {
             jwk: {
                 [key: string]: unknown;
             };
+            /**
+             * @description expired once past expiresAt (even before the cron marks it)
+             * @enum {string}
+             */
+            status: "active" | "disabled" | "expired";
+            expiresAt: string | null;
             createdAt: string;
         };
         /**
@@ -9305,7 +9890,8 @@ export interface components {
          *       "publicKey": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----",
          *       "alg": "ES256",
          *       "kid": "ci-2030-01",
-         *       "name": "CI signing key"
+         *       "name": "CI signing key",
+         *       "expiresAt": "2030-01-31T00:00:00Z"
          *     }
          */
         AddPublicKey: {
@@ -9326,6 +9912,35 @@ export interface components {
             /** @description The kid your assertions carry; default: the JWK's kid, else its RFC 7638 thumbprint */
             kid?: string;
             name?: string;
+            /**
+             * Format: date-time
+             * @description When the key stops authenticating. With the org policy's maxKeyLifetimeDays: defaults to it, and a later one is refused (422 key_lifetime_exceeded)
+             */
+            expiresAt?: string;
+        };
+        /**
+         * @example {
+         *       "status": "disabled"
+         *     }
+         */
+        PatchPublicKey: {
+            /**
+             * @description disabled: the key stops authenticating at once (reversible); active: enable it again (not once expired)
+             * @enum {string}
+             */
+            status: "active" | "disabled";
+        };
+        /**
+         * @example {
+         *       "jwksUri": "https://ci.example.com/.well-known/jwks.json"
+         *     }
+         */
+        PutJwksUri: {
+            /**
+             * @description null removes it
+             * @example https://ci.example.com/.well-known/jwks.json
+             */
+            jwksUri: string | null;
         };
         FederatedCredential: {
             /** @example fed_3yQm0bE0mUq1hXv3r3aZ9c */
@@ -9705,12 +10320,20 @@ export interface components {
             publicKey?: string | {
                 [key: string]: unknown;
             };
+            /**
+             * @description private_key_jwt only: keys fetched from the client's own JWKS (with or instead of publicKey)
+             * @example https://ci.example.com/.well-known/jwks.json
+             */
+            jwksUri?: string;
         };
         OAuthTokenResponse: {
             /** @description A JWT (RFC 9068, typ at+jwt), verifiable with the JWKS */
             access_token: string;
-            /** @enum {string} */
-            token_type: "Bearer";
+            /**
+             * @description DPoP when the request carried a DPoP proof: the JWT is bound to its key (cnf.jkt, RFC 9449)
+             * @enum {string}
+             */
+            token_type: "Bearer" | "DPoP";
             /**
              * @description Seconds until the JWT expires
              * @example 300
@@ -9732,10 +10355,10 @@ export interface components {
          */
         OAuthError: {
             /**
-             * @description RFC 6749 section 5.2 (RFC 8707 invalid_target, slow_down with a Retry-After when rate limited)
+             * @description RFC 6749 section 5.2 (RFC 8707 invalid_target, slow_down with a Retry-After when rate limited, RFC 9449 invalid_dpop_proof and use_dpop_nonce with a DPoP-Nonce header)
              * @enum {string}
              */
-            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "invalid_target" | "slow_down" | "temporarily_unavailable" | "server_error";
+            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "invalid_target" | "slow_down" | "temporarily_unavailable" | "server_error" | "invalid_dpop_proof" | "use_dpop_nonce";
             /** @description Printable ASCII; for people, not for programs */
             error_description?: string;
         };
@@ -9770,6 +10393,13 @@ export interface components {
              * @enum {string}
              */
             requested_token_type?: "urn:ietf:params:oauth:token-type:access_token" | "urn:ietf:params:oauth:token-type:jwt";
+            /** @description token-exchange delegation (RFC 8693 section 4.1): an access token or Keyward JWT of an account of the same org; the JWT gets `act: {sub: <actor>}` (docs/dpop.md) */
+            actor_token?: string;
+            /**
+             * @description token-exchange: the type of actor_token (required with it)
+             * @enum {string}
+             */
+            actor_token_type?: "urn:ietf:params:oauth:token-type:access_token" | "urn:ietf:params:oauth:token-type:jwt";
             /**
              * @description client_secret_post: the client id (the service account id). Optional with private_key_jwt (the assertion names it), and with an external token (it names the account)
              * @example sa_3bW1mYg0cFj7xQ2kV9rT4e
@@ -9807,6 +10437,18 @@ export interface components {
             aud?: string | string[];
             jti?: string;
             org_id?: string;
+            /** @description RFC 9449: the thumbprint of the key a DPoP-bound JWT is bound to */
+            cnf?: {
+                jkt: string;
+            };
+            /** @description RFC 8693 section 4.1: the actor (nested `act` for the actors before it) */
+            act?: {
+                sub: string;
+            } & {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: string;
         };
         OAuthTokenQuery: {
             /** @description An access token (sat_...) or a JWT */
