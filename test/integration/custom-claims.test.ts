@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { KEYWARD_JWT_CLAIMS } from "../../src/domain/signing/jwt.ts";
+import { KEYWARD_JWT_CLAIM_NAMES } from "../../src/domain/signing/jwt.ts";
 import { call, expectStatus, orgWithAdmin, platformRoot, unique } from "../helpers.ts";
 import { answer, authorizeFor, inviteTo, sa } from "./authz-helpers.ts";
 import { expectTokenResponse, jwtFor, JWT_TOKEN_TYPE, postForm, TOKEN_EXCHANGE, verifyAgainstJwks } from "./oauth-helpers.ts";
@@ -133,7 +133,7 @@ describe("the claim mapping (policy.jwtClaims)", () => {
     expectProblem(refused, 422, "claim_name_reserved");
   });
 
-  const reserved = [...KEYWARD_JWT_CLAIMS, "nbf", "cnf", "act", "status", "token_use", "typ", "azp", "auth_time", "nonce", "active", "token_type", "email", "name"];
+  const reserved = [...KEYWARD_JWT_CLAIM_NAMES, "nbf", "cnf", "act", "status", "token_use", "typ", "azp", "auth_time", "nonce", "active", "token_type", "email", "name"];
   it.each(reserved)("refuses the reserved name %s (422 claim_name_reserved) and keeps the policy", async (claim) => {
     const w = await orgWithAdmin(root.token);
     await mapClaims(w, [{ claim: "team", from: "metadata.team" }]);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { accessTokenPayload, KEYWARD_JWT_CLAIMS, type AccessTokenClaims } from "../../src/domain/signing/jwt.ts";
+import { accessTokenPayload, KEYWARD_JWT_CLAIM_NAMES, type AccessTokenClaims } from "../../src/domain/signing/jwt.ts";
 import { checkClaimMapping, customClaimsOf, customClaimsOfJwt, RESERVED_CLAIM_NAMES } from "../../src/domain/signing/custom-claims.ts";
 import { DomainError } from "../../src/domain/shared/errors.ts";
 
@@ -21,26 +21,31 @@ const base: AccessTokenClaims = {
   source_token_id: "tok_1",
   source_jtis: ["j0"],
   federated: { iss: "https://issuer.example", sub: "repo:acme/web", policy_id: "fed_1" },
+  status: { idx: 7, uri: "https://keyward.example/statuslists/0" },
+  act_token_ids: ["tok_2"],
+  act_jtis: ["j2"],
+  act: { sub: "sa_2", act: { sub: "sa_3" } },
+  jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 };
 const decode = (c: AccessTokenClaims) => new TextDecoder().decode(accessTokenPayload(c));
 
-describe("KEYWARD_JWT_CLAIMS", () => {
+describe("KEYWARD_JWT_CLAIM_NAMES", () => {
   it("names exactly the claims accessTokenPayload writes when every claim is present", () => {
-    expect(Object.keys(JSON.parse(decode(base))).sort()).toEqual([...KEYWARD_JWT_CLAIMS].sort());
+    expect(Object.keys(JSON.parse(decode(base))).sort()).toEqual([...KEYWARD_JWT_CLAIM_NAMES].sort());
   });
 
   it("are all reserved for custom claims", () => {
-    for (const name of KEYWARD_JWT_CLAIMS) expect(RESERVED_CLAIM_NAMES.has(name), name).toBe(true);
+    for (const name of KEYWARD_JWT_CLAIM_NAMES) expect(RESERVED_CLAIM_NAMES.has(name), name).toBe(true);
   });
 });
 
 describe("accessTokenPayload with custom claims", () => {
   it("writes them after Keyward's own, JSON-escaped, skipping every name Keyward writes (no duplicate to override ours)", () => {
-    const names = fc.oneof(fc.string(), fc.constantFrom(...KEYWARD_JWT_CLAIMS));
+    const names = fc.oneof(fc.string(), fc.constantFrom(...KEYWARD_JWT_CLAIM_NAMES));
     fc.assert(
       fc.property(fc.dictionary(names, fc.string({ unit: "binary" })), (custom) => {
         const text = decode({ ...base, custom });
-        const kept = Object.entries(custom).filter(([k]) => !(KEYWARD_JWT_CLAIMS as readonly string[]).includes(k));
+        const kept = Object.entries(custom).filter(([k]) => !(KEYWARD_JWT_CLAIM_NAMES as readonly string[]).includes(k));
         const expected = decode(base).slice(0, -1) + kept.map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join("") + "}";
         expect(() => JSON.parse(text)).not.toThrow();
         expect(text).toBe(expected);

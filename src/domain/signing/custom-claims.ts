@@ -1,6 +1,6 @@
 import type { ClaimMapping } from "../../db/schema.ts";
 import { DomainError, type ErrorCode } from "../shared/errors.ts";
-import { KEYWARD_JWT_CLAIMS } from "./jwt.ts";
+import { KEYWARD_JWT_CLAIM_NAMES } from "./jwt.ts";
 
 /**
  * Custom claims (docs/claims.md): an account's metadata (a small string map) and the org policy's
@@ -38,7 +38,7 @@ const REGISTERED_CLAIMS = [
   "active", "token_type", "username",
 ] as const;
 
-export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set<string>([...REGISTERED_CLAIMS, ...KEYWARD_JWT_CLAIMS]);
+export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set<string>([...REGISTERED_CLAIMS, ...KEYWARD_JWT_CLAIM_NAMES]);
 
 function refuse(code: ErrorCode, path: string, message: string): never {
   throw new DomainError(code, message, { errors: [{ path, message }] });

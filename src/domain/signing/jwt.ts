@@ -291,7 +291,9 @@ export const KEYWARD_JWT_CLAIMS = [
 type UnlistedClaim = Exclude<keyof AccessTokenClaims, "custom" | (typeof KEYWARD_JWT_CLAIMS)[number]>;
 const everyClaimListed: [UnlistedClaim] extends [never] ? true : UnlistedClaim = true;
 void everyClaimListed;
-const KEYWARD_CLAIM_SET: ReadonlySet<string> = new Set(KEYWARD_JWT_CLAIMS);
+/** The names those claims have in the JSON (the key binding `jkt` is written as `cnf`). */
+export const KEYWARD_JWT_CLAIM_NAMES: readonly string[] = KEYWARD_JWT_CLAIMS.map((k) => (k === "jkt" ? "cnf" : k));
+const KEYWARD_CLAIM_SET: ReadonlySet<string> = new Set(KEYWARD_JWT_CLAIM_NAMES);
 
 const payloadWriter = new JsonBytes();
 
