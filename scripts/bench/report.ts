@@ -112,6 +112,7 @@ export function report(input: ReportInput) {
   const basic = byId.get("client-basic");
   const federated = byId.get("federated");
   const dpop = byId.get("dpop");
+  const quota = byId.get("quota");
   const dev = byId.get("healthz@wrangler-dev");
   const viaEntry = byId.get("healthz@miniflare-entry");
   // Scenarios (a)-(f) on the Worker's own socket and the peer; the scale rows (id "exchange@…")
@@ -123,6 +124,7 @@ export function report(input: ReportInput) {
     { name: "token exchange >= 0.45 x ceiling", value: exchange ? exchange.median.rps / ceiling : null, pass: exchange ? exchange.median.rps / ceiling >= 0.45 : null },
     { name: "federated grant (h) >= 0.35 x ceiling", value: federated ? federated.median.rps / ceiling : null, pass: federated ? federated.median.rps / ceiling >= 0.35 : null },
     { name: "client_credentials with DPoP (i) >= 0.7 x without (c)", value: dpop && basic ? dpop.median.rps / basic.median.rps : null, pass: dpop && basic ? dpop.median.rps / basic.median.rps >= 0.7 : null },
+    { name: "client_credentials under a JWT quota (j) >= 0.95 x without (c)", value: quota && basic ? quota.median.rps / basic.median.rps : null, pass: quota && basic ? quota.median.rps / basic.median.rps >= 0.95 : null },
     { name: "client_credentials (basic) >= 1.2 x peer", value: basic && peerRps ? basic.median.rps / peerRps : null, pass: basic && peerRps ? basic.median.rps / peerRps >= 1.2 : null },
     // The proxy comparisons (miniflare-entry, wrangler-dev) are not Keyward's scenarios.
     { name: "p99 <= 4 x p50 in every scenario (a)-(f)", value: Math.max(...measured.map((r) => r.p99OverP50 ?? 0)), pass: measured.every((r) => r.p99OverP50 !== null && r.p99OverP50 <= 4) },

@@ -1,7 +1,7 @@
 /**
  * The benchmark's scenarios on the Worker: (a) the /healthz ceiling (and through Miniflare's entry
  * Worker), (b) the token exchange, (c) client_secret_basic, (d) private_key_jwt, (e) a management
- * read, (g) a console page, (h) the federated jwt-bearer grant, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
+ * read, (g) a console page, (h) the federated jwt-bearer grant, (i) client_secret_basic with DPoP, (j) the same grant under a JWT quota, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
  * and with many tokens in the store) and /healthz through `wrangler dev`.
  */
 import { mkdirSync } from "node:fs";
@@ -13,7 +13,7 @@ import { descendants, totalMiB, workerdPids } from "./proc.ts";
 import { assertionRequest, basicRequest, consolePageRequest, consoleSession, exchangeRequest, healthzRequest, listAccountsRequest } from "./requests.ts";
 import { startWranglerDev, type RunningWorker } from "./runtime.ts";
 import { runScenario, runScenarios, type RunOptions, type Scenario, type ScenarioResult } from "./scenario.ts";
-import { accountTemplate, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
+import { accountTemplate, seedQuotaAccounts, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
 import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
 import { DpopProofs } from "./dpop.ts";
 
@@ -66,6 +66,12 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
       return { ...request, headers: { ...request.headers, dpop: proofs.next() } };
     };
     scenarios.push({ id: "dpop", label: "(i) /oauth/token client_secret_basic with a DPoP proof", target: direct, request: next(), next });
+  }
+
+  // (j) The same grant for accounts with a JWT quota (never reached): what counting a quota costs an issued JWT.
+  if (options.wanted("quota")) {
+    const limited = await seedQuotaAccounts(direct.base, seeded.rootToken, org.slug, 4);
+    scenarios.push({ id: "quota", label: "(j) /oauth/token client_secret_basic, accounts with a jwtQuota", target: direct, request: basicRequest(limited[0]!), next: () => basicRequest(roundRobin(limited)) });
   }
 
   // A fresh pre-signed assertion per request.

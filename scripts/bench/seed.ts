@@ -65,6 +65,18 @@ export async function seedThroughApi(base: string, bootstrapSecret: string, coun
   return { rootToken, rootAccountId: boot.account.id, org, accounts };
 }
 
+/** `n` viewers with a token each and a JWT quota far above what the bench issues (scenario j). */
+export async function seedQuotaAccounts(base: string, rootToken: string, orgSlug: string, n: number): Promise<BenchAccount[]> {
+  const jwtQuota = { perMinute: 1_000_000, perDay: 100_000_000 };
+  return Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const body = { name: `bench-quota-${i}`, roles: [{ role: "viewer" }], issueToken: true, jwtQuota };
+      const created = await api<{ id: string; token: { id: string; token: string } }>(base, "POST", `/api/v1/orgs/${orgSlug}/service-accounts`, rootToken, body, [201]);
+      return { id: created.id, token: created.token.token, tokenId: created.token.id };
+    }),
+  );
+}
+
 const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex");
 const sqlValue = (v: string | number | null) => (v === null ? "NULL" : typeof v === "number" ? String(v) : `'${v.replace(/'/g, "''")}'`);
 
