@@ -122,6 +122,21 @@ describe("proofs refused at the token endpoint (invalid_dpop_proof, nothing issu
     expectOAuthError(await grantWithProof(dpop), 400, "invalid_dpop_proof");
   });
 
+  it("the same proof in 20 parallel requests: exactly one is accepted (the batched replay check)", async () => {
+    const keys = await proofKeys();
+    const dpop = await proof(keys);
+    const results = await Promise.all(Array.from({ length: 20 }, () => grantWithProof(dpop)));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    for (const res of results.filter((r) => r.status !== 200)) expectOAuthError(res, 400, "invalid_dpop_proof");
+  });
+
+  it("20 different proofs in parallel: all accepted, and each refused when replayed", async () => {
+    const keys = await proofKeys();
+    const proofs = await Promise.all(Array.from({ length: 20 }, () => proof(keys)));
+    for (const res of await Promise.all(proofs.map((p) => grantWithProof(p)))) expectStatus(res, 200);
+    for (const res of await Promise.all(proofs.map((p) => grantWithProof(p)))) expectOAuthError(res, 400, "invalid_dpop_proof");
+  });
+
   it("the htu normalisation: scheme and host case and the default port do not matter; the query is ignored", async () => {
     const keys = await proofKeys();
     const url = new URL(TOKEN_URL);
