@@ -236,27 +236,4 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
     void this.armPurge(expiresAt);
     return true;
   }
-
-  /**
-   * `rememberProofJti` for several proofs in one call, in order: a jti twice in the batch is fresh
-   * only the first time. One read and one write for the whole batch, atomic under the input gate.
-   */
-  async rememberProofJtis(entries: readonly { jti: string; expiresAt: number }[]): Promise<boolean[]> {
-    const keys = [...new Set(entries.map((e) => `jti:${e.jti}`))];
-    const seen = await this.ctx.storage.get<number>(keys);
-    const now = Date.now();
-    const writes: Record<string, number> = {};
-    const answers = entries.map(({ jti, expiresAt }) => {
-      const key = `jti:${jti}`;
-      const until = seen.get(key);
-      if (key in writes || (until !== undefined && until > now)) return false;
-      writes[key] = expiresAt;
-      return true;
-    });
-    if (Object.keys(writes).length > 0) {
-      await this.ctx.storage.put(writes, { allowUnconfirmed: true });
-      void this.armPurge(Math.min(...Object.values(writes)));
-    }
-    return answers;
-  }
 }

@@ -122,7 +122,7 @@ describe("proofs refused at the token endpoint (invalid_dpop_proof, nothing issu
     expectOAuthError(await grantWithProof(dpop), 400, "invalid_dpop_proof");
   });
 
-  it("the same proof in 20 parallel requests: exactly one is accepted (the batched replay check)", async () => {
+  it("the same proof in 20 parallel requests: exactly one is accepted (the replay check is atomic)", async () => {
     const keys = await proofKeys();
     const dpop = await proof(keys);
     const results = await Promise.all(Array.from({ length: 20 }, () => grantWithProof(dpop)));

@@ -38,8 +38,6 @@ export interface AccountCredentialsRpc {
   rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
   /** The same for DPoP proofs, without waiting for the write to be durable. */
   rememberProofJti(jti: string, expiresAt: number): Promise<boolean>;
-  /** The same for several proofs in one call, in order; a jti twice in the batch is fresh only the first time. */
-  rememberProofJtis(entries: readonly { jti: string; expiresAt: number }[]): Promise<boolean[]>;
 }
 
 /**

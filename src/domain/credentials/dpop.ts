@@ -24,9 +24,6 @@ const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 export const DPOP_CLOCK_SKEW_SECONDS = FOREIGN_JWT_CLOCK_SKEW_SECONDS;
 /** The replay cache's shards (AccountCredentials objects named `dpop:<n>`), chosen by the hash of the key and jti. */
 const REPLAY_SHARDS = 32;
-/** How long a verified proof may wait for others bound to the same shard, and how many go in one call. */
-const PROOF_BATCH_WAIT_MS = 2;
-const PROOF_BATCH_MAX = 64;
 const MAX_PROOF_BYTES = 8192;
 
 export interface ProofRequest {
@@ -170,34 +167,9 @@ export async function verifyDpopProof(ctx: Ctx, header: string | null | undefine
   const hash = sha256Hex(`${jkt} ${jti}`);
   const shard = parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS;
   // Remembered as long as the proof could pass the iat check.
-  const fresh = await rememberProof(ctx, shard, `dpop:${hash}`, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
+  const fresh = await replayCache(ctx, `dpop:${shard}`).rememberProofJti(`dpop:${hash}`, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
   if (!fresh) throw invalidProof("this proof was already used (jti)");
   return { jkt };
-}
-
-/** Each shard's open batch: the proofs waiting for its next call, and that call's answers. */
-const openBatches = new Map<number, { entries: { jti: string; expiresAt: number }[]; answers: Promise<boolean[]> }>();
-
-/**
- * Checks and records a proof's jti on its shard. Proofs verified in this isolate within
- * PROOF_BATCH_WAIT_MS go to the shard in one call (at most PROOF_BATCH_MAX): the object answers
- * them in order, so a jti is still accepted once, within the batch as across batches. The proofs
- * wait on the call's own promise (settled in the context of the request that opened the batch).
- */
-async function rememberProof(ctx: Pick<Ctx, "env">, shard: number, jti: string, expiresAt: number): Promise<boolean> {
-  let batch = openBatches.get(shard);
-  if (!batch) {
-    const entries: { jti: string; expiresAt: number }[] = [];
-    const answers = new Promise<boolean[]>((resolve) => setTimeout(resolve, PROOF_BATCH_WAIT_MS)).then(() => {
-      if (openBatches.get(shard)?.entries === entries) openBatches.delete(shard);
-      return replayCache(ctx, `dpop:${shard}`).rememberProofJtis(entries);
-    });
-    batch = { entries, answers };
-    openBatches.set(shard, batch);
-  }
-  const index = batch.entries.push({ jti, expiresAt }) - 1;
-  if (batch.entries.length >= PROOF_BATCH_MAX) openBatches.delete(shard);
-  return (await batch.answers)[index] === true;
 }
 
 /** The `cnf.jkt` of a verified JWT, or undefined when it is not bound (a malformed `cnf` reads as bound to nothing). */
