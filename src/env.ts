@@ -53,6 +53,8 @@ export interface Bindings {
   DPOP_NONCE_LIFETIME_SECONDS?: string;
   BOOTSTRAP_SECRET?: string;
   SIGNING_KEY_ENCRYPTION_KEY?: string;
+  /** "on": binding calls are counted and served at GET /__binding-counts (the bench; docs/benchmarking.md). */
+  BINDING_COUNTS?: string;
 }
 
 const intVar = (fallback: number, min: number, max: number) =>
@@ -140,6 +142,8 @@ const configSchema = z.object({
     .transform((v) => v === "true"),
   /** A server nonce is accepted for one to two of these periods (stateless: an HMAC of the period). */
   DPOP_NONCE_LIFETIME_SECONDS: intVar(300, 10, 86_400),
+  /** Binding calls counted in the Worker and served at GET /__binding-counts (src/lib/binding-counts.ts). */
+  BINDING_COUNTS: z.enum(["on", "off"]).default("off"),
 });
 
 export interface ScannerKey {

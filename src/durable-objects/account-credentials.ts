@@ -23,6 +23,7 @@ import {
 import type { AccountCredentialsRpc } from "../domain/credentials/account-object.ts";
 import { planFederatedChange, type FederatedChange, type TrustPolicy } from "../domain/credentials/federated-plans.ts";
 import { Serial } from "../lib/serial.ts";
+import { countedEnv } from "../lib/binding-counts.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
 import { loadCounter, takeUse, type StoredCounter } from "../domain/credentials/token-uses.ts";
 import { refilled, type UseOutcome } from "../domain/credentials/token-limits.ts";
@@ -40,6 +41,11 @@ const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, user
  * It also remembers the `jti` of every private_key_jwt assertion until the assertion expires.
  */
 export class AccountCredentials extends DurableObject<Bindings> implements AccountCredentialsRpc {
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    // BINDING_COUNTS=on: this object's D1/KV calls count too (src/lib/binding-counts.ts).
+    super(ctx, countedEnv(env));
+  }
+
   private readonly lock = new Serial();
   /** Uses of limited tokens: one at a time (the first reads D1), apart from credential changes. */
   private readonly uses = new Serial();

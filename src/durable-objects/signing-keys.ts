@@ -3,6 +3,7 @@ import { KEYSET_KEY } from "../domain/credentials/kv-records.ts";
 import { generateSigningKey, publishedKeys, type KeyPolicy, type Keyset, type SigningKey, type SigningKeysRpc } from "../domain/signing/keyset.ts";
 import type { Bindings } from "../env.ts";
 import { Serial } from "../lib/serial.ts";
+import { countedEnv } from "../lib/binding-counts.ts";
 
 const KEYS = "keys";
 
@@ -12,6 +13,11 @@ const KEYS = "keys";
  * own storage (private halves wrapped) and publishes the keyset to KV, where every isolate reads it.
  */
 export class SigningKeys extends DurableObject<Bindings> implements SigningKeysRpc {
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    // BINDING_COUNTS=on: this object's D1/KV calls count too (src/lib/binding-counts.ts).
+    super(ctx, countedEnv(env));
+  }
+
   private readonly lock = new Serial();
 
   private secret(): string {
