@@ -39,7 +39,7 @@ function wrapKv(kv: KVNamespace): KVNamespace {
       const kind = KV_READS.has(prop as string) ? "kvRead" : KV_WRITES.has(prop as string) ? "kvWrite" : null;
       return (...args: unknown[]) => {
         if (kind) counts[kind]++;
-        return value.apply(target, args);
+        return Reflect.apply(value, target, args);
       };
     },
   });
@@ -57,7 +57,7 @@ function wrapD1<T extends object>(db: T): T {
       if (typeof value !== "function") return value;
       if (prop === "prepare") {
         return (...args: unknown[]) => {
-          const real = value.apply(target, args) as D1PreparedStatement;
+          const real = Reflect.apply(value, target, args) as D1PreparedStatement;
           const proxy = wrapStatementTracked(real);
           return proxy;
         };
@@ -69,11 +69,11 @@ function wrapD1<T extends object>(db: T): T {
           return value.call(target, statements.map((s) => unwrapped.get(s) ?? s));
         };
       }
-      if (prop === "withSession") return (...args: unknown[]) => wrapD1(value.apply(target, args));
+      if (prop === "withSession") return (...args: unknown[]) => wrapD1(Reflect.apply(value, target, args));
       if (prop === "exec") {
         return (...args: unknown[]) => {
           counts.d1++;
-          return value.apply(target, args);
+          return Reflect.apply(value, target, args);
         };
       }
       return value.bind(target);
@@ -86,10 +86,10 @@ function wrapStatementTracked(real: D1PreparedStatement): D1PreparedStatement {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
-      if (prop === "bind") return (...args: unknown[]) => wrapStatementTracked(value.apply(target, args));
+      if (prop === "bind") return (...args: unknown[]) => wrapStatementTracked(Reflect.apply(value, target, args));
       return (...args: unknown[]) => {
         if (STATEMENT_RUNS.has(prop as string)) counts.d1++;
-        return value.apply(target, args);
+        return Reflect.apply(value, target, args);
       };
     },
   });
@@ -105,7 +105,7 @@ function wrapStub<T extends object>(stub: T): T {
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         counts.doCall++;
-        return value.apply(target, args);
+        return Reflect.apply(value, target, args);
       };
     },
   });
@@ -116,7 +116,7 @@ function wrapNamespace(ns: DurableObjectNamespace): DurableObjectNamespace {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
-      if (prop === "get" || prop === "getByName") return (...args: unknown[]) => wrapStub(value.apply(target, args));
+      if (prop === "get" || prop === "getByName") return (...args: unknown[]) => wrapStub(Reflect.apply(value, target, args));
       return value.bind(target);
     },
   });
@@ -129,7 +129,7 @@ function wrapQueue(queue: Queue<unknown>): Queue<unknown> {
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         if (prop === "send" || prop === "sendBatch") counts.queue++;
-        return value.apply(target, args);
+        return Reflect.apply(value, target, args);
       };
     },
   });
