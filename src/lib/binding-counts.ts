@@ -116,7 +116,7 @@ function wrapNamespace(ns: DurableObjectNamespace): DurableObjectNamespace {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
-      if (prop === "get" || prop === "getByName") return (...args: unknown[]) => wrapStub(Reflect.apply(value, target, args));
+      if (prop === "get" || prop === "getByName") return (...args: unknown[]) => wrapStub(Reflect.apply(value, target, args) as object);
       return value.bind(target);
     },
   });

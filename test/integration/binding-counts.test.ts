@@ -100,7 +100,7 @@ describe("each counter counts", () => {
   });
 
   it("Durable Object calls", async () => {
-    const ns = e().SIGNING_KEYS;
+    const ns = e().SIGNING_KEYS as unknown as { get(id: unknown): { fetch(url: string): Promise<Response> }; idFromName(name: string): unknown };
     const stub = ns.get(ns.idFromName("binding-counts-probe"));
     const c = await measure(async () => {
       await stub.fetch("http://do/").catch(() => undefined);
