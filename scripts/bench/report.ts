@@ -70,6 +70,7 @@ function tableRows(results: ScenarioResult[], ceiling: number, peerRps: number |
       otherCpuPct: m.otherCpuPct,
       serverPeakRssMiB: r.serverPeakRssMiB,
       gc: r.gc,
+      bindingCounts: r.bindingCounts,
     };
   });
 }
@@ -79,7 +80,7 @@ type Row = ReturnType<typeof tableRows>[number];
 function printTable(rows: Row[]): string {
   const traced = rows.some((r) => r.gc);
   return table(
-    ["scenario", "target", "req/s", "p50 ms", "p99 ms", "p99/p50", "non-2xx", "errors", "x ceiling", "x peer", "srv CPU%", "gen CPU%", "other CPU%", "srv RSS MiB", ...(traced ? ["GC %", "GC max ms", "full GCs"] : [])],
+    ["scenario", "target", "req/s", "p50 ms", "p99 ms", "p99/p50", "non-2xx", "errors", "x ceiling", "x peer", "srv CPU%", "gen CPU%", "other CPU%", "srv RSS MiB", ...(traced ? ["GC %", "GC max ms", "full GCs"] : []), "KV r/req", "KV w/req", "DO/req", "D1/req", "fetch/req", "cache/req"],
     rows.map((r) => [
       r.label,
       r.target,
@@ -96,6 +97,7 @@ function printTable(rows: Row[]): string {
       Math.round(r.otherCpuPct).toString(),
       Math.round(r.serverPeakRssMiB).toString(),
       ...(traced ? (r.gc ? [r.gc.pausePct.toFixed(1), r.gc.maxPauseMs.toFixed(0), String(r.gc.fullGcs)] : ["-", "-", "-"]) : []),
+      ...(["kvRead", "kvWrite", "doCall", "d1", "fetch", "cache"] as const).map((k) => (r.bindingCounts ? fmt(r.bindingCounts[k] ?? 0) : "-")),
     ]),
   );
 }

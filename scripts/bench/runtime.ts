@@ -151,7 +151,7 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   }
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
-  const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}), ...options.vars };
+  const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}), BINDING_COUNTS: process.env.BENCH_BINDING_COUNTS ?? "on", ...options.vars };
   const inspectorPort = options.inspector ? await freePort() : undefined;
   const others = new Set(workerdPids(process.pid));
   const gc = options.traceGc ? gcTracing() : null;

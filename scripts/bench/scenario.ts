@@ -22,7 +22,19 @@ export interface ScenarioResult {
   serverPeakRssMiB: number;
   /** BENCH_GC: the median round's GC pause share, the longest pause of all rounds, and the collections of all rounds. */
   gc: GcStats | null;
+  /** BINDING_COUNTS=on (direct target): binding calls per completed request over all rounds, waitUntil work included. */
+  bindingCounts: Record<string, number> | null;
   notes: string[];
+}
+
+/** GET /__binding-counts[?reset=1] of the Worker (null when the Worker does not count: 404). */
+async function readBindingCounts(base: string, reset: boolean): Promise<Record<string, number> | null> {
+  try {
+    const res = await fetch(`${base}/__binding-counts${reset ? "?reset=1" : ""}`);
+    return res.ok ? ((await res.json()) as Record<string, number>) : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface RunOptions {
@@ -74,6 +86,8 @@ function gcOfRounds(rounds: RoundStats[]): GcStats | null {
 class ScenarioRun {
   private warmup: RoundStats | null = null;
   private readonly rounds: RoundStats[] = [];
+  private readonly callTotals: Record<string, number> = {};
+  private countedRequests = 0;
   private readonly options: RunOptions;
   private readonly scenario: Scenario;
   constructor(options: RunOptions, scenario: Scenario) {
@@ -104,7 +118,16 @@ class ScenarioRun {
       await this.load(warmupSeconds);
     }
     await this.scenario.hooks?.beforeRun?.(durationSeconds, previous);
-    this.rounds.push(await this.load(durationSeconds));
+    const counting = this.scenario.target.name === "direct";
+    if (counting) await readBindingCounts(this.scenario.target.base, true);
+    const stats = await this.load(durationSeconds);
+    this.rounds.push(stats);
+    // Read after the round: background work the round started (waitUntil) is mostly done by now.
+    const calls = counting ? await readBindingCounts(this.scenario.target.base, true) : null;
+    if (calls) {
+      for (const [k, v] of Object.entries(calls)) this.callTotals[k] = (this.callTotals[k] ?? 0) + v;
+      this.countedRequests += stats.requests;
+    }
   }
 
   async finish(): Promise<ScenarioResult> {
@@ -140,6 +163,7 @@ class ScenarioRun {
       },
       serverPeakRssMiB: Math.max(...rounds.map((r) => r.serverPeakRssMiB), warmup?.serverPeakRssMiB ?? 0),
       gc: gcOfRounds(rounds),
+      bindingCounts: this.countedRequests > 0 ? Object.fromEntries(Object.entries(this.callTotals).map(([k, v]) => [k, v / this.countedRequests])) : null,
       notes: hooks?.notes?.() ?? [],
     };
     const m = result.median;
