@@ -19,7 +19,7 @@ function constant(file: string, pattern: RegExp): number {
 const recordTtl = constant("src/domain/credentials/record-cache.ts", /TOKEN_CACHE_TTL_MS = ([\d_]+)/);
 const recordCapacity = constant("src/domain/credentials/record-cache.ts", /new TtlCache<TokenRecord>\(TOKEN_CACHE_TTL_MS, ([\d_]+)\)/);
 const kvSource = readFileSync(path.join(root, "src/domain/credentials/record-cache.ts"), "utf8");
-const kvCacheTtlS = /cacheTtl:\s*([\d_]+)/.exec(kvSource)?.[1] ?? "60";
+const kvCacheTtlS = /KV_RECORD_CACHE_TTL_S = ([\d_]+)/.exec(kvSource)?.[1] ?? "60";
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 
 const scenarios: ScenarioName[] = ["exchange", "client_secret_basic", "private_key_jwt", "management_read"];
