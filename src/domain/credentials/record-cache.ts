@@ -18,6 +18,13 @@ import { isolateState } from "../shared/isolate-state.ts";
  * cached, so a token issued elsewhere works here at once.
  */
 export const TOKEN_CACHE_TTL_MS = 10_000;
+/**
+ * KV's colo cache for these reads (`cacheTtl`, seconds): a token used every few minutes is then read
+ * hot in its colo instead of cold from KV's central stores (docs/performance.md, "Production latency
+ * model"). It bounds how long a change made elsewhere can go unseen in a colo (docs/architecture.md,
+ * "Consistency bounds").
+ */
+export const KV_RECORD_CACHE_TTL_S = 300;
 const cache = isolateState("credential-records", () => ({
   tokens: new TtlCache<TokenRecord>(TOKEN_CACHE_TTL_MS, 10_000),
   accounts: new TtlCache<AccountRecord>(TOKEN_CACHE_TTL_MS, 10_000),
@@ -47,7 +54,7 @@ export function verifyAccessToken(env: Bindings, token: string, now: number): Ma
   // A cached record answers at once, without a promise.
   if (cached) return liveToken(cached, now);
   const generation = cache.evictions;
-  return env.TOKENS.get<TokenRecord>(tokenKey(hash), "json").then((record) => {
+  return env.TOKENS.get<TokenRecord>(tokenKey(hash), { type: "json", cacheTtl: KV_RECORD_CACHE_TTL_S }).then((record) => {
     if (!record) return null;
     if (generation === cache.evictions) cache.tokens.set(hash, record, now);
     return liveToken(record, now);
@@ -62,7 +69,7 @@ export async function liveAccountRecord(env: Bindings, accountId: string, now: n
   let record = cache.accounts.get(accountId, now);
   if (!record) {
     const generation = cache.evictions;
-    record = (await env.TOKENS.get<AccountRecord>(accountKey(accountId), "json")) ?? undefined;
+    record = (await env.TOKENS.get<AccountRecord>(accountKey(accountId), { type: "json", cacheTtl: KV_RECORD_CACHE_TTL_S })) ?? undefined;
     if (record && generation === cache.evictions) cache.accounts.set(accountId, record, now);
   }
   return record && accountDeadReason(record.account, now) === null ? record : null;
