@@ -1,3 +1,4 @@
+import { d1Sessions } from "./http/middleware/d1-session.ts";
 import type { Context } from "hono";
 import { getConfig } from "./env.ts";
 import type { AppEnv } from "./http/app-env.ts";
@@ -56,6 +57,9 @@ export function buildApp() {
   app.use("*", requestContext);
   app.use("*", enqueueAfterChanges);
   for (const path of ["/api/v1/*", "/api/auth/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, jsonBodies);
+  // Management requests run in a D1 session (read replicas; the bookmark header reads your own writes).
+  for (const path of ["/api/v1/*", "/api/service-accounts", "/api/service-accounts/*"]) app.use(path, d1Sessions());
+  app.use("/console/*", d1Sessions({ cookie: true }));
   // The admin console: its own middleware (session, CSRF, headers), before the API's.
   app.route("/console", consoleRoutes);
   app.route("/", publicRoutes);

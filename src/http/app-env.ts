@@ -4,6 +4,8 @@ import type { Bindings } from "../env.ts";
 export interface Variables {
   requestId: string;
   principal: Principal;
+  /** The request's D1 session (management requests only; see middleware/d1-session.ts). */
+  d1Session?: D1DatabaseSession;
 }
 
 /** The Hono environment of the whole app. */

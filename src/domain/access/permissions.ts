@@ -104,11 +104,12 @@ function grantsIn(ctx: Ctx, principal: Principal, orgId: string): Promise<Grant[
   if (!byOrg) grantCache.set(principal, (byOrg = new Map()));
   let grants = byOrg.get(orgId);
   if (!grants) {
-    grants = ctx.db
+    // A drizzle query is a lazy thenable that runs again on every await: hold its one result.
+    grants = Promise.resolve(ctx.db
       .select({ roleId: roleAssignments.roleId, scopeType: roleAssignments.scopeType, scopeId: roleAssignments.scopeId, custom: roles.operations })
       .from(roleAssignments)
       .leftJoin(roles, eq(roles.id, roleAssignments.roleId))
-      .where(and(eq(roleAssignments.accountId, principal.accountId), eq(roleAssignments.orgId, orgId)));
+      .where(and(eq(roleAssignments.accountId, principal.accountId), eq(roleAssignments.orgId, orgId))));
     byOrg.set(orgId, grants);
   }
   return grants;

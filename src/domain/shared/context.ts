@@ -24,19 +24,27 @@ export interface Ctx {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
-const dbs = new WeakMap<D1Database, Db>();
+/** The binding itself, or one request's D1 session (Sessions API: read replicas, bookmark carried). */
+export type D1Handle = D1Database | D1DatabaseSession;
 
-/** One drizzle instance per D1 binding and isolate (it holds no per-request state). */
-export function dbFor(d1: D1Database): Db {
+const dbs = new WeakMap<D1Handle, Db>();
+
+/**
+ * One drizzle instance per D1 binding (or session) and isolate: it holds no per-request state.
+ * drizzle's D1 driver only calls prepare and batch, which a session has too.
+ */
+export function dbFor(d1: D1Handle): Db {
   let db = dbs.get(d1);
-  if (!db) dbs.set(d1, (db = drizzle(d1, { schema })));
+  if (!db) dbs.set(d1, (db = drizzle(d1 as D1Database, { schema })));
   return db;
 }
 
+/** `d1`: the request's D1 session when it has one (management requests), else the binding. */
 export function createCtx(
   env: Bindings,
   meta: RequestMeta,
   waitUntil: (promise: Promise<unknown>) => void = () => {},
+  d1: D1Handle = env.DB,
 ): Ctx {
-  return { env, config: getConfig(env), db: dbFor(env.DB), now: Date.now, meta, waitUntil };
+  return { env, config: getConfig(env), db: dbFor(d1), now: Date.now, meta, waitUntil };
 }

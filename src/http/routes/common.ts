@@ -1,6 +1,6 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { createCtx, type Ctx } from "../../domain/shared/context.ts";
+import { createCtx, type Ctx, type D1Handle } from "../../domain/shared/context.ts";
 import type { PermissionedOperation } from "../../domain/access/permissions.ts";
 import type { Bindings } from "../../env.ts";
 import type { AppEnv } from "../app-env.ts";
@@ -18,8 +18,8 @@ export function router() {
 }
 
 /** The service context of a request (the hot path has no Hono context): `actorId` is the audit actor. */
-export function requestCtx(env: Bindings, headers: Headers, requestId: string, waitUntil: (p: Promise<unknown>) => void, actorId = "anonymous"): Ctx {
-  return createCtx(env, { actorId, requestId, ip: headers.get("cf-connecting-ip"), userAgent: headers.get("user-agent") }, waitUntil);
+export function requestCtx(env: Bindings, headers: Headers, requestId: string, waitUntil: (p: Promise<unknown>) => void, actorId = "anonymous", d1: D1Handle = env.DB): Ctx {
+  return createCtx(env, { actorId, requestId, ip: headers.get("cf-connecting-ip"), userAgent: headers.get("user-agent") }, waitUntil, d1);
 }
 
 /** The service context of a request: its principal (if any) is the audit actor. */
@@ -31,7 +31,7 @@ export function ctxOf(c: Context<AppEnv>, actorId?: string): Ctx {
   } catch {
     // no execution context (direct app.request in tests)
   }
-  return requestCtx(c.env, c.req.raw.headers, c.get("requestId"), waitUntil, actorId ?? c.get("principal")?.accountId);
+  return requestCtx(c.env, c.req.raw.headers, c.get("requestId"), waitUntil, actorId ?? c.get("principal")?.accountId, c.get("d1Session") ?? c.env.DB);
 }
 
 export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
