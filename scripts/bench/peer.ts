@@ -112,9 +112,9 @@ export async function peerScenarios(run: RunOptions, wanted: (id: string) => boo
       request: next(),
       next,
       hooks: {
-        // As (d): enough for the round at the last round's rate (1,000 req/s before the first) plus 50 %.
+        // As (d): enough for the round at the last round's rate (2,000 req/s before the first) plus 50 %.
         beforeRun: async (seconds, previous) => {
-          const n = Math.ceil((previous?.rps ?? 1000) * seconds * 1.5) + 4 * run.connections;
+          const n = Math.ceil((previous?.rps ?? 2000) * seconds * 1.5) + 4 * run.connections;
           signing += await pool.fill(n);
           presigned += n;
         },
