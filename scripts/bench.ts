@@ -21,7 +21,7 @@
  *      (c) POST /oauth/token client_credentials, client_secret_basic
  *      (d) POST /oauth/token client_credentials, private_key_jwt (a fresh assertion per request)
  *      (e) GET /api/v1/orgs/{org}/service-accounts?limit=20, an authenticated management read
- *      (g) GET /console/orgs/{org}/service-accounts, a console page with a session cookie, at
+ *      (k) GET /console/orgs/{org}/service-accounts, a console page with a session cookie, at
  *          BENCH_CONSOLE_CONNECTIONS [4] connections
  *      (h) POST /oauth/token jwt-bearer: an external token (GitHub Actions' shape, a loopback issuer,
  *          its keys cached) that a trust policy takes (scripts/bench/federation.ts)
@@ -29,6 +29,8 @@
  *          one per request, scripts/bench/dpop.ts), reported against (c)
  *      (f) the peer: oidc-provider (scripts/bench/peer-server.ts) on Node 22, client_credentials with
  *          client_secret_basic and ES256 JWT access tokens
+ *      (g) the same peer, client_credentials with private_key_jwt (ES256 assertions, a fresh one per
+ *          request, oidc-provider's own jti replay check), reported against (d)
  *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
  *    store and one with BENCH_SCALE_TOKENS, picks over the same BENCH_SCALE_BASE (rounds
  *    interleaved), then picks over all tokens, then the same picks again.
@@ -40,7 +42,7 @@
  * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra
  * profiled round per direct scenario through the inspector: a .cpuprofile and the top functions),
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
- * private-key-jwt, list-accounts, console-page, federated, dpop, peer; the ceiling always runs, the scale check with exchange),
+ * private-key-jwt, list-accounts, console-page, federated, dpop, peer, peer-private-key-jwt; the ceiling always runs, the scale check with exchange),
  * BENCH_SIGNING_ALG (overrides JWT_SIGNING_ALG: ES256, RS256 or EdDSA), BENCH_OUTPUT (the JSON
  * file to write), BENCH_GC=1 (V8's collections in workerd per round: scripts/bench/gc.ts).
  *
@@ -56,7 +58,7 @@
 import os from "node:os";
 import { startBenchIssuer } from "./bench/federation.ts";
 import { logger, onCleanup, runMain } from "./bench/lifecycle.ts";
-import { peerScenario } from "./bench/peer.ts";
+import { peerScenarios } from "./bench/peer.ts";
 import { totalMiB } from "./bench/proc.ts";
 import { gitState, report, smokeFailure } from "./bench/report.ts";
 import { startWorker } from "./bench/runtime.ts";
@@ -121,8 +123,8 @@ async function main(): Promise<number> {
 
   // 3. The scenarios and the peer (rounds interleaved), the scale check; then /healthz through wrangler dev.
   const scenarios = await workerScenarios(run, worker, seeded, { wanted, viaEntry: settings.wranglerDev, pkjwtClients: settings.pkjwtClients, consoleConnections: settings.consoleConnections, federationIssuer });
-  const peer = wanted("peer") ? await peerScenario() : null;
-  const results = await runScenarios(run, [...scenarios, ...(peer ? [peer.scenario] : [])]);
+  const peer = wanted("peer") || wanted("peer-private-key-jwt") ? await peerScenarios(run, wanted) : null;
+  const results = await runScenarios(run, [...scenarios, ...(peer?.scenarios ?? [])]);
   await peer?.stop();
   const ceiling = results[0]!.median.rps;
   const scale: Record<string, unknown> = { base: settings.scaleBase, big: settings.scaleTokens };

@@ -1,17 +1,21 @@
 /**
  * The benchmark's peer (`npm run bench`, scenario f): `oidc-provider`, a certified OAuth 2.0 server,
  * on this Node (22) in its own process, with one client_credentials client (client_secret_basic)
- * that gets ES256-signed JWT access tokens (RFC 9068) for a resource server.
+ * that gets ES256-signed JWT access tokens (RFC 9068) for a resource server, and (scenario g) a
+ * second client authenticating with private_key_jwt (ES256 assertions; oidc-provider's default
+ * jti replay check through its adapter, the in-memory one).
  *
- * Usage: node scripts/bench/peer-server.ts <port> <client_id> <client_secret>
+ * Usage: node scripts/bench/peer-server.ts <port> <client_id> <client_secret> <pkjwt_client_id> <pkjwt_public_jwk_json>
  * Prints one line `PEER_READY {"port":…,"tokenEndpoint":…}` when it listens.
  */
 import { createServer } from "node:http";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 
-const [portArg, clientId, clientSecret] = process.argv.slice(2);
-if (!portArg || !clientId || !clientSecret) throw new Error("usage: peer-server.ts <port> <client_id> <client_secret>");
+const [portArg, clientId, clientSecret, pkjwtClientId, pkjwtJwk] = process.argv.slice(2);
+if (!portArg || !clientId || !clientSecret || !pkjwtClientId || !pkjwtJwk) {
+  throw new Error("usage: peer-server.ts <port> <client_id> <client_secret> <pkjwt_client_id> <pkjwt_public_jwk_json>");
+}
 const port = Number(portArg);
 const issuer = `http://127.0.0.1:${port}`;
 const resource = "https://api.bench.test";
@@ -29,6 +33,16 @@ const provider = new Provider(issuer, {
       response_types: [],
       token_endpoint_auth_method: "client_secret_basic",
       id_token_signed_response_alg: "ES256",
+    },
+    {
+      client_id: pkjwtClientId,
+      grant_types: ["client_credentials"],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: "private_key_jwt",
+      token_endpoint_auth_signing_alg: "ES256",
+      id_token_signed_response_alg: "ES256",
+      jwks: { keys: [JSON.parse(pkjwtJwk)] },
     },
   ],
   jwks: { keys: [signingKey] },

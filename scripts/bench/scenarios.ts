@@ -1,7 +1,7 @@
 /**
  * The benchmark's scenarios on the Worker: (a) the /healthz ceiling (and through Miniflare's entry
  * Worker), (b) the token exchange, (c) client_secret_basic, (d) private_key_jwt, (e) a management
- * read, (g) a console page, (h) the federated jwt-bearer grant, (i) client_secret_basic with DPoP, (j) the same grant under a JWT quota, run interleaved with the peer (f, in peer.ts); then the scale check (the exchange with few
+ * read, (k) a console page, (h) the federated jwt-bearer grant, (i) client_secret_basic with DPoP, (j) the same grant under a JWT quota, run interleaved with the peer (f and g, in peer.ts); then the scale check (the exchange with few
  * and with many tokens in the store) and /healthz through `wrangler dev`.
  */
 import { mkdirSync } from "node:fs";
@@ -30,13 +30,13 @@ export interface WorkerScenarioOptions {
   /** /healthz through Miniflare's entry Worker too (with the wrangler dev comparison). */
   viaEntry: boolean;
   pkjwtClients: number;
-  /** Concurrency of (g), the console page (BENCH_CONSOLE_CONNECTIONS). */
+  /** Concurrency of (k), the console page (BENCH_CONSOLE_CONNECTIONS). */
   consoleConnections: number;
   /** The loopback issuer the Worker trusts (FEDERATION_ALLOWED_ISSUERS), for (h). */
   federationIssuer?: BenchIssuer | undefined;
 }
 
-/** (a) to (e) and (g), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
+/** (a) to (e) and (k), to run interleaved with the peer (runScenarios); (a)'s median req/s is the ceiling. */
 export async function workerScenarios(run: RunOptions, worker: RunningWorker, seeded: Seeded, options: WorkerScenarioOptions): Promise<Scenario[]> {
   const { direct, entry } = worker;
   const { accounts, org } = seeded;
@@ -116,7 +116,7 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
     const cookie = await consoleSession(direct.base, accounts[0]!.token);
     scenarios.push({
       id: "console-page",
-      label: `(g) GET /console/orgs/{org}/service-accounts (page, ${options.consoleConnections} connections)`,
+      label: `(k) GET /console/orgs/{org}/service-accounts (page, ${options.consoleConnections} connections)`,
       target: direct,
       request: consolePageRequest(org.slug, cookie),
       connections: options.consoleConnections,

@@ -141,6 +141,14 @@ describe("client_credentials: private_key_jwt", () => {
     expectOAuthError(await assertionGrant(assertion, {}, "/api/m2m/oauth/token"), 401, "invalid_client");
   });
 
+  it("20 parallel requests with the same assertion: exactly one 200, the rest 401", async () => {
+    const c = await keyClient("ES256", "pem");
+    const assertion = await clientAssertion(c.privateKey, c.clientId, { kid: c.kid });
+    const statuses = (await Promise.all(Array.from({ length: 20 }, () => assertionGrant(assertion)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(19);
+  });
+
   it("a replay stays refused after the assertion's exp while the server would still accept it (clock skew window)", async () => {
     const c = await keyClient("ES256", "pem");
     const exp = nowS() + 2;
