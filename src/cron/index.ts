@@ -50,7 +50,8 @@ export async function runJobs(env: Bindings, options: RunOptions = {}): Promise<
   if (options.now) ctx.now = options.now;
   const batchSize = options.batchSize ?? ctx.config.CRON_BATCH_SIZE;
   const timeBudgetMs = options.timeBudgetMs ?? ctx.config.CRON_TIME_BUDGET_MS;
-  const maxItems = options.maxItems ?? ctx.config.CRON_MAX_ITEMS;
+  // A caller that sizes the batch without an item cap asks for one batch a job (as before the cap).
+  const maxItems = options.maxItems ?? (options.batchSize !== undefined ? options.batchSize : ctx.config.CRON_MAX_ITEMS);
   const subrequestBudget = options.subrequestBudget ?? ctx.config.CRON_SUBREQUEST_BUDGET;
   const jobs: RunSummary["jobs"] = {};
   let items = 0;
