@@ -32,6 +32,9 @@ export interface Bindings {
   JWKS_MAX_AGE_SECONDS?: string;
   AUTHORIZE_JWT_TTL_SECONDS?: string;
   CRON_BATCH_SIZE?: string;
+  CRON_TIME_BUDGET_MS?: string;
+  CRON_MAX_ITEMS?: string;
+  CRON_SUBREQUEST_BUDGET?: string;
   AUDIT_RETENTION_DAYS?: string;
   KEY_ROTATION_DAYS?: string;
   RATE_LIMIT_BLOCK_SECONDS?: string;
@@ -80,6 +83,19 @@ const configSchema = z.object({
   AUTHORIZE_JWT_TTL_SECONDS: intVar(86_400, 60, 7 * 86_400),
   /** Items one cron job handles per run. */
   CRON_BATCH_SIZE: intVar(200, 1, 1000),
+  /**
+   * Wall-clock time after which a run starts no further batch (a batch under way finishes). Well
+   * under the platform's limits for scheduled invocations (paid: CPU 30 s by default, at most
+   * 15 min for Cron Triggers; free: 10 ms CPU), so a run never ends mid-batch by force.
+   */
+  CRON_TIME_BUDGET_MS: intVar(20_000, 0, 600_000),
+  /** Items one run handles across all its batches (each job at least one batch). */
+  CRON_MAX_ITEMS: intVar(5_000, 1, 100_000),
+  /**
+   * Subrequests (KV and D1 operations, Durable Object calls) a run may spend, estimated per batch;
+   * under the platform's per-invocation cap (paid: 1,000 on older plans, 10,000 now; free: 50).
+   */
+  CRON_SUBREQUEST_BUDGET: intVar(900, 10, 10_000),
   AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
   KEY_ROTATION_DAYS: intVar(30, 1, 365),
   /** How long an IP or client over its AUTH_FAILURES_* limit is refused (429, Retry-After). */
