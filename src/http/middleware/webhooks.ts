@@ -4,6 +4,11 @@ import { enqueuePending } from "../../domain/webhooks/outbox.ts";
 import type { AppEnv } from "../app-env.ts";
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+/**
+ * The issuing endpoints write no event per request (what they audit is batched per isolate, or
+ * written on refusals); the cron's outbox run sends those, so an issued JWT costs no D1 statement.
+ */
+const ISSUING = new Set(["/oauth/token", "/api/auth/access-tokens/jwt"]);
 /** Rows one request sends at most; the cron sends a larger backlog. */
 const PER_REQUEST = 100;
 
@@ -14,7 +19,7 @@ const PER_REQUEST = 100;
  */
 export const enqueueAfterChanges: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
-  if (READS.has(c.req.method) || !c.env.WEBHOOKS) return;
+  if (READS.has(c.req.method) || !c.env.WEBHOOKS || ISSUING.has(c.req.path)) return;
   let executionCtx: { waitUntil(promise: Promise<unknown>): void };
   try {
     executionCtx = c.executionCtx;
