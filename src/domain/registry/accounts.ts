@@ -10,7 +10,7 @@ import { assertJwksUri } from "../credentials/client-jwks.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountPatch } from "../credentials/plans.ts";
-import { assertDeclaredScopes, orgFor, policyOf, visibleOrg } from "./orgs.ts";
+import { assertDeclaredScopes, orgFor, orgForWith, policyOf, visibleOrg } from "./orgs.ts";
 import { findBuiltinRole, withPermission, type Gate } from "../access/permissions.ts";
 import type { Principal } from "../shared/principal.ts";
 import { assignmentInserts, guardTarget, listAssignments, planAssignments, type AssignmentInput, type GuardEffect } from "../access/role-assignments.ts";
@@ -264,17 +264,17 @@ function statusFilter(status: AccountView | undefined, now: number): SQL | undef
 }
 
 export const listAccounts = withPermission("service-accounts.read", async (gate, orgRef: string, query: ListAccountsQuery) => {
-  const org = await orgFor(gate, orgRef);
   const ctx = gate.ctx;
   const t = serviceAccounts;
   const { where, orderBy } = keyset(t, query.cursor);
   const pattern = query.q ? `%${escapeLike(query.q.toLowerCase())}%` : undefined;
-  const rows = await ctx.db
+  const { rows } = await orgForWith(gate, orgRef, (orgId) =>
+    ctx.db
     .select()
     .from(t)
     .where(
       and(
-        eq(t.orgId, org.id),
+        eq(t.orgId, orgId),
         where,
         pattern
           ? or(sql`lower(${t.name}) like ${pattern} escape '\\'`, sql`${t.email} like ${pattern} escape '\\'`, sql`lower(${t.displayName}) like ${pattern} escape '\\'`)
@@ -286,7 +286,8 @@ export const listAccounts = withPermission("service-accounts.read", async (gate,
       ),
     )
     .orderBy(...orderBy)
-    .limit(query.limit + 1);
+    .limit(query.limit + 1),
+  );
   return toPage(rows, query.limit, (r) => r);
 });
 

@@ -1,12 +1,13 @@
-import { and, eq, inArray, or, sql } from "drizzle-orm";
-import { orgs, roleAssignments, serviceAccounts, type Org, type OrgPolicy } from "../../db/schema.ts";
+import { and, eq, inArray, or, sql, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { orgs, roleAssignments, roles, serviceAccounts, type Org, type OrgPolicy } from "../../db/schema.ts";
 import { DomainError, notFound } from "../shared/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { keyset, toPage, type PageQuery } from "../shared/pagination.ts";
 import { isUniqueViolation } from "../shared/sql-errors.ts";
 import { auditInsert } from "../audit/audit-log.ts";
 import type { Ctx } from "../shared/context.ts";
-import { effectiveOperations, isPlatformRoot, OPERATIONS, withPermission, type Gate } from "../access/permissions.ts";
+import { effectiveOperations, GRANT_COLUMNS, isPlatformRoot, OPERATIONS, primeGrants, withPermission, type Gate, type MaybeGrant } from "../access/permissions.ts";
 import type { Principal } from "../shared/principal.ts";
 import { checkClaimMapping } from "../signing/custom-claims.ts";
 import { syncAccounts } from "../credentials/account-object.ts";
@@ -29,11 +30,39 @@ export async function findOrg(ctx: Ctx, ref: string): Promise<Org | undefined> {
   return ctx.db.select().from(orgs).where(or(eq(orgs.id, ref), eq(orgs.slug, ref.toLowerCase()))).get();
 }
 
+/** An id match wins over a slug match (a slug may spell another org's id). */
+const refMatch = (ref: string) => ({ where: or(eq(orgs.id, ref), eq(orgs.slug, ref.toLowerCase())), first: sql`${orgs.id} = ${ref} desc` });
+
+/** The org named by `ref` with the principal's role assignments in it, as one statement. */
+function orgWithGrants(ctx: Ctx, principal: Principal, ref: string) {
+  const { where, first } = refMatch(ref);
+  return ctx.db
+    .select({ org: orgs, grant: GRANT_COLUMNS })
+    .from(orgs)
+    .leftJoin(roleAssignments, and(eq(roleAssignments.orgId, orgs.id), eq(roleAssignments.accountId, principal.accountId)))
+    .leftJoin(roles, eq(roles.id, roleAssignments.roleId))
+    .where(where)
+    .orderBy(first);
+}
+
+/** The org's id as a subquery, for a statement batched with the org's own lookup. */
+const orgIdOf = (ref: string): SQL => {
+  const { where, first } = refMatch(ref);
+  return sql`(select ${orgs.id} from ${orgs} where ${where} order by ${first} limit 1)`;
+};
+
+/** The first org of the rows, its grants primed for the permission check; 404 when the principal holds nothing in it. */
+async function visibleOf(ctx: Ctx, principal: Principal, rows: { org: Org; grant: MaybeGrant }[]): Promise<Org> {
+  const org = rows[0]?.org;
+  if (!org) throw notFound("Organization");
+  primeGrants(principal, org.id, rows.filter((r) => r.org.id === org.id).map((r) => r.grant));
+  if ((await effectiveOperations(ctx, principal, { orgId: org.id })) === null) throw notFound("Organization");
+  return org;
+}
+
 /** An org the principal holds anything in, at any level (404 if it does not exist or is invisible). */
 export async function visibleOrg(ctx: Ctx, principal: Principal, ref: string): Promise<Org> {
-  const org = await findOrg(ctx, ref);
-  if (!org || (await effectiveOperations(ctx, principal, { orgId: org.id })) === null) throw notFound("Organization");
-  return org;
+  return visibleOf(ctx, principal, await orgWithGrants(ctx, principal, ref));
 }
 
 /** An org where the gate's principal holds the gate's permission at org level. */
@@ -41,6 +70,17 @@ export async function orgFor(gate: Gate, ref: string): Promise<Org> {
   const org = await visibleOrg(gate.ctx, gate.principal, ref);
   await gate.authorize({ orgId: org.id });
   return org;
+}
+
+/**
+ * orgFor, with a read of the org's data in the same D1 round trip: `read` gets the org's id as a
+ * subquery. Its rows are handed out only once the gate has authorized the org.
+ */
+export async function orgForWith<T extends BatchItem<"sqlite">>(gate: Gate, ref: string, read: (orgId: SQL) => T): Promise<{ org: Org; rows: Awaited<T> }> {
+  const [found, rows] = await gate.ctx.db.batch([orgWithGrants(gate.ctx, gate.principal, ref), read(orgIdOf(ref))]);
+  const org = await visibleOf(gate.ctx, gate.principal, found);
+  await gate.authorize({ orgId: org.id });
+  return { org, rows: rows as Awaited<T> };
 }
 
 export const readOrg = withPermission("orgs.read", (gate, ref: string) => orgFor(gate, ref));

@@ -1,8 +1,8 @@
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
-import * as schema from "../../db/schema.ts";
 import { getConfig, type Bindings, type Config } from "../../env.ts";
 
-export type Db = DrizzleD1Database<typeof schema>;
+/** No relational schema: building its config per D1 session (one per management request) cost more than the query. */
+export type Db = DrizzleD1Database;
 
 /** Who did something, for the audit log. Never carries a secret. */
 export interface RequestMeta {
@@ -35,7 +35,7 @@ const dbs = new WeakMap<D1Handle, Db>();
  */
 export function dbFor(d1: D1Handle): Db {
   let db = dbs.get(d1);
-  if (!db) dbs.set(d1, (db = drizzle(d1 as D1Database, { schema })));
+  if (!db) dbs.set(d1, (db = drizzle(d1 as D1Database)));
   return db;
 }
 
