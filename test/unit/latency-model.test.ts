@@ -38,13 +38,13 @@ describe("the production latency model", () => {
   });
 
   it("composes a request's latency as the sum of its calls", () => {
-    expect(callsFor("management_read", "far", "cold")).toEqual(["worker", "kvCold", "d1Far", "d1Far"]);
+    expect(callsFor("management_read", "far", "cold")).toEqual(["worker", "kvCold", "d1Replica"]);
     expect(callsFor("private_key_jwt", "near", "isolate")).toEqual(["worker", "doNear"]);
     const zero = { p50: 1e-9, p99: 1e-9 };
-    const fixed = { ...FIGURES, worker: zero, kvCold: { p50: 30, p99: 30.0001 }, d1Far: { p50: 100, p99: 100.0001 } };
+    const fixed = { ...FIGURES, worker: zero, kvCold: { p50: 30, p99: 30.0001 }, d1Replica: { p50: 100, p99: 100.0001 } };
     const r = analytic(callsFor("management_read", "far", "cold"), fixed);
-    expect(r.p50).toBeCloseTo(230, 1);
-    expect(r.p99).toBeCloseTo(230, 1);
+    expect(r.p50).toBeCloseTo(130, 1);
+    expect(r.p99).toBeCloseTo(130, 1);
   });
 
   it("a longer KV cacheTtl turns cold reads hot for tokens used every few minutes", () => {
