@@ -22,7 +22,22 @@ import { fmt, table } from "./bench/report.ts";
 const log = logger("bench:floor");
 
 const FLOOR_WORKER = `
+import { DurableObject } from "cloudflare:workers";
+export class FloorObject extends DurableObject {
+  remember(key) {
+    const seen = this.ctx.storage.kv.get(key);
+    if (seen === undefined) this.ctx.storage.kv.put(key, Date.now());
+    return seen === undefined;
+  }
+}
 const pick = (n) => Math.floor(Math.random() * n);
+const P256 = { name: "ECDSA", namedCurve: "P-256" };
+const signed = (async () => {
+  const pair = await crypto.subtle.generateKey(P256, false, ["sign", "verify"]);
+  const data = new TextEncoder().encode("header.payload-of-a-client-assertion-of-some-two-hundred-bytes".repeat(3));
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, data);
+  return { key: pair.publicKey, data, signature };
+})();
 const one = (env, id) => env.DB.prepare("select * from items where id = ?").bind(id).first();
 export default {
   async fetch(request, env) {
@@ -36,6 +51,14 @@ export default {
       case "/d1-batch2": {
         const s = env.DB.prepare("select * from items where id = ?");
         return Response.json(await env.DB.batch([s.bind(pick(rows)), s.bind(pick(rows))]));
+      }
+      case "/do-call": {
+        const stub = env.FLOOR_DO.get(env.FLOOR_DO.idFromName("shard:" + pick(8)));
+        return Response.json(await stub.remember(crypto.randomUUID()));
+      }
+      case "/es256-verify": {
+        const { key, data, signature } = await signed;
+        return Response.json(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, data));
       }
       case "/d1-three": {
         const out = [];
@@ -62,6 +85,8 @@ const ROWS = [
   { id: "d1-one", label: "one D1 query (by primary key)" },
   { id: "d1-batch2", label: "one D1 batch of 2 queries" },
   { id: "d1-three", label: "three D1 queries in sequence" },
+  { id: "do-call", label: "one Durable Object RPC (a check-and-set in its storage)" },
+  { id: "es256-verify", label: "one ES256 signature verify (WebCrypto)" },
 ] as const;
 
 /** A token record's shape and size (the exchange's KV value). */
@@ -100,6 +125,7 @@ async function main(): Promise<number> {
         bindings: { KEYS: String(keys), ROWS: String(rows) },
         kvNamespaces: ["KV"],
         d1Databases: ["DB"],
+        durableObjects: { FLOOR_DO: { className: "FloorObject", useSQLite: true } },
         unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
       },
     ],
