@@ -39,6 +39,8 @@ export const REPLAY_MEMORY_CAP = 20_000;
 export const REPLAY_FLUSH_MS = 50;
 /** Keys per storage.put(entries) call (the API's limit). */
 const PUT_BATCH = 128;
+/** The latest expiry of any jti key this object wrote (rememberOnce's bound on what storage may hold). */
+const JTI_HORIZON = "jti-horizon";
 /** Expired jtis deleted per alarm run; the rest a second later. */
 const PURGE_SLICE = 2_000;
 const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, userAgent: null };
@@ -67,6 +69,10 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
   /** Accepted jtis not yet handed to storage. */
   private unflushed = new Map<string, number>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Until when storage may hold a live jti memory lacks (kept by an earlier instance); undefined: not read yet. */
+  private storedUntil: number | undefined;
+  /** The horizon this instance last wrote. */
+  private horizon = 0;
   /** The alarm as this instance last set or read it (undefined: not read yet). */
   private alarmAt: number | null | undefined;
 
@@ -259,7 +265,7 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
     if (this.recent.live(key, now) !== undefined) return false;
     const unflushed = this.unflushed.get(key);
     if (unflushed !== undefined && unflushed > now) return false;
-    if (unflushed === undefined) {
+    if (unflushed === undefined && this.mayBeStoredOnly(now)) {
       const stored = this.ctx.storage.kv.get<number>(key);
       if (stored !== undefined && stored > now) {
         this.recent.set(key, stored, now);
@@ -272,14 +278,36 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
     return true;
   }
 
+  /**
+   * Whether storage may hold a live key that memory lacks: one written by an earlier instance (up to
+   * the horizon it wrote; without one, as the jtis stored before the horizon existed say) or one
+   * evicted from memory. Otherwise a miss in memory is a miss, and storage is not read.
+   */
+  private mayBeStoredOnly(now: number): boolean {
+    this.storedUntil ??= this.ctx.storage.kv.get<number>(JTI_HORIZON) ?? this.latestStoredJti();
+    return now < Math.max(this.storedUntil, this.recent.evictedUntil);
+  }
+
+  private latestStoredJti(): number {
+    let latest = 0;
+    for (const [, expiresAt] of this.ctx.storage.kv.list<number>({ prefix: "jti:" })) latest = Math.max(latest, expiresAt);
+    return latest;
+  }
+
   private flush(): void {
     this.flushTimer = null;
     const entries = [...this.unflushed];
     this.unflushed = new Map();
     let soonest = Infinity;
+    let latest = Math.max(this.horizon, this.storedUntil ?? 0);
+    for (const [, at] of entries) {
+      soonest = Math.min(soonest, at);
+      latest = Math.max(latest, at);
+    }
+    // First, with the keys it covers: the puts of one turn commit together, in order.
+    if (latest > this.horizon) entries.unshift([JTI_HORIZON, (this.horizon = latest)]);
     for (let i = 0; i < entries.length; i += PUT_BATCH) {
       const batch = entries.slice(i, i + PUT_BATCH);
-      for (const [, at] of batch) soonest = Math.min(soonest, at);
       this.ctx.storage.put(Object.fromEntries(batch), { allowUnconfirmed: true }).catch((err) => console.error(JSON.stringify({ level: "error", event: "replay_flush_failed", keys: batch.length, error: String(err) })));
     }
     if (soonest !== Infinity) this.armPurge(soonest).catch((err) => console.error(JSON.stringify({ level: "warn", event: "replay_purge_arm_failed", error: String(err) })));

@@ -4,6 +4,8 @@
  */
 export class ExpiringKeys {
   private readonly keys = new Map<string, number>();
+  /** The latest expiry of a key dropped while live (0: none). */
+  evictedUntil = 0;
 
   constructor(private readonly cap: number) {}
 
@@ -33,6 +35,7 @@ export class ExpiringKeys {
     let drop = this.keys.size - Math.floor(this.cap * 0.9);
     for (const key of this.keys.keys()) {
       if (drop-- <= 0) break;
+      this.evictedUntil = Math.max(this.evictedUntil, this.keys.get(key)!);
       this.keys.delete(key);
     }
   }

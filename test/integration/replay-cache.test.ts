@@ -115,6 +115,32 @@ describe("a shard's memory and storage", () => {
     expect(await runInDurableObject<AccountCredentials, number>(stub, (instance) => instance["recent"].size)).toBeLessThanOrEqual(REPLAY_MEMORY_CAP);
   });
 
+  it.each([
+    ["without a horizon (written before it existed)", false],
+    ["under the horizon an earlier instance wrote", true],
+  ])("a fresh instance refuses a live key an earlier instance stored, %s", async (_label, withHorizon) => {
+    const stub = shardStub(`client-jwt:test-${crypto.randomUUID()}`);
+    const live = Date.now() + 600_000;
+    const answers = await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance, state) => {
+      state.storage.kv.put("jti:earlier", live);
+      state.storage.kv.put("jti:expired", Date.now() - 1);
+      if (withHorizon) state.storage.kv.put("jti-horizon", live);
+      return [instance.rememberOnce("jti:earlier", live), instance.rememberOnce("jti:expired", live), instance.rememberOnce("jti:new", live)];
+    });
+    expect(answers).toEqual([false, true, true]);
+  });
+
+  it("each flush writes the horizon (the latest expiry stored) with the keys", async () => {
+    const stub = shardStub(`client-jwt:test-${crypto.randomUUID()}`);
+    const now = Date.now();
+    await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance) => [instance.rememberOnce("jti:a", now + 90_000), instance.rememberOnce("jti:b", now + 60_000)]);
+    await sleep(REPLAY_FLUSH_MS * 3);
+    await runInDurableObject<AccountCredentials, boolean>(stub, (instance) => instance.rememberOnce("jti:c", now + 30_000));
+    await sleep(REPLAY_FLUSH_MS * 3);
+    const stored = await runInDurableObject<AccountCredentials, Record<string, number>>(stub, (_i, state) => Object.fromEntries(state.storage.kv.list<number>()));
+    expect(stored).toEqual({ "jti-horizon": now + 90_000, "jti:a": now + 90_000, "jti:b": now + 60_000, "jti:c": now + 30_000 });
+  });
+
   it("expired keys are purged from storage by the alarm; live ones stay and stay refused", async () => {
     const stub = shardStub(`client-jwt:test-${crypto.randomUUID()}`);
     const soon = Date.now() + 100;

@@ -1,3 +1,4 @@
+import { fnv1a } from "../../lib/fnv.ts";
 import { sha256Hex } from "../../lib/sha256.ts";
 import type { Ctx } from "../shared/context.ts";
 import type { AccountCredentialsRpc } from "./account-object.ts";
@@ -5,23 +6,34 @@ import type { AccountCredentialsRpc } from "./account-object.ts";
 /**
  * The one replay check for single-use JWTs: client assertions (private_key_jwt), DPoP proofs and
  * single-use federated tokens. A jti is remembered in one of a namespace's shards (AccountCredentials
- * objects named below, picked by sha256(scope jti)) until `expMs`; the key includes the scope (client
- * id, key thumbprint, issuer), so two scopes' equal jti never collide.
+ * objects named below) until `expMs`; the key includes the scope (client id, key thumbprint,
+ * issuer), so two scopes' equal jti never collide.
  */
 export type ReplayNamespace = "client-jwt" | "dpop" | "federation";
 
-const SPECS: Record<ReplayNamespace, { shards: number; object: (scope: string, shard: number) => string; key: string }> = {
-  "client-jwt": { shards: 8, object: (_scope, n) => `client-jwt:${n}`, key: "jti:client-jwt:" },
-  // DPoP and federation keep the object and key names they had before this module.
-  dpop: { shards: 32, object: (_scope, n) => `dpop:${n}`, key: "jti:dpop:" },
-  federation: { shards: 16, object: (scope, n) => `federation:${sha256Hex(scope).slice(0, 16)}:${n}`, key: "jti:fed:" },
+/** Where a namespace remembers a jti: the shard's object name and the key in it. */
+type Slot = (scope: string, jti: string) => { object: string; key: string };
+
+/**
+ * Client assertions: FNV-1a picks the shard (a client's jtis are its own to choose, so aiming them
+ * at one shard only loads that shard), the key is the scope and the jti in plain (length-prefixed,
+ * so no pair reads as another). DPoP and federation keep the sha256-named objects and keys they had
+ * before this module, so their remembered jtis carry over a deploy.
+ */
+const SLOTS: Record<ReplayNamespace, Slot> = {
+  "client-jwt": (scope, jti) => ({ object: `client-jwt:${fnv1a(`${scope} ${jti}`) % 8}`, key: `jti:client-jwt:${scope.length}:${scope}:${jti}` }),
+  dpop: (scope, jti) => hashedSlot("dpop", 32, "dpop", scope, jti),
+  federation: (scope, jti) => hashedSlot(`federation:${sha256Hex(scope).slice(0, 16)}`, 16, "fed", scope, jti),
 };
+
+function hashedSlot(objectPrefix: string, shards: number, keyPrefix: string, scope: string, jti: string) {
+  const hash = sha256Hex(`${scope} ${jti}`);
+  return { object: `${objectPrefix}:${parseInt(hash.slice(0, 4), 16) % shards}`, key: `jti:${keyPrefix}:${hash}` };
+}
 
 /** The object name and the key a jti is remembered under. */
 export function replaySlot(namespace: ReplayNamespace, scope: string, jti: string): { object: string; key: string } {
-  const spec = SPECS[namespace];
-  const hash = sha256Hex(`${scope} ${jti}`);
-  return { object: spec.object(scope, parseInt(hash.slice(0, 4), 16) % spec.shards), key: spec.key + hash };
+  return SLOTS[namespace](scope, jti);
 }
 
 // Ids are plain values (stubs are bound to the request that made them): naming one hashes the name.
