@@ -4,6 +4,8 @@
  */
 import { randomUUID, sign as nodeSign } from "node:crypto";
 import { SignJWT } from "jose";
+import type { RoundStats } from "./load.ts";
+import type { ScenarioHooks } from "./scenario.ts";
 import type { BenchAccount } from "./seed.ts";
 
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -60,4 +62,22 @@ export class AssertionPool {
     const input = `${b64url(JSON.stringify({ alg: "ES256", kid: client.key!.kid }))}.${b64url(JSON.stringify({ iss: client.id, sub: client.id, aud: this.audience, iat: now, exp: now + 280, jti: randomUUID() }))}`;
     return `${input}.${b64url(nodeSign("sha256", Buffer.from(input), { key: client.key!.nodeKey, dsaEncoding: "ieee-p1363" }))}`;
   }
+}
+
+/**
+ * The hooks of a scenario drawing from `pool`, shared by (d) and the peer's (g): before each run, enough
+ * assertions for it at the last round's rate (2,000 req/s before the first) plus 50 %; the notes say
+ * how many were pre-signed and how many the pool lacked.
+ */
+export function poolHooks(pool: AssertionPool, connections: number, note: () => string): ScenarioHooks {
+  let signing = 0;
+  let presigned = 0;
+  return {
+    beforeRun: async (seconds: number, previous: RoundStats | null) => {
+      const n = Math.ceil((previous?.rps ?? 2000) * seconds * 1.5) + 4 * connections;
+      signing += await pool.fill(n);
+      presigned += n;
+    },
+    notes: () => [`${note()}${presigned} assertions pre-signed with jose in ${signing.toFixed(1)} s; ${pool.signedOnDemand} signed on demand because the pool ran dry`],
+  };
 }

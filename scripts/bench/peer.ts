@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import { freePort } from "../dev-server.ts";
-import { AssertionPool } from "./assertions.ts";
+import { AssertionPool, poolHooks } from "./assertions.ts";
 import { onCleanup, sleep } from "./lifecycle.ts";
 import type { LoadRequest, Target } from "./load.ts";
 import { memoryMiB } from "./proc.ts";
@@ -103,23 +103,13 @@ export async function peerScenarios(run: RunOptions, wanted: (id: string) => boo
     if (first.status !== 200 || again.status === 200) {
       throw new Error(`the peer's private_key_jwt check failed: ${first.status} ${await first.text()} / replay ${again.status}`);
     }
-    let signing = 0;
-    let presigned = 0;
     scenarios.push({
       id: "peer-private-key-jwt",
       label: "(g) peer: oidc-provider private_key_jwt (ES256 assertions)",
       target: peerTarget,
       request: next(),
       next,
-      hooks: {
-        // As (d): enough for the round at the last round's rate (2,000 req/s before the first) plus 50 %.
-        beforeRun: async (seconds, previous) => {
-          const n = Math.ceil((previous?.rps ?? 2000) * seconds * 1.5) + 4 * run.connections;
-          signing += await pool.fill(n);
-          presigned += n;
-        },
-        notes: () => [`oidc-provider ${version}; ${presigned} assertions pre-signed in ${signing.toFixed(1)} s; ${pool.signedOnDemand} signed on demand; peak RSS ${memoryMiB(peer.pid, "VmHWM").toFixed(0)} MiB`],
-      },
+      hooks: poolHooks(pool, run.connections, () => `oidc-provider ${version}, peak RSS ${memoryMiB(peer.pid, "VmHWM").toFixed(0)} MiB; `),
     });
   }
   return { scenarios, stop: peer.stop };

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { AssertionPool } from "./assertions.ts";
+import { AssertionPool, poolHooks } from "./assertions.ts";
 import { onCleanup } from "./lifecycle.ts";
 import type { LoadRequest, Target } from "./load.ts";
 import { descendants, totalMiB, workerdPids } from "./proc.ts";
@@ -78,8 +78,6 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
   if (options.wanted("private-key-jwt")) {
     const pool = new AssertionPool(accounts.filter((a) => a.key), worker.vars.ISSUER!);
     const next = (): LoadRequest => assertionRequest(pool.next());
-    let signing = 0;
-    let presigned = 0;
     await pool.fill(1 + run.connections); // the probe and the clients' first requests
     scenarios.push({
       id: "private-key-jwt",
@@ -87,15 +85,7 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
       target: direct,
       request: next(),
       next,
-      hooks: {
-        // Enough for the round at the last round's rate (2,000 req/s before the first) plus 50 %.
-        beforeRun: async (seconds, previous) => {
-          const n = Math.ceil((previous?.rps ?? 2000) * seconds * 1.5) + 4 * run.connections;
-          signing += await pool.fill(n);
-          presigned += n;
-        },
-        notes: () => [`${presigned} assertions pre-signed with jose in ${signing.toFixed(1)} s; ${pool.signedOnDemand} signed on demand because the pool ran dry`],
-      },
+      hooks: poolHooks(pool, run.connections, () => ""),
     });
   }
 

@@ -27,18 +27,30 @@ import { countedEnv } from "../lib/binding-counts.ts";
 import { conflictCode } from "../domain/shared/sql-errors.ts";
 import { loadCounter, takeUse, type StoredCounter } from "../domain/credentials/token-uses.ts";
 import { refilled, type UseOutcome } from "../domain/credentials/token-limits.ts";
+import { ExpiringKeys } from "../lib/expiring-keys.ts";
 
 const PENDING = "pending-change";
 const REPLAY_AFTER_MS = 15_000;
 /** Expired jtis are purged in batches, at most this often (an expired assertion fails on `exp` anyway). */
 export const JTI_PURGE_EVERY_MS = 60_000;
+/** Jtis held in memory per object, in front of storage. */
+export const REPLAY_MEMORY_CAP = 20_000;
+/** Accepted jtis reach storage in batches, this often (the crash window of the replay check). */
+export const REPLAY_FLUSH_MS = 50;
+/** Keys per storage.put(entries) call (the API's limit). */
+const PUT_BATCH = 128;
+/** The latest expiry of any jti key this object wrote (rememberOnce's bound on what storage may hold). */
+const JTI_HORIZON = "jti-horizon";
+/** Expired jtis deleted per alarm run; the rest a second later. */
+const PURGE_SLICE = 2_000;
 const SYSTEM: RequestMeta = { actorId: "system", requestId: null, ip: null, userAgent: null };
 
 /**
  * One instance per service account (named by its id): the single writer of the account's
  * credentials. Every change runs under one lock, is journaled in the object's own storage before
  * it touches KV or D1, and is replayed (on the next call, or by the alarm) if it did not finish.
- * It also remembers the `jti` of every private_key_jwt assertion until the assertion expires.
+ * Named `client-jwt:<n>`, `dpop:<n>` or `federation:<issuer>:<n>` (src/domain/credentials/replay.ts),
+ * it is a shard of the replay cache of single-use JWTs instead.
  */
 export class AccountCredentials extends DurableObject<Bindings> implements AccountCredentialsRpc {
   constructor(ctx: DurableObjectState, env: Bindings) {
@@ -51,6 +63,18 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
   private readonly uses = new Serial();
   /** The D1 mirror of use counts, written in the order the uses were taken. */
   private readonly useWrites = new Serial();
+
+  /** The jtis rememberOnce accepted or found, in front of the `jti:` keys in storage. */
+  private readonly recent = new ExpiringKeys(REPLAY_MEMORY_CAP);
+  /** Accepted jtis not yet handed to storage. */
+  private unflushed = new Map<string, number>();
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Until when storage may hold a live jti memory lacks (kept by an earlier instance); undefined: not read yet. */
+  private storedUntil: number | undefined;
+  /** The horizon this instance last wrote. */
+  private horizon = 0;
+  /** The alarm as this instance last set or read it (undefined: not read yet). */
+  private alarmAt: number | null | undefined;
 
   private ctxFor(meta: RequestMeta): Ctx {
     return createCtx(this.env, meta);
@@ -70,7 +94,7 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
    */
   private async apply(accountId: string, change: Change): Promise<Outcome<null>> {
     await this.ctx.storage.put(PENDING, change);
-    await this.ctx.storage.setAlarm(Date.now() + REPLAY_AFTER_MS);
+    await this.setAlarm(Date.now() + REPLAY_AFTER_MS);
     try {
       await runChange(this.env, change);
     } catch (err) {
@@ -101,18 +125,32 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
   }
 
   override async alarm(): Promise<void> {
+    this.alarmAt = null;
     await this.lock.run(() => this.replayPending());
     await this.purgeJtis();
   }
 
-  /** Forgets assertion jtis whose assertions have expired; re-arms the alarm for the rest. */
+  private async setAlarm(at: number): Promise<void> {
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Forgets jtis whose JWTs have expired, PURGE_SLICE at a time; re-arms the alarm for the rest. */
   private async purgeJtis(): Promise<void> {
     const now = Date.now();
+    this.recent.prune(now);
     let next = Infinity;
+    let deleted = 0;
     for (const [key, expiresAt] of this.ctx.storage.kv.list<number>({ prefix: "jti:" })) {
-      if (expiresAt <= now) {
+      if (expiresAt > now) {
+        next = Math.min(next, expiresAt);
+      } else if (deleted === PURGE_SLICE) {
+        await this.setAlarm(now + 1_000);
+        return;
+      } else {
         this.ctx.storage.kv.delete(key);
-      } else next = Math.min(next, expiresAt);
+        deleted++;
+      }
     }
     if (next !== Infinity) await this.armPurge(next);
   }
@@ -121,12 +159,13 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
    * Arms the alarm to purge jtis at `expiresAt`, but not sooner than JTI_PURGE_EVERY_MS from now
    * and never later than an alarm already armed (a journal replay). Arming at each next expiry
    * made the alarm fire once per expiring assertion, each time listing every remembered jti: under
-   * steady private_key_jwt traffic the object spun on its own alarm.
+   * steady private_key_jwt traffic the object spun on its own alarm. The armed time is kept in a
+   * field; it is read again only once it has passed.
    */
   private async armPurge(expiresAt: number): Promise<void> {
     const at = Math.max(expiresAt, Date.now() + JTI_PURGE_EVERY_MS);
-    const armed = await this.ctx.storage.getAlarm();
-    if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
+    if (this.alarmAt === undefined || (this.alarmAt !== null && this.alarmAt <= Date.now())) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || this.alarmAt > at) await this.setAlarm(at);
   }
 
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>> {
@@ -215,31 +254,62 @@ export class AccountCredentials extends DurableObject<Bindings> implements Accou
   }
 
   /**
-   * Records an assertion's `jti` until `expiresAt` (epoch ms); false when it was already used.
-   * The synchronous storage API makes the check-and-set atomic.
+   * Remembers a single-use JWT's key until `expiresAt` (epoch ms); false when it is remembered
+   * already. Memory answers first, then storage (after a restart or an eviction from memory); the
+   * check and the set run with no await between, so they are atomic. Accepted keys reach storage
+   * in batches every REPLAY_FLUSH_MS without holding the answer for durability (allowUnconfirmed):
+   * a crash of the object before its batch is written forgets those keys.
    */
-  rememberJti(jti: string, expiresAt: number): boolean {
-    const key = `jti:${jti}`;
-    const seen = this.ctx.storage.kv.get<number>(key);
-    if (seen !== undefined && seen > Date.now()) return false;
-    this.ctx.storage.kv.put(key, expiresAt);
-    // The alarm purges the replay cache once entries expire.
-    void this.armPurge(expiresAt);
+  rememberOnce(key: string, expiresAt: number): boolean {
+    const now = Date.now();
+    if (this.recent.live(key, now) !== undefined) return false;
+    const unflushed = this.unflushed.get(key);
+    if (unflushed !== undefined && unflushed > now) return false;
+    if (unflushed === undefined && this.mayBeStoredOnly(now)) {
+      const stored = this.ctx.storage.kv.get<number>(key);
+      if (stored !== undefined && stored > now) {
+        this.recent.set(key, stored, now);
+        return false;
+      }
+    }
+    this.recent.set(key, expiresAt, now);
+    this.unflushed.set(key, expiresAt);
+    this.flushTimer ??= setTimeout(() => this.flush(), REPLAY_FLUSH_MS);
     return true;
   }
 
   /**
-   * The same check-and-set for DPoP proofs, answered without waiting for the write to be durable
-   * (`allowUnconfirmed`): the input gate keeps the get and the put atomic, and a proof seen here is
-   * refused at once; only a crash of the object within the write's commit could forget a jti.
-   * Waiting on the output gate for every proof made it the token endpoint's main cost.
+   * Whether storage may hold a live key that memory lacks: one written by an earlier instance (up to
+   * the horizon it wrote; without one, as the jtis stored before the horizon existed say) or one
+   * evicted from memory. Otherwise a miss in memory is a miss, and storage is not read.
    */
-  async rememberProofJti(jti: string, expiresAt: number): Promise<boolean> {
-    const key = `jti:${jti}`;
-    const seen = await this.ctx.storage.get<number>(key);
-    if (seen !== undefined && seen > Date.now()) return false;
-    await this.ctx.storage.put(key, expiresAt, { allowUnconfirmed: true });
-    void this.armPurge(expiresAt);
-    return true;
+  private mayBeStoredOnly(now: number): boolean {
+    this.storedUntil ??= this.ctx.storage.kv.get<number>(JTI_HORIZON) ?? this.latestStoredJti();
+    return now < Math.max(this.storedUntil, this.recent.evictedUntil);
+  }
+
+  private latestStoredJti(): number {
+    let latest = 0;
+    for (const [, expiresAt] of this.ctx.storage.kv.list<number>({ prefix: "jti:" })) latest = Math.max(latest, expiresAt);
+    return latest;
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    const entries = [...this.unflushed];
+    this.unflushed = new Map();
+    let soonest = Infinity;
+    let latest = Math.max(this.horizon, this.storedUntil ?? 0);
+    for (const [, at] of entries) {
+      soonest = Math.min(soonest, at);
+      latest = Math.max(latest, at);
+    }
+    // First, with the keys it covers: the puts of one turn commit together, in order.
+    if (latest > this.horizon) entries.unshift([JTI_HORIZON, (this.horizon = latest)]);
+    for (let i = 0; i < entries.length; i += PUT_BATCH) {
+      const batch = entries.slice(i, i + PUT_BATCH);
+      this.ctx.storage.put(Object.fromEntries(batch), { allowUnconfirmed: true }).catch((err) => console.error(JSON.stringify({ level: "error", event: "replay_flush_failed", keys: batch.length, error: String(err) })));
+    }
+    if (soonest !== Infinity) this.armPurge(soonest).catch((err) => console.error(JSON.stringify({ level: "warn", event: "replay_purge_arm_failed", error: String(err) })));
   }
 }

@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from "jose";
 import type { TokenEndpointAuthMethod } from "../db/schema.ts";
-import { replayCache } from "../domain/credentials/account-object.ts";
+import { rememberOnce } from "../domain/credentials/replay.ts";
 import type { Ctx } from "../domain/shared/context.ts";
 import { resolveAccount, resolveCredential } from "../domain/credentials/resolver.ts";
 import { FOREIGN_JWT_CLOCK_SKEW_SECONDS, NO_SOURCE, type JwtSource } from "../domain/signing/jwt.ts";
@@ -169,7 +169,7 @@ async function byAssertion(ctx: Ctx, form: ClientForm, requestUrl: string): Prom
     if (typeof payload.jti !== "string" || payload.jti.length > 256) throw fail("jti missing or too long");
     if (payload.iat !== undefined && payload.iat > now / 1000 + CLIENT_CLOCK_SKEW_S) throw fail("iat is in the future");
     // Remembered as long as the assertion could still pass verification (exp plus the skew).
-    const fresh = await replayCache(ctx, clientId).rememberJti(payload.jti, expMs + CLIENT_CLOCK_SKEW_S * 1000);
+    const fresh = await rememberOnce(ctx, "client-jwt", clientId, payload.jti, expMs + CLIENT_CLOCK_SKEW_S * 1000);
     if (!fresh) throw fail("this assertion was already used");
     return { clientId, account: record.account, method: "private_key_jwt", expiresAt: record.account.expiresAt, source: { ...NO_SOURCE, statusIdx: verifiedBy?.statusIdx ?? null } };
   }

@@ -288,9 +288,9 @@ describe("purge", () => {
     const soon = Date.now() + 150;
     const live = Date.now() + HOUR_MS;
     const remembered = await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance) => [
-      instance.rememberJti("jti-soon", soon),
-      instance.rememberJti("jti-live", live),
-      instance.rememberJti("jti-soon", soon),
+      instance.rememberOnce("jti:jti-soon", soon),
+      instance.rememberOnce("jti:jti-live", live),
+      instance.rememberOnce("jti:jti-soon", soon),
     ]);
     expect(remembered, "a jti is accepted once while live").toEqual([true, true, false]);
     await new Promise((r) => setTimeout(r, 300));
@@ -303,7 +303,7 @@ describe("purge", () => {
     expect(state.alarm, `the alarm is re-armed for the live entry: ${JSON.stringify(state)}`).not.toBeNull();
     expect(state.alarm!, JSON.stringify(state)).toBeLessThanOrEqual(live);
     // The live jti is still refused.
-    expect(await runInDurableObject<AccountCredentials, boolean>(stub, (i) => i.rememberJti("jti-live", live))).toBe(false);
+    expect(await runInDurableObject<AccountCredentials, boolean>(stub, (i) => i.rememberOnce("jti:jti-live", live))).toBe(false);
   });
 
   it("jtis expiring one after another are purged in batches: the alarm never fires sooner than JTI_PURGE_EVERY_MS apart", async () => {
@@ -312,7 +312,7 @@ describe("purge", () => {
     const start = Date.now();
     const alarmAt = () => runInDurableObject<AccountCredentials, number | null>(stub, (_i, s) => s.storage.getAlarm());
     // 40 assertions expiring 5 ms apart, the first in 50 ms.
-    const accepted = await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance) => Array.from({ length: 40 }, (_, i) => instance.rememberJti(`jti-${i}`, start + 50 + 5 * i)));
+    const accepted = await runInDurableObject<AccountCredentials, boolean[]>(stub, (instance) => Array.from({ length: 40 }, (_, i) => instance.rememberOnce(`jti:jti-${i}`, start + 50 + 5 * i)));
     expect(accepted.every(Boolean)).toBe(true);
     await vi.waitFor(async () => expect(await alarmAt()).not.toBeNull());
     expect(await alarmAt(), "armed no sooner than the batch interval").toBeGreaterThanOrEqual(start + JTI_PURGE_EVERY_MS);

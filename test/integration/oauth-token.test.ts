@@ -3,6 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import * as jose from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateAccessToken } from "../../src/domain/credentials/access-token.ts";
+import { replaySlot } from "../../src/domain/credentials/replay.ts";
+import { REPLAY_FLUSH_MS } from "../../src/durable-objects/account-credentials.ts";
 import { ORG_OPERATIONS } from "../../src/domain/access/permissions.ts";
 import { BASE, call, expectStatus, platformRoot, unique } from "../helpers.ts";
 import {
@@ -166,8 +168,10 @@ describe("client_credentials: private_key_jwt", () => {
     await expectTokenResponse(await assertionGrant(assertion), c.clientId);
     expectOAuthError(await assertionGrant(assertion), 401, "invalid_client");
     // The replay cache holds the jti as long as the assertion lives: until its exp plus the skew.
-    const stub = env.ACCOUNT_DO.get(env.ACCOUNT_DO.idFromName(c.clientId));
-    const held = await runInDurableObject(stub, (_i, state) => [...state.storage.kv.list<number>({ prefix: "jti:" })].map(([, until]) => until));
+    const slot = replaySlot("client-jwt", c.clientId, jose.decodeJwt(assertion).jti!);
+    const stub = env.ACCOUNT_DO.get(env.ACCOUNT_DO.idFromName(slot.object));
+    await sleep(REPLAY_FLUSH_MS * 3);
+    const held = await runInDurableObject(stub, (_i, state) => [...state.storage.kv.list<number>({ prefix: slot.key })].map(([, until]) => until));
     expect(held.length, JSON.stringify(held)).toBe(1);
     expect(held[0]!, JSON.stringify(held)).toBeGreaterThanOrEqual((nowS() + 3600) * 1000);
   });

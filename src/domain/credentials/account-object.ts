@@ -9,7 +9,7 @@ import type { UseOutcome } from "./token-limits.ts";
 
 /**
  * What the domain asks of an account's Durable Object (src/durable-objects/account-credentials.ts
- * implements it): the single writer of the account's credentials, and its jti replay cache.
+ * implements it): the single writer of the account's credentials, or a shard of the jti replay cache.
  */
 export interface AccountCredentialsRpc {
   issueToken(input: IssueInput, meta: RequestMeta): Promise<Outcome<{ token: AccessToken; secret: string }>>;
@@ -34,10 +34,8 @@ export interface AccountCredentialsRpc {
   useToken(accountId: string, tokenId: string, meta: RequestMeta): Promise<UseOutcome>;
   /** The uses a limited token has left (a due refill counted), without spending one. */
   usesLeft(accountId: string, tokenId: string): Promise<number>;
-  /** False when the jti was already used; over RPC the answer comes as a promise. */
-  rememberJti(jti: string, expiresAt: number): boolean | Promise<boolean>;
-  /** The same for DPoP proofs, without waiting for the write to be durable. */
-  rememberProofJti(jti: string, expiresAt: number): Promise<boolean>;
+  /** A replay shard's check-and-set (src/domain/credentials/replay.ts): false when the key is remembered; over RPC the answer comes as a promise. */
+  rememberOnce(key: string, expiresAt: number): boolean | Promise<boolean>;
 }
 
 /**
@@ -58,7 +56,7 @@ export function accountObject(ctx: Pick<Ctx, "env">, accountId: string) {
   });
 }
 
-/** The same object, for what changes no credential record (jti replay cache, use counts): no eviction. */
+/** The same object, for what changes no credential record (use counts): no eviction. */
 export function replayCache(ctx: Pick<Ctx, "env">, accountId: string): AccountCredentialsRpc {
   const namespace: DurableObjectNamespace = ctx.env.ACCOUNT_DO;
   return namespace.get(namespace.idFromName(accountId)) as unknown as AccountCredentialsRpc;

@@ -4,7 +4,7 @@ import { DomainError } from "../shared/errors.ts";
 import type { Ctx } from "../shared/context.ts";
 import { isolateState } from "../shared/isolate-state.ts";
 import { FOREIGN_JWT_CLOCK_SKEW_SECONDS } from "../signing/jwt.ts";
-import { replayCache } from "./account-object.ts";
+import { rememberOnce } from "./replay.ts";
 
 /**
  * RFC 9449 DPoP proofs: the one check of a `DPoP` header, at the token endpoint (which binds the
@@ -22,8 +22,6 @@ const DPOP_TYP = "dpop+jwt";
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /** Proofs are signed on the client's clock. */
 export const DPOP_CLOCK_SKEW_SECONDS = FOREIGN_JWT_CLOCK_SKEW_SECONDS;
-/** The replay cache's shards (AccountCredentials objects named `dpop:<n>`), chosen by the hash of the key and jti. */
-const REPLAY_SHARDS = 32;
 const MAX_PROOF_BYTES = 8192;
 
 export interface ProofRequest {
@@ -164,10 +162,8 @@ export async function verifyDpopProof(ctx: Ctx, header: string | null | undefine
     throw await useNonce(ctx, nonce === undefined ? "Send the DPoP-Nonce value as the proof's nonce" : "The nonce is stale or unknown: use the new DPoP-Nonce value");
   }
   const jkt = await calculateJwkThumbprint(jwk, "sha256");
-  const hash = sha256Hex(`${jkt} ${jti}`);
-  const shard = parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS;
   // Remembered as long as the proof could pass the iat check.
-  const fresh = await replayCache(ctx, `dpop:${shard}`).rememberProofJti(`dpop:${hash}`, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
+  const fresh = await rememberOnce(ctx, "dpop", jkt, jti, (iat + maxAge + DPOP_CLOCK_SKEW_SECONDS * 2) * 1000);
   if (!fresh) throw invalidProof("this proof was already used (jti)");
   return { jkt };
 }

@@ -7,7 +7,7 @@ import type { Ctx } from "../shared/context.ts";
 import { DomainError } from "../shared/errors.ts";
 import { isolateState } from "../shared/isolate-state.ts";
 import { FOREIGN_JWT_CLOCK_SKEW_SECONDS } from "../signing/jwt.ts";
-import { replayCache } from "./account-object.ts";
+import { rememberOnce } from "./replay.ts";
 import { policyMatches } from "./claim-conditions.ts";
 import { policiesForIssuer, type TrustPolicy } from "./federated-credentials.ts";
 import { issuerKeys } from "./issuer-keys.ts";
@@ -37,8 +37,6 @@ import { recallVerified, rememberVerified } from "./verified-tokens.ts";
 export const FEDERATION_CLOCK_SKEW_S = FOREIGN_JWT_CLOCK_SKEW_SECONDS;
 export const MAX_TOKEN_BYTES = 16 * 1024;
 const ALGORITHMS = ["RS256", "ES256", "EdDSA", "Ed25519"];
-/** The replay cache of external jtis is spread over this many objects per issuer (a jti always lands on the same one). */
-const REPLAY_SHARDS = 16;
 const cachedPolicies = (ctx: Ctx, issuer: string) => cachedTrustPolicies(issuer, ctx.now(), () => policiesForIssuer(ctx.env, issuer));
 
 export interface FederatedMatch {
@@ -101,12 +99,6 @@ function policyRefusal(ctx: Ctx, policy: TrustPolicy, claims: JWTPayload): strin
   }
   const matched = policyMatches(policy, claims as Record<string, unknown>);
   return matched.ok ? null : matched.reason;
-}
-
-/** The object remembering an issuer's jti: one of REPLAY_SHARDS per issuer, by the jti's hash. */
-function replayShard(ctx: Ctx, issuer: string, jti: string) {
-  const hash = sha256Hex(`${issuer} ${jti}`);
-  return { cache: replayCache(ctx, `federation:${sha256Hex(issuer).slice(0, 16)}:${parseInt(hash.slice(0, 4), 16) % REPLAY_SHARDS}`), key: `fed:${hash}` };
 }
 
 /** Steps 1 and 2: the token's verified claims and the policies naming its issuer, or a refusal. */
@@ -184,8 +176,7 @@ export async function verifyFederatedToken(ctx: Ctx, token: string, clientId?: s
   if (claims.jti !== undefined) {
     if (typeof claims.jti !== "string" || claims.jti.length > 256) return refuse("jti malformed", { ...who, candidates: [policy] });
     if (policy.singleUse) {
-      const { cache, key } = replayShard(ctx, claims.iss, claims.jti);
-      const fresh = await cache.rememberJti(key, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
+      const fresh = await rememberOnce(ctx, "federation", claims.iss, claims.jti, claims.exp! * 1000 + FEDERATION_CLOCK_SKEW_S * 1000);
       if (!fresh) return refuse("jti already used", { ...who, candidates: [policy] });
     }
   }
