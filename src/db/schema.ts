@@ -126,6 +126,8 @@ export const serviceAccounts = sqliteTable(
   },
   (t) => [
     index("service_accounts_org_created").on(t.orgId, t.createdAt, t.id),
+    // migrations/0013_cron_indexes.sql: the expireAccounts job's candidates.
+    index("service_accounts_expires").on(t.expiresAt).where(sql`${t.expiresAt} IS NOT NULL`),
   ],
 );
 
@@ -173,6 +175,8 @@ export const accessTokens = sqliteTable(
     index("access_tokens_status_expiry").on(t.status, t.expiresAt),
     // migrations/0008_leaks.sql: leaked-token reports look up previous secrets too.
     index("access_tokens_previous_secret_hash").on(t.previousSecretHash).where(sql`${t.previousSecretHash} IS NOT NULL`),
+    // migrations/0013_cron_indexes.sql: the revokeUnused job's candidates per org.
+    index("access_tokens_org_unused").on(t.orgId, t.status, sql`coalesce(${t.lastUsedAt}, ${t.createdAt})`),
   ],
 );
 
