@@ -39,8 +39,9 @@ const signed = (async () => {
   const pair = await crypto.subtle.generateKey(P256, false, ["sign", "verify"]);
   const data = new TextEncoder().encode("header.payload-of-a-client-assertion-of-some-two-hundred-bytes".repeat(3));
   const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, data);
-  return { key: pair.publicKey, data, signature };
+  return { key: pair.publicKey, privateKey: pair.privateKey, data, signature };
 })();
+const ES256 = { name: "ECDSA", hash: "SHA-256" };
 const one = (env, id) => env.DB.prepare("select * from items where id = ?").bind(id).first();
 export default {
   async fetch(request, env) {
@@ -62,6 +63,17 @@ export default {
       case "/es256-verify": {
         const { key, data, signature } = await signed;
         return Response.json(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, data));
+      }
+      case "/es256-sign": {
+        const { privateKey, data } = await signed;
+        return Response.json((await crypto.subtle.sign(ES256, privateKey, data)).byteLength);
+      }
+      case "/pkjwt-floor": {
+        const { key, privateKey, data, signature } = await signed;
+        if (!(await crypto.subtle.verify(ES256, key, signature, data))) return new Response("bad", { status: 400 });
+        const stub = env.FLOOR_DO.get(env.FLOOR_DO.idFromName("shard:" + pick(8)));
+        if (!(await stub.remember(crypto.randomUUID()))) return new Response("replay", { status: 400 });
+        return Response.json((await crypto.subtle.sign(ES256, privateKey, data)).byteLength);
       }
       case "/d1-three": {
         const out = [];
@@ -90,6 +102,8 @@ const ALL_ROWS = [
   { id: "d1-three", label: "three D1 queries in sequence" },
   { id: "do-call", label: "one Durable Object RPC (a check-and-set in its memory)" },
   { id: "es256-verify", label: "one ES256 signature verify (WebCrypto)" },
+  { id: "es256-sign", label: "one ES256 signature (WebCrypto)" },
+  { id: "pkjwt-floor", label: "private_key_jwt's floor: an ES256 verify, the Durable Object RPC, an ES256 signature" },
 ] as const;
 const only = process.env.FLOOR_ONLY?.split(",");
 const ROWS = ALL_ROWS.filter((r) => r.id === "constant" || r.id === "healthz" || !only || only.includes(r.id));
