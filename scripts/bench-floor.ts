@@ -35,13 +35,14 @@ export class FloorObject extends DurableObject {
 }
 const pick = (n) => Math.floor(Math.random() * n);
 const P256 = { name: "ECDSA", namedCurve: "P-256" };
+const ES256 = { name: "ECDSA", hash: "SHA-256" };
 const signed = (async () => {
   const pair = await crypto.subtle.generateKey(P256, false, ["sign", "verify"]);
   const data = new TextEncoder().encode("header.payload-of-a-client-assertion-of-some-two-hundred-bytes".repeat(3));
-  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, data);
+  const signature = await crypto.subtle.sign(ES256, pair.privateKey, data);
   return { key: pair.publicKey, privateKey: pair.privateKey, data, signature };
 })();
-const ES256 = { name: "ECDSA", hash: "SHA-256" };
+const remember = (env) => env.FLOOR_DO.get(env.FLOOR_DO.idFromName("shard:" + pick(8))).remember(crypto.randomUUID());
 const one = (env, id) => env.DB.prepare("select * from items where id = ?").bind(id).first();
 export default {
   async fetch(request, env) {
@@ -57,12 +58,11 @@ export default {
         return Response.json(await env.DB.batch([s.bind(pick(rows)), s.bind(pick(rows))]));
       }
       case "/do-call": {
-        const stub = env.FLOOR_DO.get(env.FLOOR_DO.idFromName("shard:" + pick(8)));
-        return Response.json(await stub.remember(crypto.randomUUID()));
+        return Response.json(await remember(env));
       }
       case "/es256-verify": {
         const { key, data, signature } = await signed;
-        return Response.json(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, data));
+        return Response.json(await crypto.subtle.verify(ES256, key, signature, data));
       }
       case "/es256-sign": {
         const { privateKey, data } = await signed;
@@ -71,8 +71,7 @@ export default {
       case "/pkjwt-floor": {
         const { key, privateKey, data, signature } = await signed;
         if (!(await crypto.subtle.verify(ES256, key, signature, data))) return new Response("bad", { status: 400 });
-        const stub = env.FLOOR_DO.get(env.FLOOR_DO.idFromName("shard:" + pick(8)));
-        if (!(await stub.remember(crypto.randomUUID()))) return new Response("replay", { status: 400 });
+        if (!(await remember(env))) return new Response("replay", { status: 400 });
         return Response.json((await crypto.subtle.sign(ES256, privateKey, data)).byteLength);
       }
       case "/d1-three": {
