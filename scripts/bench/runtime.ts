@@ -20,23 +20,6 @@ import { workerdPids } from "./proc.ts";
 export const root = path.resolve(import.meta.dirname, "..", "..");
 const wranglerJs = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 
-/**
- * A helper Worker in the same workerd, bound to the same D1 database and KV namespace, that writes
- * a batch of rows and records per request, on its own socket. (KV has no bulk put; one
- * getKVNamespace() put per record from Node is ~3x slower, and Miniflare's binding proxy failed an
- * internal assertion after ~30,000 bulk writes.)
- */
-const SEEDER_SCRIPT = `export default {
-  async fetch(request, env) {
-    const { sql = [], kv = [] } = await request.json();
-    await Promise.all([
-      sql.length ? env.DB.batch(sql.map((s) => env.DB.prepare(s))) : null,
-      ...kv.map(([key, value]) => env.TOKENS.put(key, value)),
-    ]);
-    return Response.json({ statements: sql.length, records: kv.length });
-  },
-};`;
-
 async function bundle(outdir: string, source: string): Promise<string[]> {
   const res = spawnSync(process.execPath, [wranglerJs, "deploy", "--dry-run", "--outdir", outdir], {
     cwd: source,
@@ -123,16 +106,19 @@ export interface StartOptions {
 
 export interface RunningWorker {
   mf: Miniflare;
-  /** The run's temporary folder (removed at exit). */
+  /** The run's temporary folder (removed at exit), and its Miniflare state folder within. */
   work: string;
+  persist: string;
   vars: Record<string, string>;
   secrets: { BOOTSTRAP_SECRET: string; SIGNING_KEY_ENCRYPTION_KEY: string };
   /** The Worker's own workerd socket, and the same through Miniflare's entry Worker. */
   direct: Target;
   entry: Target;
-  /** The seeder Worker's socket (seed.ts writes D1 rows and KV records through it). */
-  seederUrl: string;
+  /** KV namespace ids by binding (a namespace's files are named by its id). */
+  kvIds: Record<string, string>;
   inspectorPort: number | undefined;
+  /** After `mf.dispose()`: workerd again on the same state, secrets and bundle (this object updated). */
+  restart(): Promise<RunningWorker>;
 }
 
 /** Bundles the Worker, starts it in workerd through Miniflare and applies the migrations. */
@@ -152,76 +138,84 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
   const config = readWorkerConfig();
   const secrets = { BOOTSTRAP_SECRET: randomBytes(32).toString("base64url"), SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64url") };
   const vars: Record<string, string> = { ...config.vars, ...(options.signingAlg ? { JWT_SIGNING_ALG: options.signingAlg } : {}), BINDING_COUNTS: process.env.BENCH_BINDING_COUNTS ?? "on", ...options.vars };
-  const inspectorPort = options.inspector ? await freePort() : undefined;
-  const others = new Set(workerdPids(process.pid));
-  const gc = options.traceGc ? gcTracing() : null;
-  // Miniflare reads workerd's V8 flags from this variable only.
-  const flagsBefore = process.env.MINIFLARE_WORKERD_V8_FLAGS;
-  if (gc) process.env.MINIFLARE_WORKERD_V8_FLAGS = gc.v8Flags;
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      host: "127.0.0.1",
-      // Port 0: workerd binds a free port itself (a port picked beforehand can be taken by a
-      // parallel test before workerd binds it).
-      port: 0,
-      ...(inspectorPort !== undefined ? { inspectorPort } : {}),
-      cf: false,
-      enableDevRegistry: false,
-      resourcePersistencePath: persist,
-      log: new Log(LogLevel.WARN),
-      ...(gc
-        ? {
-            unsafeRuntimeEnv: gc.runtimeEnv,
-            handleStructuredLogs: ({ level, message, timestamp }: { level: string; message: string; timestamp: number }) => {
-              if (!gc.take(message, timestamp)) (level === "error" || level === "warn" ? console.error : console.log)(message);
-            },
-          }
-        : {}),
-      workers: [
-        {
-          name: "keyward",
-          modules: modules.map((m) => ({ type: "ESModule" as const, path: m })),
-          modulesRoot: outdir,
-          compatibilityDate: config.compatibilityDate,
-          compatibilityFlags: config.compatibilityFlags,
-          bindings: { ...vars, ...secrets },
-          d1Databases: config.d1,
-          kvNamespaces: config.kv,
-          durableObjects: config.durableObjects,
-          ...(options.rateLimits ? { ratelimits: config.ratelimits } : {}),
-          // The Worker's own socket in workerd: requests reach it without Miniflare's entry Worker.
-          unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-        },
-        {
-          name: "bench-seeder",
-          modules: true,
-          script: SEEDER_SCRIPT,
-          compatibilityDate: config.compatibilityDate,
-          d1Databases: config.d1,
-          kvNamespaces: config.kv,
-          unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-        },
-      ],
-    }),
-  );
-  onCleanup(() => mf.dispose());
-  const entryUrl = await mf.ready;
-  if (gc) {
-    if (flagsBefore === undefined) delete process.env.MINIFLARE_WORKERD_V8_FLAGS;
-    else process.env.MINIFLARE_WORKERD_V8_FLAGS = flagsBefore;
-    if (!gc.lineBuffered) options.log("BENCH_GC: no coreutils libstdbuf here; workerd's GC lines arrive in 4 KiB chunks, so a round's figures may include its neighbours'");
-  }
-  const url = await mf.unsafeGetDirectURL("keyward");
-  const seederUrl = (await mf.unsafeGetDirectURL("bench-seeder")).href;
-  // This Miniflare's workerd (the scale check runs a second one beside it).
-  const ours = workerdPids(process.pid).filter((pid) => !others.has(pid));
-  const direct: Target = { name: "direct", base: url.origin, pids: () => ours };
-  const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => ours };
-  const migrations = await applyMigrations(mf);
-  options.log(
-    `bundled ${path.basename(bundled)} (${Math.round(readFileSync(bundled).length / 1024)} KiB)${options.entry ? " behind bench:loop's entry module" : ""}, workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,
-  );
-  return { mf, work, vars, secrets, direct, entry, seederUrl, inspectorPort };
+  /** workerd through Miniflare on the run's state; `migrate` the first time only. */
+  const launch = async (migrate: boolean) => {
+    const inspectorPort = options.inspector ? await freePort() : undefined;
+    const others = new Set(workerdPids(process.pid));
+    const gc = options.traceGc ? gcTracing() : null;
+    // Miniflare reads workerd's V8 flags from this variable only.
+    const flagsBefore = process.env.MINIFLARE_WORKERD_V8_FLAGS;
+    if (gc) process.env.MINIFLARE_WORKERD_V8_FLAGS = gc.v8Flags;
+    const mf = new Miniflare(
+      convertV4MiniflareOptions({
+        host: "127.0.0.1",
+        // Port 0: workerd binds a free port itself (a port picked beforehand can be taken by a
+        // parallel test before workerd binds it).
+        port: 0,
+        ...(inspectorPort !== undefined ? { inspectorPort } : {}),
+        cf: false,
+        enableDevRegistry: false,
+        resourcePersistencePath: persist,
+        log: new Log(LogLevel.WARN),
+        ...(gc
+          ? {
+              unsafeRuntimeEnv: gc.runtimeEnv,
+              handleStructuredLogs: ({ level, message, timestamp }: { level: string; message: string; timestamp: number }) => {
+                if (!gc.take(message, timestamp)) (level === "error" || level === "warn" ? console.error : console.log)(message);
+              },
+            }
+          : {}),
+        workers: [
+          {
+            name: "keyward",
+            modules: modules.map((m) => ({ type: "ESModule" as const, path: m })),
+            modulesRoot: outdir,
+            compatibilityDate: config.compatibilityDate,
+            compatibilityFlags: config.compatibilityFlags,
+            bindings: { ...vars, ...secrets },
+            d1Databases: config.d1,
+            kvNamespaces: config.kv,
+            durableObjects: config.durableObjects,
+            ...(options.rateLimits ? { ratelimits: config.ratelimits } : {}),
+            // The Worker's own socket in workerd: requests reach it without Miniflare's entry Worker.
+            unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+          },
+        ],
+      }),
+    );
+    onCleanup(() => mf.dispose());
+    const entryUrl = await mf.ready;
+    if (gc) {
+      if (flagsBefore === undefined) delete process.env.MINIFLARE_WORKERD_V8_FLAGS;
+      else process.env.MINIFLARE_WORKERD_V8_FLAGS = flagsBefore;
+      if (!gc.lineBuffered) options.log("BENCH_GC: no coreutils libstdbuf here; workerd's GC lines arrive in 4 KiB chunks, so a round's figures may include its neighbours'");
+    }
+    const url = await mf.unsafeGetDirectURL("keyward");
+    // This Miniflare's workerd (the scale check runs a second one beside it).
+    const ours = workerdPids(process.pid).filter((pid) => !others.has(pid));
+    const direct: Target = { name: "direct", base: url.origin, pids: () => ours };
+    const entry: Target = { name: "miniflare-entry", base: entryUrl.origin, pids: () => ours };
+    if (!migrate) return { mf, direct, entry, inspectorPort };
+    const migrations = await applyMigrations(mf);
+    options.log(
+      `bundled ${path.basename(bundled)} (${Math.round(readFileSync(bundled).length / 1024)} KiB)${options.entry ? " behind bench:loop's entry module" : ""}, workerd: the Worker's own socket ${url.origin}, Miniflare's entry ${entryUrl.origin} (pid ${direct.pids().join(",")}), ${migrations} migrations applied in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
+    return { mf, direct, entry, inspectorPort };
+  };
+  const launched = await launch(true);
+  const running: RunningWorker = {
+    ...launched,
+    work,
+    persist,
+    kvIds: config.kv,
+    vars,
+    secrets,
+    restart: async () => {
+      Object.assign(running, await launch(false));
+      return running;
+    },
+  };
+  return running;
 }
 
 /** `wrangler dev` on a free port (its own workerd and proxy), once /healthz answers. */

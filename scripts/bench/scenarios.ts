@@ -16,6 +16,7 @@ import { runScenario, runScenarios, type RunOptions, type Scenario, type Scenari
 import { accountTemplate, seedQuotaAccounts, seedThroughApi, seedTokensDirect, type BenchAccount } from "./seed.ts";
 import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
 import { DpopProofs } from "./dpop.ts";
+import { openStoreFiles } from "./store-files.ts";
 
 export interface Seeded {
   rootToken: string;
@@ -128,8 +129,12 @@ export async function runScaleCheck(run: RunOptions, accounts: number, base: num
     const worker = await start();
     const seeded = await seedThroughApi(worker.direct.base, worker.secrets.BOOTSTRAP_SECRET, { accounts: Math.min(accounts, base), pkjwtClients: 0 });
     const template = await accountTemplate(worker.mf, await worker.mf.getKVNamespace("TOKENS"), seeded.accounts[0]!);
-    const tokens = [...seeded.accounts.map((a) => a.token), ...(await seedTokensDirect(worker.seederUrl, template, seeded.rootAccountId, count - seeded.accounts.length, count > base ? run.log : undefined))];
-    return { worker, tokens };
+    await worker.mf.dispose();
+    const store = openStoreFiles(worker.persist, worker.kvIds.TOKENS!);
+    const direct = seedTokensDirect(store, template, seeded.rootAccountId, count - seeded.accounts.length, count > base ? run.log : undefined);
+    store.close();
+    await worker.restart();
+    return { worker, tokens: [...seeded.accounts.map((a) => a.token), ...direct] };
   };
   const small = await seed(base);
   run.log(`scale check: a Worker with ${base} tokens; another, writing ${(big - base).toLocaleString("en-US")} more accounts with a token straight into its D1 + KV`);

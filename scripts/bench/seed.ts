@@ -1,15 +1,16 @@
 /**
  * Seeding: through the API (bootstrap, an org, service accounts with a token, some with an ES256
  * key for private_key_jwt), and, for the scale check, accounts with a token written straight into
- * D1 and KV through the seeder Worker (runtime.ts).
+ * a stopped Worker's D1 and KV files (store-files.ts).
  */
 import { createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { exportJWK, generateKeyPair, type CryptoKey as JoseKey, type JWK } from "jose";
 import type { Miniflare } from "miniflare";
 import { generateAccessToken, tokenHint } from "../../src/domain/credentials/access-token.ts";
-import { tokenKey, type AccountClaims, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
+import { accountKey, tokenKey, type AccountClaims, type AccountRecord, type TokenRecord } from "../../src/domain/credentials/kv-records.ts";
 import { newId } from "../../src/lib/ids.ts";
 import type { Log } from "./lifecycle.ts";
+import type { StoreFiles } from "./store-files.ts";
 
 export interface BenchAccount {
   id: string;
@@ -78,13 +79,14 @@ export async function seedQuotaAccounts(base: string, rootToken: string, orgSlug
 }
 
 const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex");
-const sqlValue = (v: string | number | null) => (v === null ? "NULL" : typeof v === "number" ? String(v) : `'${v.replace(/'/g, "''")}'`);
 
 /** A bench account's D1 rows and KV claims, cloned for every account the scale check writes. */
 export interface AccountTemplate {
   account: Record<string, string | number | null>;
   assignments: Record<string, string | number | null>[];
   claims: AccountClaims;
+  /** Its `sa:` record (claims and keys, what reconcile compares), the account id replaced per clone. */
+  accountRecord: AccountRecord;
 }
 
 export async function accountTemplate(mf: Miniflare, kv: { get(key: string): Promise<unknown> }, account: BenchAccount): Promise<AccountTemplate> {
@@ -92,76 +94,82 @@ export async function accountTemplate(mf: Miniflare, kv: { get(key: string): Pro
   const row = await db.prepare("SELECT * FROM service_accounts WHERE id = ?").bind(account.id).first<Record<string, string | number | null>>();
   const assignments = await db.prepare("SELECT * FROM role_assignments WHERE account_id = ?").bind(account.id).all<Record<string, string | number | null>>();
   const stored = await kv.get(tokenKey(sha256Hex(account.token)));
-  if (!row || typeof stored !== "string") throw new Error(`no D1 row or KV record for ${account.id}`);
-  return { account: row, assignments: assignments.results, claims: (JSON.parse(stored) as TokenRecord).account };
+  const accountRecord = await kv.get(accountKey(account.id));
+  if (!row || typeof stored !== "string" || typeof accountRecord !== "string") throw new Error(`no D1 row or KV records for ${account.id}`);
+  return { account: row, assignments: assignments.results, claims: (JSON.parse(stored) as TokenRecord).account, accountRecord: JSON.parse(accountRecord) as AccountRecord };
 }
-
-const insert = (table: string, rows: Record<string, string | number | null>[]) =>
-  `INSERT INTO ${table} (${Object.keys(rows[0]!).join(", ")}) VALUES ${rows.map((r) => `(${Object.values(r).map(sqlValue).join(",")})`).join(",")}`;
 
 let seededAccounts = 0;
 
+/** Accounts per transaction. */
+const SEED_BATCH = 10_000;
+
 /**
  * Writes `count` more accounts, each with one active token (the one-active-token rule holds),
- * cloned from a bench account, straight into D1 (service_accounts, role_assignments, access_tokens
- * rows) and KV (tok:<sha256> records, exactly what an account's Durable Object writes for a live
- * token), through the seeder Worker. Returns the tokens' secrets; `log` (if given) gets progress.
+ * cloned from a bench account, straight into a stopped Worker's D1 (service_accounts,
+ * role_assignments, credential_status, access_tokens rows) and KV (the `tok:` and `sa:` records
+ * an account's Durable Object writes for a live token, status index included, so reconcile finds
+ * them in agreement). Returns the tokens' secrets; `log` (if given) gets progress.
  */
-export async function seedTokensDirect(seederUrl: string, template: AccountTemplate, createdBy: string, count: number, log?: Log): Promise<string[]> {
+export function seedTokensDirect(store: StoreFiles, template: AccountTemplate, createdBy: string, count: number, log?: Log): string[] {
   const secrets: string[] = [];
-  const BATCH = 1000;
-  const ROWS_PER_INSERT = 100;
   const started = Date.now();
-  const orgId = template.claims.orgId;
+  // The status list indexes, taken as one range.
+  const seq = store.get("UPDATE credential_status_seq SET next_idx = next_idx + ? WHERE id = 0 RETURNING next_idx - ? AS first", count, count);
+  if (!seq) throw new Error("credential_status_seq is empty");
+  const firstIdx = Number(seq.first);
   for (let done = 0; done < count; ) {
-    const n = Math.min(BATCH, count - done);
-    const now = Date.now();
-    const accounts: Record<string, string | number | null>[] = [];
-    const assignments: Record<string, string | number | null>[] = [];
-    const tokens: Record<string, string | number | null>[] = [];
-    const kv: [string, string][] = [];
-    for (let i = 0; i < n; i++) {
-      const accountId = newId("account");
-      const name = `bench-seed-${++seededAccounts}`;
-      accounts.push({ ...template.account, id: accountId, name, name_key: `${orgId ?? ""}/${name}`, email: `${name}@seed.bench.invalid`, created_at: now, updated_at: now, last_used_at: null });
-      for (const a of template.assignments) assignments.push({ ...a, id: newId("roleAssignment"), account_id: accountId, created_at: now });
-      const secret = generateAccessToken();
-      const hash = sha256Hex(secret);
-      const tokenId = newId("token");
-      secrets.push(secret);
-      tokens.push({
-        id: tokenId,
-        account_id: accountId,
-        org_id: orgId,
-        name: "bench-seed",
-        secret_hash: hash,
-        hint: tokenHint(secret),
-        status: "active",
-        expires_at: null,
-        previous_secret_hash: null,
-        previous_secret_expires_at: null,
-        created_at: now,
-        created_by: createdBy,
-        regenerated_at: null,
-        revoked_at: null,
-        revoked_by: null,
-        last_used_at: null,
-      });
-      const record: TokenRecord = { tokenId, expiresAt: null, tokenExpiresAt: null, account: { ...template.claims, accountId } };
-      kv.push([tokenKey(hash), JSON.stringify(record)]);
-    }
-    const sql: string[] = [];
-    for (const [table, rows] of [["service_accounts", accounts], ["role_assignments", assignments], ["access_tokens", tokens]] as const) {
-      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) sql.push(insert(table, rows.slice(i, i + ROWS_PER_INSERT)));
-    }
-    const res = await fetch(seederUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sql, kv }) });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`seeding D1 + KV failed: ${res.status} ${text.slice(0, 500)}`);
+    const n = Math.min(SEED_BATCH, count - done);
+    store.transaction(() => writeAccounts(store, template, createdBy, n, firstIdx + done, secrets));
     done += n;
-    if (log && (done % 10_000 === 0 || done === count)) {
-      const rate = done / ((Date.now() - started) / 1000);
-      log(`  seeded ${done.toLocaleString("en-US")} / ${count.toLocaleString("en-US")} accounts with a token (${Math.round(rate)}/s)`);
+    if (log && (done % 100_000 === 0 || done === count)) {
+      log(`  seeded ${done.toLocaleString("en-US")} / ${count.toLocaleString("en-US")} accounts with a token (${Math.round(done / ((Date.now() - started) / 1000))}/s)`);
     }
   }
   return secrets;
+}
+
+/** `n` accounts cloned from the template, each with its role set and one active token; the secrets pushed onto `secrets`. */
+function writeAccounts(store: StoreFiles, template: AccountTemplate, createdBy: string, n: number, firstIdx: number, secrets: string[]): void {
+  const orgId = template.claims.orgId;
+  const now = Date.now();
+  const accounts: Record<string, string | number | null>[] = [];
+  const assignments: Record<string, string | number | null>[] = [];
+  const tokens: Record<string, string | number | null>[] = [];
+  const statuses: Record<string, string | number | null>[] = [];
+  for (let i = 0; i < n; i++) {
+    const accountId = newId("account");
+    const name = `bench-seed-${++seededAccounts}`;
+    accounts.push({ ...template.account, id: accountId, name, name_key: `${orgId ?? ""}/${name}`, email: `${name}@seed.bench.invalid`, created_at: now, updated_at: now, last_used_at: null });
+    for (const a of template.assignments) assignments.push({ ...a, id: newId("roleAssignment"), account_id: accountId, created_at: now });
+    const secret = generateAccessToken();
+    const hash = sha256Hex(secret);
+    const tokenId = newId("token");
+    secrets.push(secret);
+    tokens.push({
+      id: tokenId,
+      account_id: accountId,
+      org_id: orgId,
+      name: "bench-seed",
+      secret_hash: hash,
+      hint: tokenHint(secret),
+      status: "active",
+      expires_at: null,
+      previous_secret_hash: null,
+      previous_secret_expires_at: null,
+      created_at: now,
+      created_by: createdBy,
+      regenerated_at: null,
+      revoked_at: null,
+      revoked_by: null,
+      last_used_at: null,
+    });
+    const statusIdx = firstIdx + i;
+    statuses.push({ idx: statusIdx, credential_type: "access_token", credential_id: tokenId, account_id: accountId, revoked: 0, updated_at: now });
+    const claims = { ...template.claims, accountId };
+    store.put(tokenKey(hash), JSON.stringify({ tokenId, expiresAt: null, tokenExpiresAt: null, account: claims, statusIdx } satisfies TokenRecord));
+    store.put(accountKey(accountId), JSON.stringify({ ...template.accountRecord, account: claims } satisfies AccountRecord));
+  }
+  // The status rows before the tokens: the insert trigger then gives none a second index.
+  for (const [table, rows] of [["service_accounts", accounts], ["role_assignments", assignments], ["credential_status", statuses], ["access_tokens", tokens]] as const) store.insert(table, rows);
 }
