@@ -33,12 +33,15 @@
  *          request, oidc-provider's own jti replay check), reported against (d)
  *    and the scale check: the exchange on two more Workers, one with BENCH_SCALE_BASE tokens in its
  *    store and one with BENCH_SCALE_TOKENS, picks over the same BENCH_SCALE_BASE (rounds
- *    interleaved), then picks over all tokens, then the same picks again.
+ *    interleaved), then picks over all tokens, then the same picks again; then the cron over the
+ *    big store: expiry of a slice of its tokens, and reconcile runs (scripts/bench/cron.ts).
  * 4. Prints one table and writes the same as JSON to bench-results/bench-<timestamp>.json.
  *
  * Environment (defaults in brackets): BENCH_DURATION seconds per round [10], BENCH_WARMUP seconds
  * [2], BENCH_CONNECTIONS [32], BENCH_ROUNDS [3], BENCH_ACCOUNTS [20], BENCH_PKJWT_CLIENTS [4],
- * BENCH_SCALE_BASE [100], BENCH_SCALE_TOKENS [100000] (0 skips the scale check),
+ * BENCH_SCALE_BASE [100], BENCH_SCALE_TOKENS [100000] (0 skips the scale check; 1000000 is the
+ * million-token check), BENCH_CRON_EXPIRING [10000] tokens the cron expires (0 skips the cron),
+ * BENCH_CRON_RECONCILE_RUNS [20],
  * BENCH_WRANGLER_DEV [1] (0 skips the wrangler dev comparison), BENCH_PROFILE=1 (one extra
  * profiled round per direct scenario through the inspector: a .cpuprofile and the top functions),
  * BENCH_SCENARIOS (a comma list of scenario ids to run: healthz, exchange, client-basic,
@@ -87,6 +90,8 @@ const settings = {
   consoleConnections: Math.max(1, Math.round(setting("BENCH_CONSOLE_CONNECTIONS", 4, 2))),
   scaleBase: Math.max(1, Math.round(setting("BENCH_SCALE_BASE", 100, 100))),
   scaleTokens: Math.round(setting("BENCH_SCALE_TOKENS", 100_000, 500)),
+  cronExpiring: Math.round(setting("BENCH_CRON_EXPIRING", 10_000, 300)),
+  cronReconcileRuns: Math.round(setting("BENCH_CRON_RECONCILE_RUNS", 20, 2)),
   wranglerDev: setting("BENCH_WRANGLER_DEV", 1, 0) !== 0,
   signingAlg: process.env.BENCH_SIGNING_ALG || null,
   only: (process.env.BENCH_SCENARIOS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
@@ -129,7 +134,7 @@ async function main(): Promise<number> {
   const ceiling = results[0]!.median.rps;
   const scale: Record<string, unknown> = { base: settings.scaleBase, big: settings.scaleTokens };
   if (settings.scaleTokens > settings.scaleBase && wanted("exchange")) {
-    const check = await runScaleCheck(run, settings.accounts, settings.scaleBase, settings.scaleTokens, () => start(false));
+    const check = await runScaleCheck(run, settings.accounts, settings.scaleBase, settings.scaleTokens, () => start(false), settings.cronExpiring > 0 ? { expiring: settings.cronExpiring, reconcileRuns: settings.cronReconcileRuns } : null);
     results.push(...check.results);
     Object.assign(scale, check.scale);
   } else {

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { JobPass, runCronCheck } from "./cron.ts";
 import { root } from "./runtime.ts";
 import type { ScenarioResult } from "./scenario.ts";
 
@@ -169,6 +170,7 @@ export function report(input: ReportInput) {
     scale.skipped
       ? "scale check: skipped"
       : `scale check (two Workers, the same bundle): exchange with ${settings.scaleTokens.toLocaleString("en-US")} tokens / with ${settings.scaleBase}: ${fmt(scale.ratioHot as number)} (picks over ${settings.scaleBase} on both, rounds interleaved), ${fmt(scale.ratioSpread as number)} (picks uniform over all tokens: cache misses), ${fmt(scale.ratioHotAfterSpread as number)} (picks over ${settings.scaleBase} again, right after those)`,
+    ...cronLines(scale.cron as Record<string, CronCheck> | null | undefined),
     ...results.flatMap((r) => r.notes.map((n) => `note (${r.id}): ${n}`)),
     ...(contended.length > 0
       ? [`WARNING: other processes used >= 15 % of a core during ${contended.join(", ")} (column "other CPU%"); on ${os.cpus().length} CPUs that skews the numbers: run again on a quiet machine.`]
@@ -211,4 +213,16 @@ export function smokeFailure(rows: Row[], byId: Map<string, ScenarioResult>): st
   const bad = rows.filter((r) => r.non2xx > 0 || r.errors > 0);
   if (bad.length === 0) return null;
   return `SMOKE FAILED: errors or non-2xx in ${bad.map((r) => `${r.id} (${JSON.stringify(byId.get(r.id)!.totals.statusCodes)}, ${r.errors} errors; first: ${byId.get(r.id)!.rounds.map((x) => x.firstFailure).find(Boolean) ?? byId.get(r.id)!.warmup?.firstFailure ?? "-"})`).join(", ")}`;
+}
+
+type CronCheck = Awaited<ReturnType<typeof runCronCheck>>;
+
+/** The cron over the scale check's store, per bounds profile: items per run and per second, and runs per full pass. */
+function cronLines(cron: Record<string, CronCheck> | null | undefined): string[] {
+  if (!cron) return ["cron over the scale store: skipped"];
+  const pass = (p: JobPass) => `${p.itemsPerRun} items a run, ${p.itemsPerSecond} items/s, longest run ${p.maxRunMs} ms, runs stopped by ${Object.entries(p.stoppedBy).map(([k, v]) => `${k} ${v}`).join(", ")}`;
+  return Object.entries(cron).flatMap(([profile, c]) => [
+    `cron (${profile} bounds), expireTokens: ${c.expiring.toLocaleString("en-US")} tokens due took ${c.expiry.runs} runs (${pass(c.expiry)}; ${c.expiredLeft} still due after)`,
+    `cron (${profile} bounds), reconcile: ${c.reconcile.runs} runs (${pass(c.reconcile)}; ${c.reconcile.totals.accountsResynced ?? 0} accounts resynced, ${c.reconcile.totals.orphansDeleted ?? 0} orphans deleted); a full cycle over ${c.active.toLocaleString("en-US")} tokens needs ${c.reconcileRunsPerPass} runs`,
+  ]);
 }

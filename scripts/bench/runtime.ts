@@ -117,8 +117,8 @@ export interface RunningWorker {
   /** KV namespace ids by binding (a namespace's files are named by its id). */
   kvIds: Record<string, string>;
   inspectorPort: number | undefined;
-  /** After `mf.dispose()`: workerd again on the same state, secrets and bundle (this object updated). */
-  restart(): Promise<RunningWorker>;
+  /** After `mf.dispose()`: workerd again on the same state, secrets and bundle, `overrides` over its vars (this object updated). */
+  restart(overrides?: Record<string, string>): Promise<RunningWorker>;
 }
 
 /** Bundles the Worker, starts it in workerd through Miniflare and applies the migrations. */
@@ -210,7 +210,8 @@ export async function startWorker(options: StartOptions): Promise<RunningWorker>
     kvIds: config.kv,
     vars,
     secrets,
-    restart: async () => {
+    restart: async (overrides = {}) => {
+      Object.assign(vars, overrides);
       Object.assign(running, await launch(false));
       return running;
     },

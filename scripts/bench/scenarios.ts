@@ -17,6 +17,7 @@ import { accountTemplate, seedQuotaAccounts, seedThroughApi, seedTokensDirect, t
 import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
 import { DpopProofs } from "./dpop.ts";
 import { openStoreFiles } from "./store-files.ts";
+import { runCronCheck } from "./cron.ts";
 
 export interface Seeded {
   rootToken: string;
@@ -117,13 +118,20 @@ export async function workerScenarios(run: RunOptions, worker: RunningWorker, se
 }
 
 /**
+ * The cron's bounds the check runs under, in turn: wrangler.toml's, and those of a paid plan with
+ * the current 10,000-subrequest cap per invocation (docs/performance.md, "A million tokens").
+ */
+const CRON_PROFILES: Record<string, Record<string, string>> = { default: {}, "paid-plan": { CRON_SUBREQUEST_BUDGET: "9000", CRON_MAX_ITEMS: "5000" } };
+
+/**
  * The exchange on two fresh Workers (the same bundle, seeded the same way through the API), one
  * with `base` tokens in its store, one with `big` (the extra accounts written straight into D1 +
  * KV). Picks over `base` tokens on both, rounds interleaved (as a ratio's two sides should be);
  * then, on the big store, picks uniform over all tokens (cache misses), and the `base` picks once
  * more right after those: the usage writes of the thousands of accounts just used land meanwhile.
+ * Last, if asked, the cron over the big store (cron.ts).
  */
-export async function runScaleCheck(run: RunOptions, accounts: number, base: number, big: number, start: () => Promise<RunningWorker>) {
+export async function runScaleCheck(run: RunOptions, accounts: number, base: number, big: number, start: () => Promise<RunningWorker>, cronCheck: { expiring: number; reconcileRuns: number } | null) {
   const t = performance.now();
   const seed = async (count: number) => {
     const worker = await start();
@@ -134,7 +142,7 @@ export async function runScaleCheck(run: RunOptions, accounts: number, base: num
     const direct = seedTokensDirect(store, template, seeded.rootAccountId, count - seeded.accounts.length, count > base ? run.log : undefined);
     store.close();
     await worker.restart();
-    return { worker, tokens: [...seeded.accounts.map((a) => a.token), ...direct] };
+    return { worker, rootToken: seeded.rootToken, tokens: [...seeded.accounts.map((a) => a.token), ...direct] };
   };
   const small = await seed(base);
   run.log(`scale check: a Worker with ${base} tokens; another, writing ${(big - base).toLocaleString("en-US")} more accounts with a token straight into its D1 + KV`);
@@ -154,6 +162,15 @@ export async function runScaleCheck(run: RunOptions, accounts: number, base: num
   await small.worker.mf.dispose();
   const [spread] = await runScenarios(run, [exchange(`exchange@${label}`, `(b) exchange, ${label} tokens in store, picks over all`, large.worker, large.tokens)]);
   const [after] = await runScenarios(run, [exchange(`exchange@${label}-hot-after`, `(b) exchange, ${label} tokens, picks over ${base}, after "over all"`, large.worker, hot)]);
+  const cron: Record<string, Awaited<ReturnType<typeof runCronCheck>>> = {};
+  for (const [profile, vars] of Object.entries(cronCheck ? CRON_PROFILES : {})) {
+    if (Object.keys(vars).length > 0) {
+      await large.worker.mf.dispose();
+      await large.worker.restart(vars);
+    }
+    run.log(`cron over the big store, ${profile} bounds`);
+    cron[profile] = await runCronCheck(large.worker.direct.base, large.rootToken, await large.worker.mf.getD1Database("DB"), { ...cronCheck!, log: run.log });
+  }
   await large.worker.mf.dispose();
   const results = [smallResult!, hotResult!, spread!, after!];
   const rps = (r: ScenarioResult) => r.median.rps;
@@ -167,6 +184,7 @@ export async function runScaleCheck(run: RunOptions, accounts: number, base: num
     ratioHot: rps(hotResult!) / rps(smallResult!),
     ratioSpread: rps(spread!) / rps(smallResult!),
     ratioHotAfterSpread: rps(after!) / rps(smallResult!),
+    cron: cronCheck ? cron : null,
   };
   return { results, scale };
 }

@@ -876,7 +876,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Run the scheduled jobs now (one batch each)
+         * Run the scheduled jobs now, within the scheduled run's bounds
          * @description Requires `platform.root`.
          */
         post: {
@@ -9436,6 +9436,14 @@ export interface components {
                 };
             };
             durationMs: number;
+            /** @description Items handled by all jobs in the run */
+            items: number;
+            itemsPerSecond: number;
+            /**
+             * @description The bound that ended the run early, if one did (the rest is left to the next run)
+             * @enum {string|null}
+             */
+            stoppedBy: "time" | "items" | "subrequests" | null;
         };
         /**
          * @example {

@@ -54,9 +54,17 @@ const runJobsNow = withPermission("platform.root", async (gate, jobs: string[] |
   return runJobs(gate.ctx.env, { jobs });
 });
 
-const runSummarySchema = z.object({ jobs: z.record(z.string(), z.record(z.string(), z.unknown())), durationMs: z.number() }).openapi("JobRunSummary");
+const runSummarySchema = z
+  .object({
+    jobs: z.record(z.string(), z.record(z.string(), z.unknown())),
+    durationMs: z.number(),
+    items: z.number().int().openapi({ description: "Items handled by all jobs in the run" }),
+    itemsPerSecond: z.number().int(),
+    stoppedBy: z.enum(["time", "items", "subrequests"]).nullable().openapi({ description: "The bound that ended the run early, if one did (the rest is left to the next run)" }),
+  })
+  .openapi("JobRunSummary");
 
 adminRoutes.openapi(
-  createRoute({ method: "post", path: "/jobs/run", tags: ["Platform"], summary: "Run the scheduled jobs now (one batch each)", ...needs(runJobsNow), request: jsonBody(runJobsBody, false), responses: { 200: jsonResponse("What each job did", runSummarySchema), ...errors(400, 401, 403) } }),
+  createRoute({ method: "post", path: "/jobs/run", tags: ["Platform"], summary: "Run the scheduled jobs now, within the scheduled run's bounds", ...needs(runJobsNow), request: jsonBody(runJobsBody, false), responses: { 200: jsonResponse("What each job did", runSummarySchema), ...errors(400, 401, 403) } }),
   async (c) => c.json(await runJobsNow(ctxOf(c), c.get("principal"), c.req.valid("json")?.jobs), 200),
 );
