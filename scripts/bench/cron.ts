@@ -74,3 +74,5 @@ export async function runCronCheck(base: string, rootToken: string, db: D1, opts
 
   return { activeBefore: before?.n ?? null, active, expiring: opts.expiring, expiredLeft: left?.n ?? null, expiry, reconcile, reconcileRunsPerPass };
 }
+
+export type CronCheck = Awaited<ReturnType<typeof runCronCheck>>;

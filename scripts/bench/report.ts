@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { JobPass, runCronCheck } from "./cron.ts";
+import type { CronCheck, JobPass } from "./cron.ts";
 import { root } from "./runtime.ts";
 import type { ScenarioResult } from "./scenario.ts";
 
@@ -214,8 +214,6 @@ export function smokeFailure(rows: Row[], byId: Map<string, ScenarioResult>): st
   if (bad.length === 0) return null;
   return `SMOKE FAILED: errors or non-2xx in ${bad.map((r) => `${r.id} (${JSON.stringify(byId.get(r.id)!.totals.statusCodes)}, ${r.errors} errors; first: ${byId.get(r.id)!.rounds.map((x) => x.firstFailure).find(Boolean) ?? byId.get(r.id)!.warmup?.firstFailure ?? "-"})`).join(", ")}`;
 }
-
-type CronCheck = Awaited<ReturnType<typeof runCronCheck>>;
 
 /** The cron over the scale check's store, per bounds profile: items per run and per second, and runs per full pass. */
 function cronLines(cron: Record<string, CronCheck> | null | undefined): string[] {

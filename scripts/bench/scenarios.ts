@@ -17,7 +17,7 @@ import { accountTemplate, seedQuotaAccounts, seedThroughApi, seedTokensDirect, t
 import { presignedPool, trustBenchIssuer, type BenchIssuer } from "./federation.ts";
 import { DpopProofs } from "./dpop.ts";
 import { openStoreFiles } from "./store-files.ts";
-import { runCronCheck } from "./cron.ts";
+import { runCronCheck, type CronCheck } from "./cron.ts";
 
 export interface Seeded {
   rootToken: string;
@@ -162,7 +162,7 @@ export async function runScaleCheck(run: RunOptions, accounts: number, base: num
   await small.worker.mf.dispose();
   const [spread] = await runScenarios(run, [exchange(`exchange@${label}`, `(b) exchange, ${label} tokens in store, picks over all`, large.worker, large.tokens)]);
   const [after] = await runScenarios(run, [exchange(`exchange@${label}-hot-after`, `(b) exchange, ${label} tokens, picks over ${base}, after "over all"`, large.worker, hot)]);
-  const cron: Record<string, Awaited<ReturnType<typeof runCronCheck>>> = {};
+  const cron: Record<string, CronCheck> = {};
   for (const [profile, vars] of Object.entries(cronCheck ? CRON_PROFILES : {})) {
     if (Object.keys(vars).length > 0) {
       await large.worker.mf.dispose();

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { CronCheck } from "../../scripts/bench/cron.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const scenarios = ["healthz", "exchange", "client-basic", "private-key-jwt", "list-accounts", "federated", "peer"];
@@ -40,7 +41,7 @@ describe("the benchmark's smoke", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("runs every scenario without an error or a non-2xx, prints the table and writes the JSON", async () => {
-    const { code, stdout, stderr } = await runScript("bench.ts", ["--smoke"], { BENCH_OUTPUT: output }, 100_000);
+    const { code, stdout, stderr } = await runScript("bench.ts", ["--smoke"], { BENCH_OUTPUT: output }, 140_000);
     expect(code, `${stdout}\n${stderr}`).toBe(0);
 
     for (const label of labels) expect(stdout).toContain(label);
@@ -49,7 +50,7 @@ describe("the benchmark's smoke", () => {
     const report = JSON.parse(readFileSync(output, "utf8")) as {
       settings: { smoke: boolean };
       table: { id: string; rps: number; non2xx: number; errors: number }[];
-      scale: { rpsBase?: number; rpsBigSpread?: number };
+      scale: { rpsBase?: number; rpsBigSpread?: number; cron?: Record<string, CronCheck> };
     };
     expect(report.settings.smoke).toBe(true);
     const ids = report.table.map((r) => r.id);
@@ -61,7 +62,21 @@ describe("the benchmark's smoke", () => {
     // The scale check's direct D1 + KV seeding ran (tokens written around the API still exchange).
     expect(report.scale.rpsBase).toBeGreaterThan(0);
     expect(report.scale.rpsBigSpread).toBeGreaterThan(0);
-  }, 110_000);
+    // The cron over that store, under both bounds: every due token expired, and reconcile finds
+    // the directly written store as the write path would have left it (nothing to repair).
+    const cron = report.scale.cron!;
+    expect(Object.keys(cron)).toEqual(["default", "paid-plan"]);
+    for (const [profile, c] of Object.entries(cron)) {
+      expect(c.expiry.runs, profile).toBeGreaterThan(0);
+      expect(c.expiry.totals.processed, profile).toBe(c.expiring);
+      expect(c.expiredLeft, profile).toBe(0);
+      expect(c.reconcile.runs, profile).toBeGreaterThan(0);
+      expect(c.reconcile.totals.accountsResynced ?? 0, profile).toBe(0);
+      expect(c.reconcile.totals.orphansDeleted ?? 0, profile).toBe(0);
+    }
+    // The paid plan's subrequest budget lets a run take more of a backlog.
+    expect(cron["paid-plan"]!.reconcile.itemsPerRun).toBeGreaterThan(cron.default!.reconcile.itemsPerRun);
+  }, 150_000);
 });
 
 /** `npm run bench:loop`: a short run (the loop fails on any non-2xx answer inside the isolate). */
