@@ -15,7 +15,7 @@ interface RunSummary {
   stoppedBy: "time" | "items" | "subrequests" | null;
 }
 
-type D1 = { prepare(sql: string): { bind(...v: unknown[]): { first<T>(): Promise<T | null>; run(): Promise<unknown> }; first<T>(): Promise<T | null> } };
+type D1 = { prepare(sql: string): { bind(...v: unknown[]): { first<T>(): Promise<T | null>; run(): Promise<{ meta: { changes: number } }> }; first<T>(): Promise<T | null> } };
 
 export interface JobPass {
   runs: number;
@@ -59,10 +59,12 @@ async function runJob(base: string, rootToken: string, job: string, maxRuns: num
 export async function runCronCheck(base: string, rootToken: string, db: D1, opts: { expiring: number; reconcileRuns: number; log: Log }) {
   const now = Date.now();
   const before = await db.prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active'").first<{ n: number }>();
-  await db
+  // As many as asked for, of those still active (a small store's second profile may have fewer).
+  const made = await db
     .prepare("UPDATE access_tokens SET expires_at = ? WHERE id IN (SELECT id FROM access_tokens WHERE status = 'active' AND name = 'bench-seed' ORDER BY id LIMIT ?)")
     .bind(now - 60_000, opts.expiring)
     .run();
+  const expiring = made.meta.changes;
   const expiry = await runJob(base, rootToken, "expireTokens", 10_000, (r) => r.items === 0);
   const left = await db.prepare("SELECT count(*) AS n FROM access_tokens WHERE status = 'active' AND expires_at <= ?").bind(now).first<{ n: number }>();
   opts.log(`cron: expireTokens took ${expiry.runs} runs; ${left?.n ?? "?"} tokens still due`);
@@ -72,7 +74,7 @@ export async function runCronCheck(base: string, rootToken: string, db: D1, opts
   const reconcileRunsPerPass = Math.ceil((2 * active) / Math.max(1, reconcile.itemsPerRun));
   opts.log(`cron: ${reconcile.runs} reconcile runs, ${reconcile.itemsPerRun} items a run`);
 
-  return { activeBefore: before?.n ?? null, active, expiring: opts.expiring, expiredLeft: left?.n ?? null, expiry, reconcile, reconcileRunsPerPass };
+  return { activeBefore: before?.n ?? null, active, expiring, expiredLeft: left?.n ?? null, expiry, reconcile, reconcileRunsPerPass };
 }
 
 export type CronCheck = Awaited<ReturnType<typeof runCronCheck>>;

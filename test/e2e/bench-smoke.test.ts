@@ -74,8 +74,11 @@ describe("the benchmark's smoke", () => {
       expect(c.reconcile.totals.accountsResynced ?? 0, profile).toBe(0);
       expect(c.reconcile.totals.orphansDeleted ?? 0, profile).toBe(0);
     }
-    // The paid plan's subrequest budget lets a run take more of a backlog.
-    expect(cron["paid-plan"]!.reconcile.itemsPerRun).toBeGreaterThan(cron.default!.reconcile.itemsPerRun);
+    // The smoke makes 600 due: the default bounds stop a run at 400 (the subrequest budget), the
+    // paid plan's take them in one.
+    expect(cron.default!.expiry.runs).toBe(2);
+    expect(cron.default!.expiry.stoppedBy.subrequests).toBe(1);
+    expect(cron["paid-plan"]!.expiry.runs).toBe(1);
   }, 150_000);
 });
 
