@@ -218,7 +218,8 @@ export function smokeFailure(rows: Row[], byId: Map<string, ScenarioResult>): st
 /** The cron over the scale check's store, per bounds profile: items per run and per second, and runs per full pass. */
 function cronLines(cron: Record<string, CronCheck> | null | undefined): string[] {
   if (!cron) return ["cron over the scale store: skipped"];
-  const pass = (p: JobPass) => `${p.itemsPerRun} items a run, ${p.itemsPerSecond} items/s, longest run ${p.maxRunMs} ms, runs stopped by ${Object.entries(p.stoppedBy).map(([k, v]) => `${k} ${v}`).join(", ")}`;
+  const stops = (p: JobPass) => Object.entries(p.stoppedBy).map(([k, v]) => k + " " + v).join(", ");
+  const pass = (p: JobPass) => `${p.itemsPerRun} items a run, ${p.itemsPerSecond} items/s, longest run ${p.maxRunMs} ms, runs stopped by ${stops(p)}`;
   return Object.entries(cron).flatMap(([profile, c]) => [
     `cron (${profile} bounds), expireTokens: ${c.expiring.toLocaleString("en-US")} tokens due took ${c.expiry.runs} runs (${pass(c.expiry)}; ${c.expiredLeft} still due after)`,
     `cron (${profile} bounds), reconcile: ${c.reconcile.runs} runs (${pass(c.reconcile)}; ${c.reconcile.totals.accountsResynced ?? 0} accounts resynced, ${c.reconcile.totals.orphansDeleted ?? 0} orphans deleted); a full cycle over ${c.active.toLocaleString("en-US")} tokens needs ${c.reconcileRunsPerPass} runs`,
