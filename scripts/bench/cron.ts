@@ -54,7 +54,7 @@ async function runJob(base: string, rootToken: string, job: string, maxRuns: num
 /**
  * Expires `expiring` of the store's directly written tokens (their expiry set in the past, as if
  * it came due) and runs expireTokens until nothing is left; then `reconcileRuns` reconcile runs,
- * and the runs a full reconcile cycle needs over `tokens` rows and as many `tok:` keys.
+ * and the runs a full reconcile cycle needs over the active rows and as many `tok:` keys.
  */
 export async function runCronCheck(base: string, rootToken: string, db: D1, opts: { expiring: number; reconcileRuns: number; log: Log }) {
   const now = Date.now();
