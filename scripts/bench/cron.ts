@@ -5,17 +5,12 @@
  * makes them. Reports the items per run and per second, what stopped each run, and the runs a full
  * pass needs: measured for expiry, computed from the store's size for reconcile.
  */
+import type { Miniflare } from "miniflare";
+import type { RunSummary } from "../../src/cron/index.ts";
 import { api } from "./seed.ts";
 import type { Log } from "./lifecycle.ts";
 
-interface RunSummary {
-  jobs: Record<string, Record<string, unknown>>;
-  durationMs: number;
-  items: number;
-  stoppedBy: "time" | "items" | "subrequests" | null;
-}
-
-type D1 = { prepare(sql: string): { bind(...v: unknown[]): { first<T>(): Promise<T | null>; run(): Promise<{ meta: { changes: number } }> }; first<T>(): Promise<T | null> } };
+type D1 = Awaited<ReturnType<Miniflare["getD1Database"]>>;
 
 export interface JobPass {
   runs: number;
